@@ -1,0 +1,191 @@
+"""ResNet50 → ONNX, written directly from the named weights with the ``onnx`` package.
+
+Why not tf2onnx or Keras' own export: both need TensorFlow at export time (2–3 s of import,
+and tf2onnx lags TensorFlow releases), and neither folds our preprocessing the way we want.
+Writing the graph from the layer names is ~100 lines, needs only numpy + onnx, and lets us:
+- fold each BatchNormalization into the convolution before it (fewer ops, same maths);
+- take uint8 RGB input: the channel flip (RGB→BGR) goes into conv1's weights, the mean
+  subtraction stays an explicit Sub so the zero padding of conv1 sees exactly what Keras sees.
+The cache key covers the weights' md5, every model option and the exporter version, and each
+cached file carries its own sha256, so a stale or corrupt file is rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .imagenet import CAFFE_MEAN_BGR
+
+EXPORTER_VERSION = 1
+OPSET = 17
+STAGES = ((2, 3, (64, 64, 256), 1), (3, 4, (128, 128, 512), 2), (4, 6, (256, 256, 1024), 2), (5, 3, (512, 512, 2048), 2))
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Everything that changes the exported graph (and so the cache key)."""
+
+    weights_md5: str
+    pool1_padding: str = "same"
+    bn_epsilon: float = 1e-5
+    input_size: int = 224
+    include_top: bool = True
+    pooling: str | None = None
+    precision: str = "fp32"
+    calibration: str = ""  # digest of the calibration images (int8)
+
+    def key(self) -> str:
+        import onnx
+
+        payload = dict(asdict(self), exporter=EXPORTER_VERSION, opset=OPSET, onnx=onnx.__version__)
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+class _GraphBuilder:
+    def __init__(self, weights: dict[str, list[np.ndarray]], epsilon: float):
+        self.weights = weights
+        self.epsilon = epsilon
+        self.nodes = []
+        self.initializers = []
+
+    def const(self, name: str, array: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], output: str, **attrs) -> str:
+        from onnx import helper
+
+        self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+    def conv_bn(self, x: str, conv: str, bn: str, stride: int = 1, pad: int = 0, relu: bool = True, flip_input=False) -> str:
+        kernel, bias = self.weights[conv]
+        gamma, beta, mean, variance = self.weights[bn]
+        scale = gamma / np.sqrt(variance + self.epsilon)
+        kernel = kernel.transpose(3, 2, 0, 1)  # (kh, kw, in, out) → (out, in, kh, kw)
+        if flip_input:
+            kernel = kernel[:, ::-1]
+        w = (kernel * scale[:, None, None, None]).astype(np.float32)
+        b = ((bias - mean) * scale + beta).astype(np.float32)
+        y = self.node(
+            "Conv",
+            [x, self.const(f"{conv}_W", w), self.const(f"{conv}_B", b)],
+            conv,
+            kernel_shape=list(w.shape[2:]),
+            strides=[stride, stride],
+            pads=[pad] * 4,
+        )
+        return self.node("Relu", [y], f"{conv}_relu") if relu else y
+
+    def block(self, x: str, stage: int, letter: str, stride: int, projection: bool) -> str:
+        res, bn = f"res{stage}{letter}_branch", f"bn{stage}{letter}_branch"
+        shortcut = self.conv_bn(x, res + "1", bn + "1", stride=stride, relu=False) if projection else x
+        y = self.conv_bn(x, res + "2a", bn + "2a", stride=stride)
+        y = self.conv_bn(y, res + "2b", bn + "2b", pad=1)
+        y = self.conv_bn(y, res + "2c", bn + "2c", relu=False)
+        y = self.node("Add", [y, shortcut], f"res{stage}{letter}_add")
+        return self.node("Relu", [y], f"res{stage}{letter}_relu")
+
+
+def build_onnx(weights: dict[str, list[np.ndarray]], config: ExportConfig):
+    """The ONNX ModelProto: uint8 RGB NHWC [N, S, S, 3] → probabilities [N, 1000]
+    (or pooled features [N, 2048], or the NHWC feature map)."""
+    from onnx import TensorProto, helper
+
+    g = _GraphBuilder(weights, config.bn_epsilon)
+    size = config.input_size
+    x = g.node("Cast", ["images"], "images_float", to=TensorProto.FLOAT)
+    mean_rgb = np.asarray(CAFFE_MEAN_BGR[::-1], dtype=np.float32)
+    x = g.node("Sub", [x, g.const("mean_rgb", mean_rgb)], "centered")
+    x = g.node("Transpose", [x], "nchw", perm=[0, 3, 1, 2])
+    x = g.conv_bn(x, "conv1", "bn_conv1", stride=2, pad=3, flip_input=True)
+    pool_pads = {"same": [0, 0, 1, 1], "pad1": [1, 1, 1, 1], "valid": [0, 0, 0, 0]}[config.pool1_padding]
+    x = g.node("MaxPool", [x], "pool1", kernel_shape=[3, 3], strides=[2, 2], pads=pool_pads)
+    for stage, blocks, _, stride in STAGES:
+        for i, letter in enumerate("abcdef"[:blocks]):
+            x = g.block(x, stage, letter, stride if i == 0 else 1, projection=i == 0)
+
+    if config.include_top:
+        x = g.node("GlobalAveragePool", [x], "avg_pool")
+        x = g.node("Flatten", [x], "flatten")
+        kernel, bias = weights["fc1000"]
+        x = g.node("Gemm", [x, g.const("fc1000_W", kernel.astype(np.float32)), g.const("fc1000_B", bias.astype(np.float32))], "fc1000")
+        x = g.node("Softmax", [x], "probabilities", axis=-1)
+        out_shape = ["N", int(kernel.shape[1])]
+    elif config.pooling in ("avg", "max"):
+        op = "GlobalAveragePool" if config.pooling == "avg" else "GlobalMaxPool"
+        x = g.node(op, [x], f"{config.pooling}_pool")
+        x = g.node("Flatten", [x], "features")
+        out_shape = ["N", 2048]
+    else:
+        x = g.node("Transpose", [x], "feature_map", perm=[0, 2, 3, 1])
+        out_shape = ["N", None, None, 2048]
+
+    graph = helper.make_graph(
+        g.nodes,
+        "resnet50",
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["N", size, size, 3])],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, out_shape)],
+        initializer=g.initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="resnet-classify")
+    model.ir_version = 8
+    return model
+
+
+# ---------------------------------------------------------------------------- int8
+
+
+def quantize_int8(fp32_path: Path, out_path: Path, calibration_images: np.ndarray) -> None:
+    """Static QDQ quantization with per-channel int8 weights, calibrated on real images."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"images": calibration_images[i : i + 1]} for i in range(len(calibration_images))])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    quantize_static(
+        str(fp32_path),
+        str(out_path),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["Conv", "Gemm", "Add", "MaxPool", "GlobalAveragePool"],
+    )
+
+
+# ---------------------------------------------------------------------------- cache
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_verified(path: Path) -> bytes | None:
+    """The cached model's bytes if its recorded sha256 matches, else None (stale/corrupt)."""
+    stamp = path.with_suffix(".sha256")
+    try:
+        data = path.read_bytes()
+        expected = stamp.read_text().strip()
+    except OSError:
+        return None
+    return data if digest(data) == expected else None
+
+
+def store(path: Path, data: bytes) -> None:
+    from .cache import write_atomic
+
+    write_atomic(path, data)
+    write_atomic(path.with_suffix(".sha256"), digest(data).encode())

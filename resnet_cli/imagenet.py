@@ -1,0 +1,87 @@
+"""ImageNet facts: "caffe" preprocessing, the 1000-class index, top-k decoding.
+
+Pure numpy; no Keras import, so the ONNX path and the output sinks can use it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+# Per-channel means of the ImageNet training set, in BGR order, as Caffe (and
+# keras.applications.imagenet_utils.preprocess_input(mode="caffe")) subtract them.
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+NUM_CLASSES = 1000
+
+
+def preprocess_caffe(rgb: np.ndarray) -> np.ndarray:
+    """RGB (…, 3) in [0, 255] → BGR float32 minus the ImageNet means.
+
+    Same arithmetic, in the same order, as Keras' ``preprocess_input`` in caffe mode.
+    """
+    bgr = np.asarray(rgb, dtype=np.float32)[..., ::-1]
+    return bgr - np.asarray(CAFFE_MEAN_BGR, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    rank: int
+    index: int
+    wnid: str
+    label: str
+    score: float
+
+    def as_dict(self) -> dict:
+        return {
+            "rank": self.rank,
+            "index": self.index,
+            "wnid": self.wnid,
+            "label": self.label,
+            "score": self.score,
+        }
+
+
+@functools.lru_cache(maxsize=1)
+def class_index() -> tuple[tuple[str, str], ...]:
+    """The standard ``imagenet_class_index.json``, shipped as package data: (wnid, label) by index."""
+    text = resources.files("resnet_cli").joinpath("data/imagenet_class_index.json").read_text()
+    raw = json.loads(text)
+    return tuple((raw[str(i)][0], raw[str(i)][1]) for i in range(NUM_CLASSES))
+
+
+def decode_top_k(probabilities: np.ndarray, k: int = 5) -> list[list[Prediction]]:
+    """(N, 1000) scores → for each row the k best classes, best first.
+
+    Ties are broken by the lower class index, so the order is deterministic.
+    """
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim != 2 or probabilities.shape[1] != NUM_CLASSES:
+        raise ValueError(
+            f"Expected scores of shape (N, {NUM_CLASSES}). Received: shape={probabilities.shape}"
+        )
+    if not 1 <= k <= NUM_CLASSES:
+        raise ValueError(f"k must be between 1 and {NUM_CLASSES}. Received: k={k}")
+    classes = class_index()
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    return [
+        [
+            Prediction(rank, int(i), classes[i][0], classes[i][1], float(row[i]))
+            for rank, i in enumerate(top, start=1)
+        ]
+        for row, top in zip(probabilities, order)
+    ]
+
+
+def find_class(query: str) -> int:
+    """A class given as an index, a wnid or a label (case-insensitive) → its index."""
+    if query.isdigit() and int(query) < NUM_CLASSES:
+        return int(query)
+    wanted = query.strip().lower().replace(" ", "_")
+    for index, (wnid, label) in enumerate(class_index()):
+        if wanted in (wnid.lower(), label.lower()):
+            return index
+    raise ValueError(f"Unknown ImageNet class. Received: {query!r}")

@@ -1,0 +1,255 @@
+"""Paths → RGB uint8 arrays at the model's input size, or a typed, plain-words error.
+
+Discovery is lazy (a generator) so a folder of a million files costs no memory up front.
+Decoding never raises anything but ``ImageError`` / ``NotAnImage`` for a bad file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+RESIZE_MODES = ("stretch", "crop")
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
+CROP_RATIO = 224 / 256  # shorter side to 256, centre crop 224, as timm/torchvision evaluate
+
+# Leading bytes of the formats we classify; anything else in a folder is skipped.
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+class ImageError(Exception):
+    """A file that should be an image but cannot be classified; the message is the reason."""
+
+
+class NotAnImage(ImageError):
+    """A file found in a folder that is no image and is not named like one: skipped quietly."""
+
+
+IMAGE_EXTENSIONS = frozenset(
+    ".jpg .jpeg .jpe .jfif .png .gif .bmp .dib .webp .tif .tiff".split()
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input: its path as the user will see it, and whether the user named it."""
+
+    path: str
+    explicit: bool = True
+
+
+# ---------------------------------------------------------------------------- discovery
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _walk(folder: Path, recursive: bool, include_hidden: bool, seen_dirs: set) -> Iterator[Source]:
+    """Files below ``folder`` in sorted order; symlinked folders followed once (loops cut)."""
+    try:
+        key = (folder.stat().st_dev, folder.stat().st_ino)
+    except OSError:
+        return
+    if key in seen_dirs:
+        return
+    seen_dirs.add(key)
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return
+    subfolders = []
+    for entry in entries:
+        if not include_hidden and _is_hidden(entry.name):
+            continue
+        try:
+            is_dir = entry.is_dir()  # follows symlinks; False for broken links and loops
+        except OSError:
+            is_dir = False
+        if is_dir:
+            subfolders.append(entry)
+        else:
+            yield Source(str(folder / entry.name), explicit=False)
+    if recursive:
+        for entry in subfolders:
+            yield from _walk(folder / entry.name, recursive, include_hidden, seen_dirs)
+
+
+def _stdin_paths(stream) -> Iterator[str]:
+    for line in stream:
+        line = line.rstrip("\r\n")
+        if line:
+            yield line
+
+
+def discover(
+    inputs: Iterable[str],
+    recursive: bool = False,
+    include_hidden: bool = False,
+    stdin=None,
+) -> Iterator[Source]:
+    """Expand files, folders and ``-`` (paths on stdin, one a line) lazily, in a fixed order,
+    each file once. Named files that do not exist still come out (they become error records)."""
+    seen_files: set[str] = set()
+    seen_dirs: set = set()
+
+    def expand(raw: str, explicit: bool) -> Iterator[Source]:
+        path = Path(raw)
+        if path.is_dir():
+            yield from _walk(path, recursive, include_hidden, seen_dirs)
+        else:
+            yield Source(raw, explicit=explicit)
+
+    for raw in inputs:
+        if raw == "-":
+            stream = stdin if stdin is not None else sys.stdin
+            candidates = (s for line in _stdin_paths(stream) for s in expand(line, True))
+        else:
+            candidates = expand(raw, True)
+        for source in candidates:
+            key = os.path.realpath(source.path)
+            if key in seen_files:
+                continue
+            seen_files.add(key)
+            yield source
+
+
+# ---------------------------------------------------------------------------- decoding
+
+
+def _open_error(path: str, error: OSError) -> ImageError:
+    if error.errno == errno.ENOENT:
+        if os.path.islink(path):
+            return ImageError("broken symbolic link")
+        return ImageError("no such file")
+    if error.errno == errno.ELOOP:
+        return ImageError("symbolic link loop")
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return ImageError("permission denied")
+    if error.errno == errno.EISDIR:
+        return ImageError("is a folder (use --recursive, or name the folder)")
+    return ImageError(f"cannot read the file ({error.strerror or error})")
+
+
+def sniff(head: bytes) -> str | None:
+    """The image format from a file's first bytes, or None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for magic, fmt in _SIGNATURES if head.startswith(magic)), None)
+
+
+def _to_rgb(image):
+    """Any Pillow mode → RGB. Alpha is composited onto white; 16-bit and float greys are
+    scaled to 8 bits rather than clipped; palette transparency becomes alpha first."""
+    from PIL import Image
+
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        grey = np.clip(np.round(values * (255.0 / top)), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _resample(name: str):
+    from PIL import Image
+
+    return {
+        "nearest": Image.Resampling.NEAREST,
+        "bilinear": Image.Resampling.BILINEAR,
+        "bicubic": Image.Resampling.BICUBIC,
+        "lanczos": Image.Resampling.LANCZOS,
+        "box": Image.Resampling.BOX,
+        "hamming": Image.Resampling.HAMMING,
+    }[name]
+
+
+def _crop_box(width: int, height: int, size: int) -> tuple[float, float, float, float]:
+    """The centre square that becomes ``size`` once the shorter side is ``size / CROP_RATIO``."""
+    side = min(width, height) * CROP_RATIO
+    left, top = (width - side) / 2, (height - side) / 2
+    return (left, top, left + side, top + side)
+
+
+def decode(
+    path: str,
+    size: int = 224,
+    resize: str = "stretch",
+    interpolation: str = "nearest",
+    fast_jpeg: bool = False,
+    explicit: bool = True,
+) -> np.ndarray:
+    """Read one image file → (size, size, 3) uint8 RGB.
+
+    stretch: squash the whole image to size×size (what keras.utils.load_img does).
+    crop: shorter side to size/0.875 (256 for 224), centre crop size×size.
+    fast_jpeg: let libjpeg decode big JPEGs at 1/2, 1/4 or 1/8 scale (never below the output
+    size) — much faster on camera photos, pixels differ slightly from a full decode.
+    Raises NotAnImage for non-image content, ImageError for every other problem.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        handle = open(path, "rb")
+    except OSError as error:
+        raise _open_error(path, error) from None
+    with handle:
+        head = handle.read(16)
+        if not head or sniff(head) is None:
+            reason = "empty file (0 bytes)" if not head else "not an image (unrecognised file format)"
+            named_like_image = Path(path).suffix.lower() in IMAGE_EXTENSIONS
+            raise (ImageError if explicit or named_like_image else NotAnImage)(reason)
+        handle.seek(0)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # EXIF/ICC chatter, DecompressionBombWarning
+                image = Image.open(handle)
+                image.seek(0)  # first frame of animated GIF/WebP/TIFF
+                if fast_jpeg and image.format == "JPEG":
+                    target = (size / CROP_RATIO,) * 2 if resize == "crop" else (size, size)
+                    image.draft("RGB", tuple(int(t) for t in target))
+                image = ImageOps.exif_transpose(image)
+                image = _to_rgb(image)
+                if resize == "crop":
+                    box = _crop_box(image.width, image.height, size)
+                    image = image.resize((size, size), _resample(interpolation), box=box)
+                elif image.size != (size, size):
+                    image = image.resize((size, size), _resample(interpolation))
+                array = np.asarray(image, dtype=np.uint8)
+        except Image.DecompressionBombError as error:
+            raise ImageError(f"image too large ({error})") from None
+        except UnidentifiedImageError:
+            raise ImageError("not a readable image (corrupt header)") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as error:
+            text = str(error)
+            if "truncated" in text.lower() or isinstance(error, EOFError):
+                raise ImageError("truncated image data") from None
+            raise ImageError(f"corrupt image data ({text or type(error).__name__})") from None
+        except MemoryError:
+            raise ImageError("image too large to decode in memory") from None
+    if array.shape != (size, size, 3):
+        raise ImageError(f"decoded to an unexpected shape {array.shape}")
+    return array

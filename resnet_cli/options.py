@@ -1,0 +1,46 @@
+"""One frozen object with everything a run needs, resolved CLI → weights spec → defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FORMATS = ("table", "json", "jsonl", "csv")
+DEVICES = ("auto", "cpu", "gpu")
+PRECISIONS = ("fp32", "int8")
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    size: int = 224
+    resize: str = "stretch"
+    interpolation: str = "nearest"
+    fast_jpeg: bool = False
+
+
+@dataclass(frozen=True)
+class Options:
+    inputs: tuple[str, ...] = ()
+    recursive: bool = False
+    include_hidden: bool = False
+    top_k: int = 5
+    format: str = "table"
+    batch_size: int = 32
+    workers: int = 0  # decode threads; 0 = one per core (at least 2)
+    weights: str | None = None
+    offline: bool = False
+    device: str = "auto"
+    runtime: str = "auto"
+    precision: str = "fp32"
+    calibration: str | None = None
+    pool1_padding: str | None = None  # None: what the weights were trained with
+    bn_epsilon: float | None = None
+    decode: DecodeOptions = DecodeOptions()
+    output: str | None = None
+    resume: bool = False
+    quiet: bool = False
+    progress: bool | None = None  # None: only when stderr is a terminal
+
+    def decode_workers(self) -> int:
+        import os
+
+        return self.workers or max(2, os.cpu_count() or 2)

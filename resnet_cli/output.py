@@ -1,0 +1,195 @@
+"""Records → table / json / jsonl / csv, each record written whole and flushed; and the Report
+that counts outcomes and turns them into the exit code. All talk goes to stderr."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from .pipeline import Record
+
+CSV_COLUMNS = ("path", "rank", "index", "wnid", "label", "score", "error")
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def record_dict(record: Record) -> dict:
+    """The stable JSON schema: {"path", "predictions": [{rank, index, wnid, label, score}]} or
+    {"path", "error"}."""
+    if record.error is not None:
+        return {"path": record.path, "error": record.error}
+    return {"path": record.path, "predictions": [p.as_dict() for p in record.predictions]}
+
+
+class Sink:
+    """Writes records to a text stream; ``close`` finishes the document."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, record: Record) -> None:
+        self.stream.write(self.render(record))
+        self.stream.flush()
+
+    def render(self, record: Record) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class JsonlSink(Sink):
+    def render(self, record: Record) -> str:
+        return json.dumps(record_dict(record), ensure_ascii=False) + "\n"
+
+
+class JsonSink(Sink):
+    """One JSON array, streamed: valid JSON once closed (also after Ctrl-C)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.count = 0
+
+    def render(self, record: Record) -> str:
+        separator = "[\n" if self.count == 0 else ",\n"
+        self.count += 1
+        return separator + "  " + json.dumps(record_dict(record), ensure_ascii=False)
+
+    def close(self) -> None:
+        self.stream.write("[]\n" if self.count == 0 else "\n]\n")
+        super().close()
+
+
+class CsvSink(Sink):
+    """One row per prediction (k rows per image), or one row with the error."""
+
+    def __init__(self, stream, header: bool = True):
+        super().__init__(stream)
+        if header:
+            self.stream.write(",".join(CSV_COLUMNS) + "\r\n")
+
+    def render(self, record: Record) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        if record.error is not None:
+            writer.writerow([record.path, "", "", "", "", "", record.error])
+        for p in record.predictions:
+            writer.writerow([record.path, p.rank, p.index, p.wnid, p.label, f"{p.score:.6g}", ""])
+        return buffer.getvalue()
+
+
+class TableSink(Sink):
+    """Human output: a small rich table per image (colour on a terminal, plain when piped)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        from rich.console import Console
+
+        self.console = Console(file=stream, highlight=False, soft_wrap=True)
+
+    def write(self, record: Record) -> None:
+        from rich.markup import escape
+        from rich.table import Table
+
+        if record.error is not None:
+            self.console.print(f"[bold]{escape(record.path)}[/bold]  [red]error: {escape(record.error)}[/red]")
+        else:
+            table = Table(title=escape(record.path), title_justify="left", box=None, pad_edge=False)
+            table.add_column("#", justify="right")
+            table.add_column("class")
+            table.add_column("wnid")
+            table.add_column("index", justify="right")
+            table.add_column("score", justify="right")
+            for p in record.predictions:
+                table.add_row(str(p.rank), escape(p.label), p.wnid, str(p.index), f"{p.score:.4f}")
+            self.console.print(table)
+        self.stream.flush()
+
+
+SINKS = {"table": TableSink, "json": JsonSink, "jsonl": JsonlSink, "csv": CsvSink}
+
+
+def make_sink(fmt: str, stream, appending: bool = False) -> Sink:
+    if fmt == "csv":
+        return CsvSink(stream, header=not appending)
+    return SINKS[fmt](stream)
+
+
+# ---------------------------------------------------------------------------- resume
+
+
+def recorded_paths(path: str, fmt: str) -> set[str]:
+    """Paths already recorded in an output file; a torn last line (a killed writer) is cut off
+    so the appended records start on a clean line."""
+    if fmt not in ("jsonl", "csv"):
+        raise ValueError(f"--resume needs --format jsonl or csv. Received: --format {fmt}")
+    if not os.path.exists(path):
+        return set()
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        end = data.rfind(b"\n") + 1
+        if end != len(data):
+            handle.truncate(end)
+    text = data[:end].decode("utf-8", errors="replace")
+    if fmt == "jsonl":
+        done = set()
+        for line in text.splitlines():
+            try:
+                done.add(json.loads(line)["path"])
+            except (ValueError, KeyError, TypeError):
+                continue
+        return done
+    return {row["path"] for row in csv.DictReader(io.StringIO(text)) if row.get("path")}
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def stderr_line(message: str) -> None:
+    sys.stderr.write(f"resnet-classify: {message}\n")
+    sys.stderr.flush()
+
+
+@dataclass
+class Report:
+    """Counts what happened; says it on stderr; gives the exit code."""
+
+    classified: int = 0
+    failed: int = 0
+    skipped: int = 0
+    resumed: int = 0
+    interrupted: bool = False
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, record: Record) -> None:
+        if record.ok:
+            self.classified += 1
+        else:
+            self.failed += 1
+
+    def skip(self, _source=None) -> None:
+        self.skipped += 1
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        if self.failed or (self.classified + self.resumed == 0):
+            return EXIT_SOME_FAILED
+        return EXIT_OK
+
+    def summary(self) -> str:
+        seconds = time.perf_counter() - self.started
+        rate = self.classified / seconds if seconds > 0 else 0.0
+        parts = [f"{self.classified} classified", f"{self.failed} failed", f"{self.skipped} skipped"]
+        if self.resumed:
+            parts.append(f"{self.resumed} already done")
+        head = "interrupted: " if self.interrupted else ""
+        if self.classified + self.failed + self.resumed == 0 and not self.interrupted:
+            head = "no images found: "
+        return f"{head}{', '.join(parts)} in {seconds:.1f} s ({rate:.1f} images/s)"

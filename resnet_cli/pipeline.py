@@ -1,0 +1,129 @@
+"""Sources → decoded uint8 batches → runtime → records, streaming with bounded memory.
+
+Decoding runs in a thread pool (Pillow releases the GIL) a few batches ahead of the model,
+so decode overlaps inference; at most ``prefetch + 1`` batches of inputs are ever held.
+Records come out in input order, one per source (skipped non-images give none).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .images import ImageError, NotAnImage, Source, decode
+from .options import DecodeOptions
+
+
+@dataclass
+class Record:
+    """The outcome for one input: predictions (or a vector), or an error in plain words."""
+
+    path: str
+    predictions: list = field(default_factory=list)
+    error: str | None = None
+    vector: np.ndarray | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Skipped:
+    """Marker for a folder entry that is not an image."""
+
+
+def _decode_one(source: Source, options: DecodeOptions):
+    try:
+        return decode(
+            source.path,
+            size=options.size,
+            resize=options.resize,
+            interpolation=options.interpolation,
+            fast_jpeg=options.fast_jpeg,
+            explicit=source.explicit,
+        )
+    except NotAnImage:
+        return Skipped
+    except ImageError as error:
+        return error
+    except Exception as error:  # noqa: BLE001 - no bad file may crash a run
+        return ImageError(f"cannot decode ({type(error).__name__}: {error})")
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def decoded_batches(
+    sources: Iterable[Source], options: DecodeOptions, batch_size: int, workers: int, prefetch: int = 2
+) -> Iterator[tuple[list[Source], list]]:
+    """(sources, decoded) per chunk of ``batch_size`` inputs, decoded ahead in threads.
+
+    Each decoded entry is a uint8 array, an ``ImageError`` or ``Skipped``.
+    """
+    chunks = _chunks(sources, batch_size)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        pending: deque = deque()
+
+        def submit_next() -> None:
+            chunk = next(chunks, None)
+            if chunk is not None:
+                pending.append((chunk, [pool.submit(_decode_one, s, options) for s in chunk]))
+
+        for _ in range(prefetch + 1):
+            submit_next()
+        try:
+            while pending:
+                chunk, futures = pending.popleft()
+                submit_next()
+                yield chunk, [f.result() for f in futures]
+        finally:
+            for _, futures in pending:
+                for future in futures:
+                    future.cancel()
+
+
+def run(
+    sources: Iterable[Source],
+    predict: Callable[[np.ndarray], np.ndarray],
+    to_records: Callable[[list[Source], np.ndarray], list[Record]],
+    options: DecodeOptions,
+    batch_size: int,
+    workers: int,
+    on_skip: Callable[[Source], None] = lambda source: None,
+) -> Iterator[Record]:
+    """The streaming loop shared by classify, embed and evaluate."""
+    for chunk, decoded in decoded_batches(sources, options, batch_size, workers):
+        good = [(s, d) for s, d in zip(chunk, decoded) if isinstance(d, np.ndarray)]
+        results = {}
+        if good:
+            outputs = predict(np.stack([d for _, d in good]))
+            for record in to_records([s for s, _ in good], outputs):
+                results[record.path] = record
+        for source, item in zip(chunk, decoded):
+            if item is Skipped:
+                on_skip(source)
+            elif isinstance(item, ImageError):
+                yield Record(source.path, error=str(item))
+            else:
+                yield results[source.path]
+
+
+def prediction_records(top_k: int) -> Callable[[list[Source], np.ndarray], list[Record]]:
+    from .imagenet import decode_top_k
+
+    def to_records(sources: list[Source], probabilities: np.ndarray) -> list[Record]:
+        return [Record(s.path, predictions=p) for s, p in zip(sources, decode_top_k(probabilities, top_k))]
+
+    return to_records
+
+
+def vector_records(sources: list[Source], vectors: np.ndarray) -> list[Record]:
+    return [Record(s.path, vector=v) for s, v in zip(sources, vectors)]

@@ -1,0 +1,125 @@
+"""The ONNX Runtime path: export once (no TensorFlow needed), cache, then a lean session.
+
+Once the model is cached a run imports neither TensorFlow nor Keras.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from . import Runtime
+
+
+class OnnxRuntime(Runtime):
+    name = "onnx"
+
+    def __init__(self, session, batch_size: int, precision: str = "fp32"):
+        self.session = session
+        self.batch_size = batch_size
+        self.precision = precision
+        self._input = session.get_inputs()[0].name
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self._input: batch})[0]
+
+
+def _calibration_images(directory: str | None, size: int) -> tuple[np.ndarray, str]:
+    """Decoded calibration images and a digest of their files (part of the cache key)."""
+    import hashlib
+
+    from ..images import IMAGE_EXTENSIONS, ImageError, decode
+
+    if directory:
+        folder = Path(directory)
+        if not folder.is_dir():
+            raise RuntimeError(f"--calibration {directory}: not a folder.")
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    else:
+        bundled = resources.files("resnet_cli").joinpath("data/calibration")
+        files = sorted(Path(str(p)) for p in bundled.iterdir() if Path(str(p)).suffix.lower() in IMAGE_EXTENSIONS)
+    files = files[:500]
+    arrays, hasher = [], hashlib.sha256()
+    for path in files:
+        try:
+            arrays.append(decode(str(path), size=size))
+        except ImageError:
+            continue
+        hasher.update(path.read_bytes())
+    if not arrays:
+        raise RuntimeError(f"no usable calibration images in {directory or 'the bundled set'}.")
+    return np.stack(arrays), hasher.hexdigest()[:16]
+
+
+def _providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device in ("gpu", "auto") and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "gpu":
+        raise RuntimeError("--device gpu: this ONNX Runtime build has no CUDA provider (try --runtime keras).")
+    return ["CPUExecutionProvider"]
+
+
+def model_bytes(weights, config_kwargs: dict, calibration: str | None = None) -> bytes:
+    """The serialized ONNX model for these weights and options, from the cache or built now."""
+    from ..cache import cache_dir
+    from ..export import ExportConfig, build_onnx, quantize_int8, read_verified, store
+    from ..weights import read_weights
+
+    precision = config_kwargs.get("precision", "fp32")
+    calibration_images = None
+    if precision == "int8":
+        calibration_images, calibration_digest = _calibration_images(calibration, config_kwargs.get("input_size", 224))
+        config_kwargs = dict(config_kwargs, calibration=calibration_digest)
+    config = ExportConfig(weights_md5=weights.digest(), **config_kwargs)
+    path = cache_dir() / "onnx" / f"resnet50-{config.key()}.onnx"
+    data = read_verified(path)
+    if data is not None:
+        return data
+    if precision == "int8":
+        fp32 = model_bytes(weights, dict(config_kwargs, precision="fp32", calibration=""))
+        tmp_in, tmp_out = path.with_suffix(f".{os.getpid()}.fp32.onnx"), path.with_suffix(f".{os.getpid()}.int8.onnx")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            tmp_in.write_bytes(fp32)
+            quantize_int8(tmp_in, tmp_out, calibration_images)
+            data = tmp_out.read_bytes()
+        finally:
+            tmp_in.unlink(missing_ok=True)
+            tmp_out.unlink(missing_ok=True)
+    else:
+        data = build_onnx(read_weights(weights.path), config).SerializeToString()
+    try:
+        store(path, data)
+    except OSError:
+        pass  # a read-only cache only means exporting again next time
+    return data
+
+
+def open_session(data: bytes, device: str = "auto"):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = os.cpu_count() or 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(data, options, providers=_providers(device))
+
+
+def open_onnx_runtime(options, weights, batch_size: int, include_top: bool = True, pooling: str | None = None) -> OnnxRuntime:
+    spec = weights.spec
+    config = dict(
+        pool1_padding=options.pool1_padding or spec.pool1_padding,
+        bn_epsilon=options.bn_epsilon or spec.bn_epsilon,
+        input_size=spec.input_size,
+        include_top=include_top,
+        pooling=pooling,
+        precision=options.precision,
+    )
+    data = model_bytes(weights, config, options.calibration)
+    return OnnxRuntime(open_session(data, options.device), batch_size, options.precision)

@@ -1,0 +1,92 @@
+"""Weight files in the official HDF5 layouts, written from any weights — for tests and
+benchmarks on machines where the ~100 MB pretrained files cannot be downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .weights import keras_name
+
+_CLASSIC_SUFFIXES = {
+    2: ("W", "b"),  # Conv2D / Dense: kernel, bias
+    4: ("gamma", "beta", "running_mean", "running_std"),  # BatchNormalization (Keras 1 names)
+}
+_KERAS_SUFFIXES = {2: ("kernel", "bias"), 4: ("gamma", "beta", "moving_mean", "moving_variance")}
+
+
+def model_weights(model) -> dict[str, list[np.ndarray]]:
+    """{layer name: arrays} of every weighted layer of a model built by ``resnet50``."""
+    return {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in model.layers if layer.weights}
+
+
+def random_weights(images: np.ndarray, seed: int = 0, pool1_padding: str = "same", bn_epsilon: float = 1e-5) -> dict[str, list[np.ndarray]]:
+    """Random ResNet50 weights that behave like trained ones on ``images`` (uint8 RGB batch):
+    activations stay in range (conv1 scaled to the pixel range, small residual-branch gammas,
+    BatchNorm statistics that are really used), and fc1000 is centred on the images' mean
+    feature so the top classes differ from photo to photo instead of saturating."""
+    import keras
+
+    from .model import resnet50
+
+    model = resnet50(preprocess=True, pool1_padding=pool1_padding, bn_epsilon=bn_epsilon)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        arrays = layer.get_weights()
+        if len(arrays) == 4:  # gamma, beta, moving mean, moving variance
+            shape = arrays[0].shape
+            low, high = (0.1, 0.3) if layer.name.endswith("2c") else (0.8, 1.2)
+            arrays = [rng.uniform(low, high, shape), rng.normal(0, 0.1, shape), rng.normal(0, 0.1, shape), rng.uniform(0.8, 1.2, shape)]
+        else:
+            kernel, bias = arrays
+            fan_in = int(np.prod(kernel.shape[:-1]))
+            scale = np.sqrt(2.0 / fan_in) / (64.0 if layer.name == "conv1" else 1.0)
+            arrays = [rng.normal(0, scale, kernel.shape), rng.normal(0, 0.05, bias.shape)]
+        layer.set_weights([a.astype(np.float32) for a in arrays])
+    features = keras.Model(model.input, model.get_layer("flatten").output).predict(images, verbose=0)
+    mean, std = features.mean(0), features.std(0) + 1e-3
+    kernel = rng.normal(0, 1, (2048, 1000)) / std[:, None] / np.sqrt(2048) * 4
+    model.get_layer("fc1000").set_weights([kernel.astype(np.float32), (-(mean @ kernel)).astype(np.float32)])
+    return model_weights(model)
+
+
+def write_weights(path, weights: dict[str, list[np.ndarray]], layout: str = "classic", layer_names=None) -> Path:
+    """Write ``weights`` (classic names) as the official file would hold them.
+
+    classic: Keras-1 file — root attribute ``layer_names`` only (pass the real 177-name list),
+    one group per weighted layer with ``weight_names`` and a dataset per weight.
+    keras: tf.keras 2 file — ``layer_names``, ``backend``, ``keras_version``; current names;
+    datasets under ``<layer>/<layer>/<weight>:0``.
+    """
+    import h5py
+
+    path = Path(path)
+    with h5py.File(path, "w") as handle:
+        if layout == "classic":
+            names = list(layer_names) if layer_names is not None else ["input_1", *weights]
+            handle.attrs["layer_names"] = [n.encode() for n in names]
+            for name in names:
+                group = handle.create_group(name)
+                arrays = weights.get(name, [])
+                weight_names = [f"{name}_{s}:0" for s in _CLASSIC_SUFFIXES[len(arrays)]] if arrays else []
+                group.attrs["weight_names"] = [n.encode() for n in weight_names]
+                for weight_name, array in zip(weight_names, arrays):
+                    group.create_dataset(weight_name, data=array)
+        elif layout == "keras":
+            names = ["input_1", *(keras_name(n) for n in weights)]
+            handle.attrs["layer_names"] = [n.encode() for n in names]
+            handle.attrs["backend"] = b"tensorflow"
+            handle.attrs["keras_version"] = b"2.2.4"
+            for classic, arrays in [("input_1", [])] + list(weights.items()):
+                name = keras_name(classic)
+                group = handle.create_group(name)
+                weight_names = [f"{name}/{s}:0" for s in _KERAS_SUFFIXES[len(arrays)]] if arrays else []
+                group.attrs["weight_names"] = [n.encode() for n in weight_names]
+                for weight_name, array in zip(weight_names, arrays):
+                    group.create_dataset(weight_name, data=array)
+        else:
+            raise ValueError(f"layout must be 'classic' or 'keras'. Received: layout={layout!r}")
+    return path

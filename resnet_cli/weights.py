@@ -1,0 +1,251 @@
+"""The pretrained ImageNet weights: which files exist, where to find them, how to read them.
+
+Weights are read with h5py into ``{classic layer name: [arrays]}`` — no Keras needed — so the
+same reader feeds the Keras model and the ONNX exporter. Both official layouts are understood:
+the classic Keras-1 file (``res2a_branch2a`` …) and the current keras.applications file
+(``conv2_block1_1_conv`` …).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .cache import file_md5
+from .imagenet import CAFFE_MEAN_BGR
+
+ENV_VAR = "RESNET_CLI_WEIGHTS"
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """One official weight file and the preprocessing/model options it was trained with."""
+
+    file_name: str
+    url: str
+    md5: str
+    layout: str  # "classic" or "keras"
+    include_top: bool = True
+    size: int | None = None
+    # Beside the weights, as timm keeps its pretrained configs:
+    input_size: int = 224
+    preprocessing: str = "caffe"
+    mean_bgr: tuple[float, float, float] = CAFFE_MEAN_BGR
+    pool1_padding: str = "same"
+    bn_epsilon: float = 1e-5
+
+
+_CLASSIC_BASE = "https://github.com/fchollet/deep-learning-models/releases/download/v0.2/"
+_KERAS_BASE = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+
+CLASSIC = WeightsSpec(
+    "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+    _CLASSIC_BASE + "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+    "a7b3fe01876f51b976af0dea6bc144eb",
+    "classic",
+    size=102_853_048,
+)
+CLASSIC_NOTOP = WeightsSpec(
+    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    _CLASSIC_BASE + "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "a268eb855778b3df3c7506639542a6af",
+    "classic",
+    include_top=False,
+)
+KERAS = WeightsSpec(
+    "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+    _KERAS_BASE + "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+    "2cb95161c43110f7111970584f804107",
+    "keras",
+)
+KERAS_NOTOP = WeightsSpec(
+    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    _KERAS_BASE + "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "4d473c1dd8becc155b73f8504c6f6626",
+    "keras",
+    include_top=False,
+)
+OFFICIAL = (CLASSIC, KERAS, CLASSIC_NOTOP, KERAS_NOTOP)
+DEFAULT = CLASSIC
+
+
+class WeightsError(Exception):
+    """A user-facing problem with the weights: the message is the whole story."""
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    path: Path
+    spec: WeightsSpec  # the official spec it matches, else DEFAULT's options
+    md5: str | None = None  # known when checked (cache/download); computed lazily otherwise
+
+    def digest(self) -> str:
+        return self.md5 or file_md5(self.path)
+
+
+# ---------------------------------------------------------------------------- layer names
+
+_KERAS_NAME = re.compile(r"conv(\d)_block(\d)_(\d)_(conv|bn)")
+_CLASSIC_NAME = re.compile(r"(res|bn)(\d)([a-f])_branch(1|2a|2b|2c)")
+_BRANCH_TO_INDEX = {"1": "0", "2a": "1", "2b": "2", "2c": "3"}
+_INDEX_TO_BRANCH = {v: k for k, v in _BRANCH_TO_INDEX.items()}
+_FIXED = {"conv1_conv": "conv1", "conv1_bn": "bn_conv1", "predictions": "fc1000"}
+
+
+def classic_name(keras_name: str) -> str:
+    """keras.applications layer name → classic name (conv2_block1_0_bn → bn2a_branch1)."""
+    if keras_name in _FIXED:
+        return _FIXED[keras_name]
+    match = _KERAS_NAME.fullmatch(keras_name)
+    if not match:
+        return keras_name
+    stage, block, index, kind = match.groups()
+    prefix = "res" if kind == "conv" else "bn"
+    return f"{prefix}{stage}{'abcdef'[int(block) - 1]}_branch{_INDEX_TO_BRANCH[index]}"
+
+
+def keras_name(classic: str) -> str:
+    """Classic layer name → keras.applications name (res2a_branch2a → conv2_block1_1_conv)."""
+    for current, old in _FIXED.items():
+        if old == classic:
+            return current
+    match = _CLASSIC_NAME.fullmatch(classic)
+    if not match:
+        return classic
+    prefix, stage, letter, branch = match.groups()
+    kind = "conv" if prefix == "res" else "bn"
+    return f"conv{stage}_block{'abcdef'.index(letter) + 1}_{_BRANCH_TO_INDEX[branch]}_{kind}"
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _official_for(path: Path) -> WeightsSpec | None:
+    return next((s for s in OFFICIAL if s.file_name == path.name), None)
+
+
+def _corrupt(path: Path, reason: str) -> WeightsError:
+    spec = _official_for(path) or DEFAULT
+    expected = ", ".join(f"{s.md5} ({s.layout} layout)" for s in OFFICIAL if s.file_name == spec.file_name)
+    return WeightsError(
+        f"{path}: cannot read the weights ({reason}). The official {spec.file_name} has md5 "
+        f"{expected}; delete the file and download it again, or pass another with --weights."
+    )
+
+
+def read_weights(path: Path) -> dict[str, list[np.ndarray]]:
+    """An HDF5 weight file (classic or current Keras layout) → {classic layer name: arrays}.
+
+    Arrays come in the file's ``weight_names`` order: kernel, bias (Conv2D, Dense);
+    gamma, beta, moving mean, moving variance (BatchNormalization).
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weights file.")
+    try:
+        with h5py.File(path, "r") as handle:
+            root = handle["model_weights"] if "model_weights" in handle else handle
+            if "layer_names" not in root.attrs:
+                raise _corrupt(path, "no 'layer_names' attribute: not a Keras HDF5 weight file")
+            weights = {}
+            for raw_name in root.attrs["layer_names"]:
+                name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
+                group = root[name]
+                names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
+                if names:
+                    weights[classic_name(name)] = [np.asarray(group[n]) for n in names]
+    except WeightsError:
+        raise
+    except (OSError, KeyError, ValueError) as error:
+        raise _corrupt(path, f"truncated or corrupt HDF5 file: {error}") from None
+    if not weights:
+        raise _corrupt(path, "the file holds no layer weights")
+    return weights
+
+
+def load_into(model, weights: dict[str, list[np.ndarray]], source: Path | str = "weights") -> None:
+    """Set every weighted layer of ``model`` from ``weights`` by layer name, checking shapes.
+
+    Layers the file has but the model lacks (fc1000 for a model without top) are ignored.
+    """
+    missing = [layer.name for layer in model.layers if layer.weights and layer.name not in weights]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise WeightsError(f"{source}: the file has no weights for layer(s) {shown}.")
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        arrays = weights[layer.name]
+        expected = [tuple(w.shape) for w in layer.weights]
+        found = [tuple(a.shape) for a in arrays]
+        if expected != found:
+            raise WeightsError(
+                f"{source}: layer {layer.name} expects weights of shapes {expected}. Received: {found}."
+            )
+        layer.set_weights(arrays)
+
+
+# ---------------------------------------------------------------------------- finding
+
+
+def keras_cache_dir() -> Path:
+    """Where keras.utils.get_file keeps models: ``$KERAS_HOME/models`` (default ``~/.keras/models``)."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models"
+
+
+def missing_message(include_top: bool, reason: str) -> str:
+    spec = DEFAULT if include_top else CLASSIC_NOTOP
+    size = f", {spec.size:,} bytes" if spec.size else ""
+    return (
+        f"the ResNet50 ImageNet weights are not on this machine ({reason}). Put {spec.file_name} "
+        f"(md5 {spec.md5}{size}, from {spec.url}) in {keras_cache_dir()}/, or pass --weights PATH, "
+        f"or set {ENV_VAR}=PATH; or run without --offline to download it."
+    )
+
+
+def _checked(path: Path, spec: WeightsSpec) -> ResolvedWeights:
+    digest = file_md5(path)
+    matching = [s for s in OFFICIAL if s.file_name == spec.file_name and s.md5 == digest]
+    if not matching:
+        raise _corrupt(path, f"md5 is {digest}, not the official file's")
+    return ResolvedWeights(path, matching[0], digest)
+
+
+def _download(spec: WeightsSpec) -> Path:
+    """The network boundary (tests replace it): Keras' get_file with its md5 check."""
+    import keras
+
+    return Path(
+        keras.utils.get_file(spec.file_name, spec.url, file_hash=spec.md5, cache_subdir="models")
+    )
+
+
+def locate(explicit: str | os.PathLike | None = None, offline: bool = False, include_top: bool = True) -> ResolvedWeights:
+    """Find the weights: ``--weights``, then ``$RESNET_CLI_WEIGHTS``, then the Keras cache,
+    then (unless offline) download the official classic file with its md5 check."""
+    for given, origin in ((explicit, "--weights"), (os.environ.get(ENV_VAR), ENV_VAR)):
+        if given:
+            path = Path(given).expanduser()
+            if not path.is_file():
+                raise WeightsError(f"{path}: no such weights file (from {origin}).")
+            return ResolvedWeights(path, _official_for(path) or DEFAULT)
+    wanted = [s for s in OFFICIAL if s.include_top or not include_top]
+    for spec in wanted:
+        path = keras_cache_dir() / spec.file_name
+        if path.is_file():
+            return _checked(path, spec)
+    if offline:
+        raise WeightsError(missing_message(include_top, "--offline, and none in the Keras cache"))
+    spec = DEFAULT
+    try:
+        path = _download(spec)
+    except Exception as error:  # noqa: BLE001 - any download failure is the same story for the user
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise WeightsError(missing_message(include_top, f"download failed: {reason}")) from None
+    return ResolvedWeights(path, spec, spec.md5)

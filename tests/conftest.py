@@ -1,0 +1,121 @@
+"""Shared fixtures: random weights written in the official layouts, real photos, a clean
+environment (own cache, own Keras home) so no test ever touches the network or the user's files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_images"
+SHARED = ROOT.parent / "shared"
+DEV = SHARED / "images" / "imagenet-dev"
+CLASSIC_NAMES = json.loads((Path(__file__).parent / "data" / "classic_layer_names.json").read_text())
+
+
+def _real_weights() -> Path | None:
+    """The real pretrained file, if this machine has it (never on our CI machines)."""
+    candidates = [os.environ.get("RESNET_CLI_WEIGHTS")]
+    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    candidates.append(str(keras_home / "models" / "resnet50_weights_tf_dim_ordering_tf_kernels.h5"))
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+REAL_WEIGHTS = _real_weights()
+requires_real_weights = pytest.mark.skipif(
+    REAL_WEIGHTS is None,
+    reason="the real pretrained resnet50_weights_tf_dim_ordering_tf_kernels.h5 is not on this machine "
+    "(set RESNET_CLI_WEIGHTS or put it in ~/.keras/models to run this test)",
+)
+requires_dev_images = pytest.mark.skipif(
+    not (DEV / "labels.csv").is_file(), reason=f"the ImageNet dev photos are not at {DEV}"
+)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_environment(tmp_path_factory):
+    """Own cache and Keras home for the whole session; no stray weights from the environment."""
+    base = tmp_path_factory.mktemp("env")
+    saved = {k: os.environ.get(k) for k in ("RESNET_CLI_CACHE", "KERAS_HOME", "RESNET_CLI_WEIGHTS")}
+    os.environ["RESNET_CLI_CACHE"] = str(base / "cache")
+    os.environ["KERAS_HOME"] = str(base / "keras")
+    os.environ.pop("RESNET_CLI_WEIGHTS", None)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def keras():
+    from resnet_cli.runtimes.keras_runtime import import_keras
+
+    return import_keras()
+
+
+@pytest.fixture(scope="session")
+def sample_arrays():
+    from resnet_cli.images import decode
+
+    return np.stack([decode(str(p)) for p in sorted(SAMPLES.glob("*.jpg"))])
+
+
+@pytest.fixture(scope="session")
+def weights(keras, sample_arrays):
+    """Random weights (classic names) that give photo-dependent, unsaturated predictions."""
+    from resnet_cli.testing import random_weights
+
+    return random_weights(sample_arrays, seed=7)
+
+
+@pytest.fixture(scope="session")
+def classic_file(weights, tmp_path_factory):
+    from resnet_cli.testing import write_weights
+
+    path = tmp_path_factory.mktemp("classic") / "resnet50_weights_tf_dim_ordering_tf_kernels.h5"
+    return write_weights(path, weights, "classic", CLASSIC_NAMES)
+
+
+@pytest.fixture(scope="session")
+def keras_file(weights, tmp_path_factory):
+    from resnet_cli.testing import write_weights
+
+    return write_weights(tmp_path_factory.mktemp("keras") / "current_layout.h5", weights, "keras")
+
+
+@pytest.fixture(scope="session")
+def dev_images():
+    """(paths, class indices) of the 100 real ImageNet photos."""
+    if not (DEV / "labels.csv").is_file():
+        pytest.skip(f"the ImageNet dev photos are not at {DEV}")
+    with open(DEV / "labels.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    return [str(DEV / r["file"]) for r in rows], [int(r["class_index"]) for r in rows]
+
+
+@pytest.fixture(scope="session")
+def dev_arrays(dev_images):
+    from resnet_cli.images import decode
+
+    return np.stack([decode(p) for p in dev_images[0]])
+
+
+def ours(weights, **kwargs):
+    """Our model with ``weights`` set by name."""
+    from resnet_cli.model import resnet50
+    from resnet_cli.weights import load_into
+
+    model = resnet50(**kwargs)
+    load_into(model, weights)
+    return model
