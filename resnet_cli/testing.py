@@ -16,6 +16,11 @@ _CLASSIC_SUFFIXES = {
 _KERAS_SUFFIXES = {2: ("kernel", "bias"), 4: ("gamma", "beta", "moving_mean", "moving_variance")}
 
 
+def _fixed_bytes(names) -> np.ndarray:
+    """Fixed-length byte strings, as Keras' HDF5 writer stores name lists (dtype |S…)."""
+    return np.array([n.encode() for n in names], dtype="S") if names else np.zeros(0, dtype="S1")
+
+
 def model_weights(model) -> dict[str, list[np.ndarray]]:
     """{layer name: arrays} of every weighted layer of a model built by ``resnet50``."""
     return {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in model.layers if layer.weights}
@@ -67,24 +72,24 @@ def write_weights(path, weights: dict[str, list[np.ndarray]], layout: str = "cla
     with h5py.File(path, "w") as handle:
         if layout == "classic":
             names = list(layer_names) if layer_names is not None else ["input_1", *weights]
-            handle.attrs["layer_names"] = [n.encode() for n in names]
+            handle.attrs["layer_names"] = _fixed_bytes(names)
             for name in names:
                 group = handle.create_group(name)
                 arrays = weights.get(name, [])
                 weight_names = [f"{name}_{s}:0" for s in _CLASSIC_SUFFIXES[len(arrays)]] if arrays else []
-                group.attrs["weight_names"] = [n.encode() for n in weight_names]
+                group.attrs["weight_names"] = _fixed_bytes(weight_names)
                 for weight_name, array in zip(weight_names, arrays):
                     group.create_dataset(weight_name, data=array)
         elif layout == "keras":
             names = ["input_1", *(keras_name(n) for n in weights)]
-            handle.attrs["layer_names"] = [n.encode() for n in names]
+            handle.attrs["layer_names"] = _fixed_bytes(names)
             handle.attrs["backend"] = b"tensorflow"
             handle.attrs["keras_version"] = b"2.2.4"
             for classic, arrays in [("input_1", [])] + list(weights.items()):
                 name = keras_name(classic)
                 group = handle.create_group(name)
                 weight_names = [f"{name}/{s}:0" for s in _KERAS_SUFFIXES[len(arrays)]] if arrays else []
-                group.attrs["weight_names"] = [n.encode() for n in weight_names]
+                group.attrs["weight_names"] = _fixed_bytes(weight_names)
                 for weight_name, array in zip(weight_names, arrays):
                     group.create_dataset(weight_name, data=array)
         else:

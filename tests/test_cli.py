@@ -1,0 +1,102 @@
+"""The real CLI through Click's CliRunner (stdout and stderr apart) and a real subprocess."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import SAMPLES, ours
+from resnet_cli.cli import main
+
+ELEPHANT = str(SAMPLES / "elephant.jpg")
+CAT = str(SAMPLES / "cat.jpg")
+
+
+def invoke(*args, input=None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input)
+
+
+def test_help_and_version_do_not_import_tensorflow():
+    code = (
+        "import sys; from click.testing import CliRunner; from resnet_cli.cli import main;"
+        "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0, r.output;"
+        "r2 = CliRunner().invoke(main, ['--version']); assert r2.exit_code == 0;"
+        "heavy = [m for m in ('tensorflow', 'keras', 'onnxruntime', 'numpy') if m in sys.modules];"
+        "print(r2.stdout.strip()); print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "resnet-classify, version" in out
+    assert out.strip().endswith("[]")
+
+
+def test_no_input_is_a_usage_error():
+    result = invoke("classify")
+    assert result.exit_code == 2 and "no input" in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("runtime", ["keras", "onnx"])
+def test_json_output_matches_the_model(keras, weights, classic_file, sample_arrays, runtime):
+    from resnet_cli.imagenet import decode_top_k
+    from resnet_cli.images import decode
+
+    result = invoke("--weights", classic_file, "--runtime", runtime, "-f", "json", "-k", 3, ELEPHANT, CAT)
+    assert result.exit_code == 0, result.stderr
+    records = json.loads(result.stdout)
+    assert [r["path"] for r in records] == [ELEPHANT, CAT]
+    expected = ours(weights, preprocess=True).predict(np.stack([decode(ELEPHANT), decode(CAT)]), verbose=0)
+    for record, top in zip(records, decode_top_k(expected, 3)):
+        assert [p["index"] for p in record["predictions"]] == [p.index for p in top]
+        assert set(record["predictions"][0]) == {"rank", "index", "wnid", "label", "score"}
+        np.testing.assert_allclose([p["score"] for p in record["predictions"]], [p.score for p in top], atol=1e-4)
+    assert "2 classified, 0 failed" in result.stderr
+
+
+def test_formats_jsonl_csv_table(classic_file):
+    common = ("--weights", classic_file, "-k", 2, ELEPHANT)
+    lines = invoke(*common, "-f", "jsonl").stdout.splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["path"] == ELEPHANT
+    rows = list(csv.DictReader(io.StringIO(invoke(*common, "-f", "csv").stdout)))
+    assert [r["rank"] for r in rows] == ["1", "2"] and rows[0]["path"] == ELEPHANT and rows[0]["error"] == ""
+    table = invoke(*common)
+    assert table.exit_code == 0 and ELEPHANT in table.stdout and "score" in table.stdout
+    assert json.loads(lines[0])["predictions"][0]["label"] in table.stdout
+
+
+def test_folder_skips_non_images_and_reports_bad_ones(classic_file, tmp_path):
+    import shutil
+
+    shutil.copy(ELEPHANT, tmp_path / "a.jpg")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 20)
+    result = invoke("--weights", classic_file, "-f", "jsonl", tmp_path)
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["path"] for r in records] == [str(tmp_path / "a.jpg"), str(tmp_path / "broken.jpg")]
+    assert "error" in records[1] and "predictions" in records[0]
+    assert result.exit_code == 1
+    assert f"error: {tmp_path / 'broken.jpg'}:" in result.stderr
+    assert "1 classified, 1 failed, 1 skipped" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_summary_prints_the_walkthrough_summary(keras):
+    result = invoke("summary")
+    assert result.exit_code == 0
+    for name in ("conv1", "bn_conv1", "res2a_branch2a", "res2a_branch1", "res5c_branch2c", "avg_pool", "fc1000"):
+        assert name in result.stdout
+    assert "25,636,712" in result.stdout
+
+
+def test_real_subprocess_keeps_stdout_clean(classic_file):
+    """Keras/TensorFlow chatter never reaches stdout: it parses as JSON lines."""
+    run = subprocess.run(
+        [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "--runtime", "keras", "-f", "jsonl", ELEPHANT],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert [json.loads(line)["path"] for line in run.stdout.splitlines()] == [ELEPHANT]

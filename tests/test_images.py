@@ -1,0 +1,69 @@
+"""Decoding real photos: identical to keras.utils.load_img (stretch, nearest) + preprocess_input."""
+
+import numpy as np
+import pytest
+
+from resnet_cli.images import decode, discover, sniff
+
+
+def test_decode_equals_keras_load_img_on_100_real_photos(keras, dev_images):
+    from keras.applications.imagenet_utils import preprocess_input
+    from keras.utils import img_to_array, load_img
+
+    from resnet_cli.imagenet import preprocess_caffe
+
+    paths, _ = dev_images
+    assert len(paths) == 100
+    for path in paths:
+        ours = decode(path)
+        theirs = img_to_array(load_img(path, target_size=(224, 224)))
+        np.testing.assert_array_equal(ours.astype("float32"), theirs, err_msg=path)
+        np.testing.assert_array_equal(preprocess_caffe(ours), preprocess_input(theirs.copy()), err_msg=path)
+
+
+def test_crop_mode_is_resize_then_center_crop(keras, dev_images):
+    from PIL import Image
+
+    path = dev_images[0][0]
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        w, h = image.size
+        scale = 256 / min(w, h)
+        resized = image.resize((round(w * scale), round(h * scale)), Image.Resampling.BILINEAR)
+        left, top = (resized.width - 224) // 2, (resized.height - 224) // 2
+        expected = np.asarray(resized.crop((left, top, left + 224, top + 224)), dtype="float32")
+    ours = decode(path, resize="crop", interpolation="bilinear").astype("float32")
+    assert ours.shape == (224, 224, 3)
+    # One resampling step (box-resize) vs two (resize, crop): within a couple of grey levels.
+    assert np.abs(ours - expected).mean() < 3.0
+
+
+def test_sniff_formats():
+    assert sniff(b"\xff\xd8\xff\xe0") == "JPEG"
+    assert sniff(b"\x89PNG\r\n\x1a\n....") == "PNG"
+    assert sniff(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "WEBP"
+    assert sniff(b"hello world") is None
+
+
+def test_discover_order_dedup_hidden_and_loops(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "2.jpg").write_bytes(b"x")
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    (tmp_path / ".hidden.jpg").write_bytes(b"x")
+    (tmp_path / "b" / "loop").symlink_to(tmp_path)  # a folder loop
+    flat = [s.path for s in discover([str(tmp_path)])]
+    assert flat == [str(tmp_path / "a.jpg")]
+    deep = [s.path for s in discover([str(tmp_path), str(tmp_path / "a.jpg")], recursive=True)]
+    assert deep == [str(tmp_path / "a.jpg"), str(tmp_path / "b" / "2.jpg")]
+    hidden = [s.path for s in discover([str(tmp_path)], include_hidden=True)]
+    assert str(tmp_path / ".hidden.jpg") in hidden
+    assert all(not s.explicit for s in discover([str(tmp_path)]))
+    assert [s.explicit for s in discover([str(tmp_path / "a.jpg")])] == [True]
+
+
+def test_discover_reads_paths_from_stdin(tmp_path):
+    import io
+
+    (tmp_path / "x.jpg").write_bytes(b"x")
+    stream = io.StringIO(f"{tmp_path / 'x.jpg'}\n\n{tmp_path / 'x.jpg'}\n{tmp_path / 'missing.jpg'}\n")
+    assert [s.path for s in discover(["-"], stdin=stream)] == [str(tmp_path / "x.jpg"), str(tmp_path / "missing.jpg")]

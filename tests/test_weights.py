@@ -1,0 +1,173 @@
+"""Loading the weight files in both official layouts, finding them, and failing clearly."""
+
+import hashlib
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import CLASSIC_NAMES, REAL_WEIGHTS, SAMPLES, ours, requires_real_weights
+from resnet_cli import weights as W
+
+
+def test_name_mapping_round_trips(keras):
+    from resnet_cli.model import resnet50
+
+    reference = keras.applications.ResNet50(weights=None)
+    current = {layer.name for layer in reference.layers if layer.weights}
+    classic = {layer.name for layer in resnet50().layers if layer.weights}
+    assert {W.classic_name(n) for n in current} == classic
+    assert {W.keras_name(n) for n in classic} == current
+    assert W.keras_name("res2a_branch1") == "conv2_block1_0_conv"
+    assert W.classic_name("conv4_block6_3_bn") == "bn4f_branch2c"
+
+
+def test_classic_file_layout_and_outputs(keras, weights, classic_file, sample_arrays):
+    with h5py.File(classic_file) as f:
+        assert list(f.attrs) == ["layer_names"]  # Keras 1: no keras_version, no backend
+        assert [n.decode() for n in f.attrs["layer_names"]] == CLASSIC_NAMES
+        assert len([n for n in CLASSIC_NAMES if len(f[n].attrs["weight_names"])]) == 107
+    loaded = W.read_weights(classic_file)
+    assert loaded.keys() == weights.keys()
+    for name in weights:
+        for a, b in zip(loaded[name], weights[name]):
+            np.testing.assert_array_equal(a, b)
+    expected = ours(weights, preprocess=True).predict(sample_arrays, verbose=0)
+    got = ours(loaded, preprocess=True).predict(sample_arrays, verbose=0)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_current_keras_layout_gives_the_same_outputs(keras, weights, keras_file, sample_arrays):
+    with h5py.File(keras_file) as f:
+        assert "conv2_block1_1_conv" in f and "keras_version" in f.attrs
+    loaded = W.read_weights(keras_file)
+    expected = ours(weights, preprocess=True).predict(sample_arrays, verbose=0)
+    np.testing.assert_array_equal(ours(loaded, preprocess=True).predict(sample_arrays, verbose=0), expected)
+
+
+def test_truncated_file_names_file_and_md5(classic_file, tmp_path):
+    broken = tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels.h5"
+    broken.write_bytes(classic_file.read_bytes()[:5_000_000])
+    with pytest.raises(W.WeightsError) as caught:
+        W.read_weights(broken)
+    message = str(caught.value)
+    assert str(broken) in message and W.CLASSIC.md5 in message and "truncated" in message
+
+
+def test_not_hdf5_is_a_clear_error(tmp_path):
+    bogus = tmp_path / "weights.h5"
+    bogus.write_text("<html>404</html>")
+    with pytest.raises(W.WeightsError, match="cannot read the weights"):
+        W.read_weights(bogus)
+
+
+def test_missing_layer_and_wrong_shape(keras, weights):
+    from resnet_cli.model import resnet50
+
+    partial = {k: v for k, v in weights.items() if k != "res4c_branch2b"}
+    with pytest.raises(W.WeightsError, match="res4c_branch2b"):
+        W.load_into(resnet50(), partial)
+    wrong = dict(weights, fc1000=[np.zeros((2048, 10), "float32"), np.zeros(10, "float32")])
+    with pytest.raises(W.WeightsError, match=r"fc1000 expects .*\(2048, 1000\).*Received"):
+        W.load_into(resnet50(), wrong)
+
+
+def test_full_file_serves_a_model_without_top(keras, weights):
+    from resnet_cli.model import resnet50
+
+    model = resnet50(include_top=False, pooling="avg")
+    W.load_into(model, weights)  # fc1000 in the file is simply not needed
+
+
+# ---------------------------------------------------------------------------- locating
+
+
+def test_explicit_then_env_then_cache(tmp_path, monkeypatch, classic_file):
+    other = tmp_path / "other.h5"
+    other.write_bytes(b"x")
+    monkeypatch.setenv(W.ENV_VAR, str(other))
+    assert W.locate(classic_file).path == classic_file
+    assert W.locate().path == other
+    monkeypatch.delenv(W.ENV_VAR)
+    cached = W.keras_cache_dir() / W.CLASSIC.file_name
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"not the official file")
+    try:
+        with pytest.raises(W.WeightsError, match=f"md5.*{W.CLASSIC.md5}"):
+            W.locate(offline=True)
+    finally:
+        cached.unlink()
+
+
+def test_cache_file_with_official_md5_is_accepted(monkeypatch):
+    data = b"pretend weights"
+    spec = W.WeightsSpec(W.CLASSIC.file_name, "https://example.invalid/w.h5", hashlib.md5(data).hexdigest(), "classic")
+    monkeypatch.setattr(W, "OFFICIAL", (spec,))
+    cached = W.keras_cache_dir() / spec.file_name
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(data)
+    try:
+        resolved = W.locate(offline=True)
+        assert resolved.path == cached and resolved.md5 == spec.md5
+    finally:
+        cached.unlink()
+
+
+def test_offline_without_file_says_where_to_put_what():
+    with pytest.raises(W.WeightsError) as caught:
+        W.locate(offline=True)
+    message = str(caught.value)
+    for fact in (W.CLASSIC.file_name, W.CLASSIC.md5, W.CLASSIC.url, str(W.keras_cache_dir()), "--weights"):
+        assert fact in message
+
+
+def test_download_goes_through_get_file_with_md5(monkeypatch, classic_file):
+    calls = []
+
+    def fake_get_file(fname, origin, file_hash=None, cache_subdir=None):
+        calls.append((fname, origin, file_hash, cache_subdir))
+        return str(classic_file)
+
+    import keras
+
+    monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
+    resolved = W.locate()
+    assert calls == [(W.CLASSIC.file_name, W.CLASSIC.url, W.CLASSIC.md5, "models")]
+    assert resolved.path == classic_file
+
+
+def test_download_failure_is_the_clear_message(monkeypatch):
+    def no_network(spec):
+        raise OSError("URL fetch failure: [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(W, "_download", no_network)
+    with pytest.raises(W.WeightsError, match="download failed: URL fetch failure.*md5 a7b3fe"):
+        W.locate()
+
+
+def test_cli_without_weights_offline_is_one_line_exit_1():
+    from click.testing import CliRunner
+
+    from resnet_cli.cli import main
+
+    result = CliRunner().invoke(main, ["--offline", str(SAMPLES / "elephant.jpg")])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert W.CLASSIC.md5 in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+@requires_real_weights
+def test_real_weights_elephant_top1():
+    from click.testing import CliRunner
+
+    from resnet_cli.cli import main
+
+    result = CliRunner().invoke(main, ["--weights", str(REAL_WEIGHTS), "-f", "json", str(SAMPLES / "elephant.jpg")])
+    assert result.exit_code == 0, result.stderr
+    import json
+
+    top1 = json.loads(result.stdout)[0]["predictions"][0]
+    assert top1["wnid"] in {"n02504458", "n01871265", "n02504013"}  # African elephant, tusker, Indian elephant
