@@ -21,7 +21,7 @@ import numpy as np
 
 from .imagenet import CAFFE_MEAN_BGR
 
-EXPORTER_VERSION = 1
+EXPORTER_VERSION = 2
 OPSET = 17
 STAGES = ((2, 3, (64, 64, 256), 1), (3, 4, (128, 128, 512), 2), (4, 6, (256, 256, 1024), 2), (5, 3, (512, 512, 2048), 2))
 
@@ -162,7 +162,9 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration_images: np.ndarra
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
-        op_types_to_quantize=["Conv", "Gemm", "Add", "MaxPool", "GlobalAveragePool"],
+        # Convolutions hold ~all the FLOPs. Quantizing Add/Gemm/pools too gained no speed here
+        # and lost top-1 agreement (0.90 → 0.80 on 40 photos), so the rest stays fp32.
+        op_types_to_quantize=["Conv"],
     )
 
 

@@ -53,7 +53,7 @@ def random_weights(images: np.ndarray, seed: int = 0, pool1_padding: str = "same
         layer.set_weights([a.astype(np.float32) for a in arrays])
     features = keras.Model(model.input, model.get_layer("flatten").output).predict(images, verbose=0)
     mean, std = features.mean(0), features.std(0) + 1e-3
-    kernel = rng.normal(0, 1, (2048, 1000)) / std[:, None] / np.sqrt(2048) * 4
+    kernel = rng.normal(0, 1, (2048, 1000)) / float(np.median(std)) / np.sqrt(2048) * 4
     model.get_layer("fc1000").set_weights([kernel.astype(np.float32), (-(mean @ kernel)).astype(np.float32)])
     return model_weights(model)
 

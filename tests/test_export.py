@@ -1,0 +1,81 @@
+"""The ONNX export: same numbers as the Keras model, int8 close to fp32, cache never stale."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLES, ours
+
+
+def _resolved(path):
+    from resnet_cli.weights import locate
+
+    return locate(path)
+
+
+@pytest.fixture(scope="session")
+def keras_probabilities(keras, weights, dev_arrays):
+    return ours(weights, preprocess=True).predict(dev_arrays, verbose=0, batch_size=25)
+
+
+def _session(classic_file, **config):
+    from resnet_cli.runtimes.onnx_runtime import model_bytes, open_session
+
+    defaults = dict(pool1_padding="same", bn_epsilon=1e-5, input_size=224, include_top=True, pooling=None, precision="fp32")
+    return open_session(model_bytes(_resolved(classic_file), dict(defaults, **config)))
+
+
+def test_fp32_onnx_reproduces_keras_on_real_photos(classic_file, dev_arrays, keras_probabilities):
+    session = _session(classic_file)
+    probabilities = session.run(None, {"images": dev_arrays})[0]
+    np.testing.assert_allclose(probabilities, keras_probabilities, atol=1e-4)
+    np.testing.assert_array_equal(np.argsort(-probabilities, 1)[:, :5], np.argsort(-keras_probabilities, 1)[:, :5])
+
+
+@pytest.mark.parametrize("padding", ["pad1", "valid"])
+def test_fp32_onnx_follows_the_pool1_option(keras, weights, classic_file, sample_arrays, padding):
+    session = _session(classic_file, pool1_padding=padding, bn_epsilon=1.001e-5)
+    expected = ours(weights, preprocess=True, pool1_padding=padding, bn_epsilon=1.001e-5).predict(sample_arrays, verbose=0)
+    np.testing.assert_allclose(session.run(None, {"images": sample_arrays})[0], expected, atol=1e-4)
+
+
+def test_pooled_features_onnx(keras, weights, classic_file, sample_arrays):
+    session = _session(classic_file, include_top=False, pooling="avg")
+    expected = ours(weights, preprocess=True, include_top=False, pooling="avg").predict(sample_arrays, verbose=0)
+    np.testing.assert_allclose(session.run(None, {"images": sample_arrays})[0], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_int8_agrees_with_fp32(classic_file, dev_arrays, keras_probabilities):
+    session = _session(classic_file, precision="int8")
+    probabilities = session.run(None, {"images": dev_arrays})[0]
+    agreement = (probabilities.argmax(1) == keras_probabilities.argmax(1)).mean()
+    print(f"int8 top-1 agreement with fp32 on {len(dev_arrays)} photos: {agreement:.2f}")
+    assert agreement >= 0.8
+
+
+def test_corrupt_cache_is_rebuilt(classic_file, sample_arrays):
+    from resnet_cli.cache import cache_dir
+
+    first = _session(classic_file).run(None, {"images": sample_arrays})[0]
+    cached = sorted((cache_dir() / "onnx").glob("*.onnx"))
+    assert cached
+    for path in cached:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # flip a bit in the middle of the weights
+        path.write_bytes(bytes(data))
+    second = _session(classic_file).run(None, {"images": sample_arrays})[0]
+    np.testing.assert_array_equal(first, second)
+
+
+def test_cached_onnx_run_never_imports_tensorflow(classic_file):
+    code = (
+        "import sys; from click.testing import CliRunner; from resnet_cli.cli import main;"
+        f"r = CliRunner().invoke(main, ['--weights', {str(classic_file)!r}, '--runtime', 'onnx', '-f', 'jsonl', {str(SAMPLES / 'cat.jpg')!r}]);"
+        "assert r.exit_code == 0, r.stderr;"
+        "print([m for m in ('tensorflow', 'keras') if m in sys.modules])"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().endswith("[]")
