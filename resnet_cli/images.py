@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 import warnings
 from dataclasses import dataclass
@@ -164,7 +165,7 @@ def _to_rgb(image):
         values = np.asarray(image, dtype=np.float64)
         top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
         grey = np.clip(np.round(values * (255.0 / top)), 0, 255).astype(np.uint8)
-        return Image.fromarray(grey, "L").convert("RGB")
+        return Image.fromarray(grey).convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -213,6 +214,11 @@ def decode(
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
+        status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode):  # a FIFO would block open() forever
+            if stat.S_ISDIR(status.st_mode):
+                raise OSError(errno.EISDIR, "is a folder")
+            raise (ImageError if explicit else NotAnImage)("not a regular file")
         handle = open(path, "rb")
     except OSError as error:
         raise _open_error(path, error) from None
