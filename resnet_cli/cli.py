@@ -131,3 +131,48 @@ def summary(**kwargs):
     from . import commands
 
     _call(commands.summary, _options(**kwargs))
+
+
+@main.command()
+@input_options
+@model_options
+@click.option("--labels", metavar="CSV", help="file,class_index or file,wnid. Default: wnid folders (n01440764/…) or wnid file-name prefixes (n01440764_….JPEG).")
+@click.option("-f", "--format", type=click.Choice(("table", "json")), default="table", show_default=True)
+def evaluate(**kwargs):
+    """Top-1 / top-5 accuracy on labeled images (folders are searched recursively)."""
+    if not kwargs["inputs"]:
+        raise click.UsageError("no input: give labeled image files or folders.")
+    from . import commands
+
+    _call(commands.evaluate, _options(**kwargs))
+
+
+@main.command()
+@input_options
+@model_options
+@click.option("-o", "--output", required=True, metavar="FILE", help="features.npz (features + paths), or features.npy with features.txt of paths.")
+@click.option("--normalize", is_flag=True, help="L2-normalise each vector.")
+def embed(**kwargs):
+    """2048-d pooled ResNet50 features of images, for search and clustering."""
+    if not kwargs["inputs"]:
+        raise click.UsageError("no input: give image files, folders, or -.")
+    from . import commands
+
+    _call(commands.embed, _options(**kwargs))
+
+
+@main.command()
+@click.argument("image", metavar="IMAGE")
+@model_options
+@click.option("-o", "--output", required=True, metavar="FILE.png", help="Heat-map blended over the photo.")
+@click.option("--class", "target_class", metavar="N|WNID|LABEL", help="Class to explain (default: the top-1).")
+@click.option("--raw", metavar="FILE.npy", help="Also save the bare 7×7 map (values in [0, 1]).")
+@click.option("--resize", type=click.Choice(_RESIZES), default="stretch", show_default=True)
+@click.option("--interpolation", type=click.Choice(_INTERPOLATIONS), default="nearest", show_default=True)
+@click.option("-q", "--quiet", is_flag=True)
+def explain(image, **kwargs):
+    """Grad-CAM heat-map on res5c: where the network saw the class (Keras runtime)."""
+    from . import commands
+
+    kwargs.pop("runtime", None)
+    _call(commands.explain, _options(inputs=(image,), runtime="keras", **kwargs))

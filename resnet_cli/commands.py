@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from .images import discover
 from .options import Options
@@ -92,9 +93,6 @@ def _count_in_background(options: Options, progress, task) -> None:
 
 
 def classify(options: Options) -> int:
-    from .pipeline import prediction_records, run
-    from .runtimes.factory import open_runtime
-
     report = Report()
     done: set[str] = set()
     if options.resume:
@@ -105,37 +103,28 @@ def classify(options: Options) -> int:
         except ValueError as error:
             raise UserError(str(error)) from None
         report.resumed = len(done)
-
-    batch_size, sources = _peek_batch_size(_sources(options, done), options.batch_size)
-    runtime = open_runtime(options, batch_size=batch_size)
-
+    # In table format the table row is the error line; elsewhere stdout may be a file or jq.
+    echo_errors = options.format != "table" or options.output is not None
+    records = _records(options, report, skip=done, echo_errors=echo_errors, top_k=options.top_k)
+    try:
+        first = next(records, None)  # opens the runtime: weights errors surface before any output
+    except KeyboardInterrupt:
+        records.close()
+        raise
     stream = (
         open(options.output, "a" if options.resume else "w", encoding="utf-8", newline="")
         if options.output
         else sys.stdout
     )
     sink = make_sink(options.format, stream, appending=options.resume and stream.tell() > 0)
-    echo_errors = options.format != "table" or options.output is not None
     try:
         with _graceful_sigint() as stop, _progress(options, None) as progress:
             task = progress.add_task("classify", total=None, rate=0.0) if progress else None
             if progress:
                 _count_in_background(options, progress, task)
-            records = run(
-                sources,
-                runtime.predict,
-                prediction_records(options.top_k),
-                options.decode,
-                batch_size,
-                options.decode_workers(),
-                on_skip=report.skip,
-            )
             try:
-                for record in records:
+                for record in itertools.chain([first] if first else [], records):
                     sink.write(record)
-                    report.add(record)
-                    if record.error is not None and echo_errors:
-                        stderr_line(f"error: {record.path}: {record.error}")
                     if progress:
                         elapsed = max(1e-9, time.perf_counter() - report.started)
                         progress.update(task, advance=1, rate=report.classified / elapsed)
@@ -172,4 +161,136 @@ def summary(options: Options) -> int:
     return 0
 
 
-__all__ = ["UserError", "classify", "summary", "EXIT_SOME_FAILED"]
+def _records(options: Options, report: Report, skip=frozenset(), echo_errors=True, include_top=True, pooling=None, top_k=5):
+    """Open the runtime and stream records for the inputs, counted in ``report``."""
+    from .pipeline import prediction_records, run, vector_records
+    from .runtimes.factory import open_runtime
+
+    batch_size, sources = _peek_batch_size(_sources(options, skip), options.batch_size)
+    runtime = open_runtime(options, batch_size=batch_size, include_top=include_top, pooling=pooling)
+    report.started = time.perf_counter()
+    to_records = prediction_records(top_k) if include_top else vector_records
+    records = run(sources, runtime.predict, to_records, options.decode, batch_size, options.decode_workers(), on_skip=report.skip)
+    for record in records:
+        report.add(record)
+        if record.error is not None and echo_errors:
+            stderr_line(f"error: {record.path}: {record.error}")
+        yield record
+
+
+def evaluate(options: Options) -> int:
+    """Top-1/top-5 accuracy of the classifier on labeled images."""
+    import json
+
+    from .evaluate import Accuracy, label_for, read_label_csv
+
+    try:
+        csv_labels = read_label_csv(options.labels) if options.labels else None
+    except (OSError, ValueError) as error:
+        raise UserError(f"--labels: {error}") from None
+    options = _replace(options, recursive=True)  # folder-per-wnid layouts are trees
+    report, accuracy = Report(), Accuracy()
+    for record in _records(options, report):
+        if not record.ok:
+            continue
+        truth = label_for(record.path, csv_labels)
+        if truth is None:
+            accuracy.unlabeled += 1
+            continue
+        accuracy.add(truth, [p.index for p in record.predictions])
+    result = accuracy.as_dict()
+    if options.format == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"images  {result['images']}")
+        print(f"top-1   {result['top1']:.4f}")
+        print(f"top-5   {result['top5']:.4f}")
+        if accuracy.unlabeled:
+            print(f"unlabeled (not counted)  {accuracy.unlabeled}")
+        print("worst classes (top-1):")
+        for row in result["worst_classes"]:
+            print(f"  {row['top1']:.2f}  {row['label']} ({row['wnid']}, {row['images']} images)")
+    if not options.quiet:
+        stderr_line(report.summary())
+    if accuracy.images == 0:
+        stderr_line("error: no labeled images (labels come from --labels CSV, wnid folders, or n01440764_… file names).")
+        return EXIT_SOME_FAILED
+    return report.exit_code
+
+
+def embed(options: Options) -> int:
+    """2048-d pooled features: .npz (features + paths) or .npy with a .txt of paths beside it."""
+    import io
+
+    import numpy as np
+
+    from .cache import write_atomic
+
+    if not options.output:
+        raise UserError("embed needs -o FILE (.npz, or .npy plus FILE.txt of paths).")
+    if not options.output.endswith((".npz", ".npy")):
+        raise UserError(f"-o must end in .npz or .npy. Received: {options.output}")
+    report = Report()
+    paths, vectors = [], []
+    for record in _records(options, report, include_top=False, pooling="avg"):
+        if record.ok:
+            paths.append(record.path)
+            vectors.append(np.asarray(record.vector, dtype=np.float32))
+    features = np.stack(vectors) if vectors else np.zeros((0, 2048), np.float32)
+    if options.normalize and len(features):
+        features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    buffer = io.BytesIO()
+    if options.output.endswith(".npz"):
+        np.savez(buffer, features=features, paths=np.array(paths, dtype=str))
+    else:
+        np.save(buffer, features)
+        write_atomic(Path(options.output).with_suffix(".txt"), "".join(p + "\n" for p in paths).encode())
+    write_atomic(Path(options.output), buffer.getvalue())
+    if not options.quiet:
+        stderr_line(report.summary().replace("classified", "embedded", 1))
+    return report.exit_code
+
+
+def explain(options: Options) -> int:
+    """Grad-CAM heat-map of one image, blended over the photo, as a PNG."""
+    import numpy as np
+
+    from .explain import class_activation_map, features_and_scores, load_photo, overlay
+    from .images import ImageError, decode
+    from .imagenet import class_index, find_class
+    from .runtimes.keras_runtime import build_model
+    from .weights import locate
+
+    (path,) = options.inputs
+    if not options.output:
+        raise UserError("explain needs -o FILE.png.")
+    try:
+        target = find_class(options.target_class) if options.target_class else None
+    except ValueError as error:
+        raise UserError(f"--class: {error}") from None
+    try:
+        image = decode(path, resize=options.decode.resize, interpolation=options.decode.interpolation)
+        photo = load_photo(path)
+    except ImageError as error:
+        stderr_line(f"error: {path}: {error}")
+        return EXIT_SOME_FAILED
+    model = build_model(locate(options.weights, offline=options.offline), pool1_padding=options.pool1_padding, bn_epsilon=options.bn_epsilon, device=options.device)
+    features, probabilities = features_and_scores(model, image)
+    target = int(np.argmax(probabilities)) if target is None else target
+    cam = class_activation_map(features, model.get_layer("fc1000").get_weights()[0], target)
+    overlay(photo, cam).save(options.output)
+    if options.raw:
+        np.save(options.raw, cam)
+    wnid, label = class_index()[target]
+    if not options.quiet:
+        stderr_line(f"{path}: heat-map for {label} ({wnid}, index {target}, score {probabilities[target]:.4f}) → {options.output}")
+    return 0
+
+
+def _replace(options: Options, **changes) -> Options:
+    import dataclasses
+
+    return dataclasses.replace(options, **changes)
+
+
+__all__ = ["UserError", "classify", "summary", "evaluate", "embed", "explain", "EXIT_SOME_FAILED"]

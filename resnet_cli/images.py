@@ -154,7 +154,7 @@ def sniff(head: bytes) -> str | None:
     return next((fmt for magic, fmt in _SIGNATURES if head.startswith(magic)), None)
 
 
-def _to_rgb(image):
+def to_rgb(image):
     """Any Pillow mode → RGB. Alpha is composited onto white; 16-bit and float greys are
     scaled to 8 bits rather than clipped; palette transparency becomes alpha first."""
     from PIL import Image
@@ -238,7 +238,7 @@ def decode(
                     target = (size / CROP_RATIO,) * 2 if resize == "crop" else (size, size)
                     image.draft("RGB", tuple(int(t) for t in target))
                 image = ImageOps.exif_transpose(image)
-                image = _to_rgb(image)
+                image = to_rgb(image)
                 if resize == "crop":
                     box = _crop_box(image.width, image.height, size)
                     image = image.resize((size, size), _resample(interpolation), box=box)

@@ -38,6 +38,10 @@ class Options:
     output: str | None = None
     resume: bool = False
     quiet: bool = False
+    labels: str | None = None  # evaluate: CSV of file,class_index|wnid
+    normalize: bool = False  # embed: L2-normalise the vectors
+    target_class: str | None = None  # explain: class to explain (index, wnid or label)
+    raw: str | None = None  # explain: also save the bare map as .npy here
     progress: bool | None = None  # None: only when stderr is a terminal
 
     def decode_workers(self) -> int:

@@ -49,7 +49,17 @@ def isolated_environment(tmp_path_factory):
     os.environ["KERAS_HOME"] = str(base / "keras")
     os.environ.pop("RESNET_CLI_WEIGHTS", None)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from resnet_cli.runtimes.keras_runtime import import_keras
+
+    keras = import_keras()
+    real_get_file = keras.utils.get_file
+
+    def no_network(*args, **kwargs):
+        raise OSError("tests never touch the network (a test forgot --weights?)")
+
+    keras.utils.get_file = no_network  # tests that exercise the download replace it themselves
     yield
+    keras.utils.get_file = real_get_file
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)

@@ -1,0 +1,180 @@
+"""`make bench`: one run, one table. Ratios are measured side by side in this run.
+
+Weights: the real file if this machine has it, else a random-weight file in the classic layout
+(speed does not depend on the values). Folder throughput uses JPEGs made from the sample images
+at realistic sizes. Set BENCH_SECONDS to trade time for precision (default 6 s a measurement).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / ".bench"
+SECONDS = float(os.environ.get("BENCH_SECONDS", "6"))
+CLI = [sys.executable, "-m", "resnet_cli"]
+ENV = dict(os.environ, RESNET_CLI_CACHE=str(WORK / "cache"), TF_CPP_MIN_LOG_LEVEL="3")
+rows: list[tuple[str, str, str]] = []
+
+
+def say(*parts) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def record(what: str, value: str, note: str = "") -> None:
+    rows.append((what, value, note))
+    say(f"  {what}: {value} {note}")
+
+
+def machine() -> str:
+    flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"model name\s*:\s*(.*)", flags)
+    isa = sorted({f for f in re.findall(r"\b(avx512\w*|amx\w*|avx2|avx_vnni)\b", flags)})
+    return f"{model.group(1) if model else platform.processor()}, {os.cpu_count()} cores, {' '.join(isa) or 'no AVX2'}"
+
+
+def throughput(call, batch: np.ndarray) -> float:
+    """Images per second of ``call(batch)``, after one warm-up call."""
+    call(batch)
+    count, start = 0, time.perf_counter()
+    while True:
+        call(batch)
+        count += len(batch)
+        elapsed = time.perf_counter() - start
+        if elapsed >= SECONDS and count >= 2 * len(batch):
+            return count / elapsed
+
+
+def weights_file() -> Path:
+    sys.path.insert(0, str(ROOT / "tests"))
+    real = os.environ.get("RESNET_CLI_WEIGHTS") or str(Path.home() / ".keras/models/resnet50_weights_tf_dim_ordering_tf_kernels.h5")
+    if Path(real).is_file():
+        return Path(real)
+    path = WORK / "random_classic.h5"
+    if not path.exists():
+        from resnet_cli.images import decode
+        from resnet_cli.testing import random_weights, write_weights
+
+        images = np.stack([decode(str(p)) for p in sorted((ROOT / "sample_images").glob("*.jpg"))])
+        names = json.loads((ROOT / "tests/data/classic_layer_names.json").read_text())
+        write_weights(path, random_weights(images), "classic", names)
+    return path
+
+
+def photo_folder(name: str, size: tuple[int, int], count: int) -> Path:
+    from PIL import Image
+
+    folder = WORK / name
+    if folder.exists() and len(list(folder.iterdir())) == count:
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    sources = [Image.open(p).convert("RGB") for p in sorted((ROOT / "sample_images").glob("*.jpg"))]
+    for i in range(count):
+        image = sources[i % len(sources)].resize(size, Image.Resampling.BILINEAR)
+        image.save(folder / f"photo{i:04d}.jpg", quality=90)
+    return folder
+
+
+def run_cli(args: list[str]) -> tuple[float, str, int]:
+    """Wall seconds, stderr, and peak RSS (KiB) of one CLI run."""
+    start = time.perf_counter()
+    done = subprocess.run(["/usr/bin/time", "-f", "%M", *CLI, *args], capture_output=True, text=True, env=ENV)
+    wall = time.perf_counter() - start
+    if done.returncode not in (0,):
+        raise SystemExit(f"CLI failed: {' '.join(args)}\n{done.stderr}")
+    lines = done.stderr.strip().splitlines()
+    return wall, "\n".join(lines[:-1]), int(lines[-1])
+
+
+def rate_of(stderr: str) -> float:
+    return float(re.search(r"\(([\d.]+) images/s\)", stderr).group(1))
+
+
+def main() -> None:
+    WORK.mkdir(exist_ok=True)
+    say(f"machine: {machine()}")
+    weights = weights_file()
+    wflag = ["--weights", str(weights)]
+    from resnet_cli.images import decode
+
+    photos = np.stack([decode(str(p)) for p in sorted((ROOT / "sample_images").glob("*.jpg"))])
+
+    def batch_of(n: int) -> np.ndarray:
+        return np.ascontiguousarray(np.resize(photos, (n, 224, 224, 3)))
+
+    # ---------------------------------------------------------------- model only
+    say("model only (images/s)")
+    from resnet_cli.runtimes.onnx_runtime import model_bytes, open_session
+    from resnet_cli.weights import locate
+
+    os.environ["RESNET_CLI_CACHE"] = ENV["RESNET_CLI_CACHE"]
+    resolved = locate(weights)
+    config = dict(pool1_padding="same", bn_epsilon=1e-5, input_size=224, include_top=True, pooling=None)
+    sessions = {p: open_session(model_bytes(resolved, dict(config, precision=p))) for p in ("fp32", "int8")}
+
+    from resnet_cli.runtimes.keras_runtime import build_model, import_keras
+
+    keras = import_keras()
+    ours = build_model(resolved)
+    reference = keras.applications.ResNet50(weights=None)
+    rates = {}
+    for batch in (1, 16, 64):
+        x = batch_of(batch)
+        xf = x.astype("float32")[..., ::-1] - np.array([103.939, 116.779, 123.68], "float32")
+        rates["keras.applications predict", batch] = throughput(lambda b: reference.predict(b, verbose=0, batch_size=batch), xf)
+        rates["ours keras", batch] = throughput(ours.predict_on_batch, x)
+        for p, session in sessions.items():
+            rates[f"ours onnx {p}", batch] = throughput(lambda b, s=session: s.run(None, {"images": b}), x)
+        for name in ("keras.applications predict", "ours keras", "ours onnx fp32", "ours onnx int8"):
+            ratio = rates[name, batch] / rates["keras.applications predict", batch]
+            record(f"model-only {name}, batch {batch}", f"{rates[name, batch]:.1f} img/s", f"(× {ratio:.2f} of keras.applications)")
+    del ours, reference
+
+    # ---------------------------------------------------------------- end to end
+    say("end to end (folder of JPEGs, decode overlapped with inference)")
+    folders = {"500x375": photo_folder("jpeg_500x375", (500, 375), 192), "4000x3000": photo_folder("jpeg_4000x3000", (4000, 3000), 32)}
+    for runtime, precision in (("keras", "fp32"), ("onnx", "fp32"), ("onnx", "int8")):
+        for label, folder in folders.items():
+            extra = ["--fast-decode"] if label == "4000x3000" else []
+            wall, stderr, rss = run_cli([*wflag, "--runtime", runtime, "--precision", precision, "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), *extra, str(folder)])
+            rate = rate_of(stderr)
+            model_rate = rates[f"ours {runtime}" + ("" if runtime == "keras" else f" {precision}"), 16]
+            record(f"end-to-end {runtime} {precision}, {label}{' --fast-decode' if extra else ''}", f"{rate:.1f} img/s",
+                   f"(÷ model-only {rate / model_rate:.2f}; × {rate / rates['keras.applications predict', 16]:.2f} of keras.applications; peak RSS {rss / 1024:.0f} MiB)")
+
+    # ---------------------------------------------------------------- cold start
+    say("cold start (median of 5)")
+    elephant = str(ROOT / "sample_images/elephant.jpg")
+
+    def median_wall(args, n=5):
+        return statistics.median(run_cli(args)[0] for _ in range(n))
+
+    record("`resnet-classify --help`", f"{median_wall(['--help']):.2f} s")
+    imports = statistics.median(
+        (lambda s: (subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, env=ENV), time.perf_counter() - s)[1])(time.perf_counter())
+        for _ in range(3)
+    )
+    record("`python -c 'import tensorflow'`", f"{imports:.2f} s")
+    for runtime in ("onnx", "keras"):
+        record(f"cold `resnet-classify --runtime {runtime} elephant.jpg`", f"{median_wall([*wflag, '--runtime', runtime, elephant]):.2f} s", "(model cached)" if runtime == "onnx" else "")
+
+    print(f"\nMachine: {machine()}; Python {platform.python_version()}; BENCH_SECONDS={SECONDS:g}\n")
+    print("| measurement | value | note |\n|---|---|---|")
+    for what, value, note in rows:
+        print(f"| {what} | {value} | {note} |")
+
+
+if __name__ == "__main__":
+    main()

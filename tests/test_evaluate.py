@@ -1,0 +1,77 @@
+"""evaluate: accuracy counts against keras.applications.ResNet50 on the same weights and photos."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from resnet_cli.cli import main
+
+from test_model import reference
+
+KERAS_APP_OPTIONS = ["--pool1-padding", "pad1", "--bn-epsilon", "1.001e-5"]
+
+
+@pytest.fixture(scope="module")
+def reference_ranking(keras, weights, dev_images):
+    """keras.applications' class ranking of each dev photo, computed the walkthrough's way."""
+    from keras.applications.imagenet_utils import preprocess_input
+    from keras.utils import img_to_array, load_img
+
+    paths, _ = dev_images
+    x = np.stack([img_to_array(load_img(p, target_size=(224, 224))) for p in paths])
+    probabilities = reference(keras, weights).predict(preprocess_input(x), verbose=0, batch_size=25)
+    return np.argsort(-probabilities, axis=1, kind="stable")
+
+
+def _evaluate(classic_file, *args):
+    result = CliRunner().invoke(main, ["evaluate", "--weights", str(classic_file), *map(str, args), "-f", "json", "--runtime", "keras", *KERAS_APP_OPTIONS])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_csv_labels_match_reference_counts(classic_file, dev_images, reference_ranking, tmp_path):
+    paths, truth = dev_images
+    # Labels chosen so the expected accuracy is far from 0: rank 1, rank 3, rank 7, and the truth.
+    labels = []
+    for i, path in enumerate(paths):
+        label = [reference_ranking[i, 0], reference_ranking[i, 2], reference_ranking[i, 6], truth[i]][i % 4]
+        labels.append(int(label))
+    csv_path = tmp_path / "labels.csv"
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "class_index"])
+        writer.writerows((Path(p).name, label) for p, label in zip(paths, labels))
+    expected_top1 = np.mean([reference_ranking[i, 0] == labels[i] for i in range(len(paths))])
+    expected_top5 = np.mean([labels[i] in reference_ranking[i, :5] for i in range(len(paths))])
+    assert expected_top1 >= 0.25 and expected_top5 >= 0.5
+
+    report = _evaluate(classic_file, Path(paths[0]).parent, "--labels", csv_path, "-b", "25")
+    assert report["images"] == 100
+    assert report["top1"] == pytest.approx(expected_top1)
+    assert report["top5"] == pytest.approx(expected_top5)
+    assert len(report["worst_classes"]) == 5 and {"index", "wnid", "label", "images", "top1"} <= set(report["worst_classes"][0])
+
+
+def test_wnid_file_names_and_wnid_folders(classic_file, dev_images, reference_ranking, tmp_path):
+    paths, truth = dev_images
+    expected_top5 = np.mean([truth[i] in reference_ranking[i, :5] for i in range(10)])
+    # wnid folder layout: train/n01440764/whatever.jpg
+    for path in paths[:10]:
+        wnid = Path(path).name.split("_")[0]
+        (tmp_path / wnid).mkdir()
+        (tmp_path / wnid / "photo.JPEG").symlink_to(path)
+    by_folder = _evaluate(classic_file, tmp_path, "-b", "10")
+    assert by_folder["images"] == 10 and by_folder["top5"] == pytest.approx(expected_top5)
+    by_name = _evaluate(classic_file, *paths[:10], "-b", "10")
+    assert by_name == by_folder
+
+
+def test_evaluate_table_and_no_labels(classic_file, tmp_path):
+    from conftest import SAMPLES
+
+    result = CliRunner().invoke(main, ["evaluate", "--weights", str(classic_file), "--runtime", "keras", str(SAMPLES / "cat.jpg")])
+    assert result.exit_code == 1 and "no labeled images" in result.stderr
