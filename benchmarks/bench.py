@@ -116,13 +116,13 @@ def main() -> None:
 
     # ---------------------------------------------------------------- model only
     say("model only (images/s)")
-    from resnet_cli.runtimes.onnx_runtime import model_bytes, open_session
+    from resnet_cli.runtimes.onnx_runtime import model_path, open_session
     from resnet_cli.weights import locate
 
     os.environ["RESNET_CLI_CACHE"] = ENV["RESNET_CLI_CACHE"]
     resolved = locate(weights)
     config = dict(pool1_padding="same", bn_epsilon=1e-5, input_size=224, include_top=True, pooling=None)
-    sessions = {p: open_session(model_bytes(resolved, dict(config, precision=p))) for p in ("fp32", "int8")}
+    sessions = {p: open_session(model_path(resolved, dict(config, precision=p))) for p in ("fp32", "int8")}
 
     from resnet_cli.runtimes.keras_runtime import build_model, import_keras
 

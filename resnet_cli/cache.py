@@ -17,8 +17,8 @@ def cache_dir() -> Path:
     return Path(base) / "resnet-classify"
 
 
-def md5_of(path: Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.md5()
+def hash_of(path: Path, algorithm: str = "md5", chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         while block := handle.read(chunk_size):
             digest.update(block)
@@ -26,21 +26,25 @@ def md5_of(path: Path, chunk_size: int = 1 << 20) -> str:
 
 
 def file_md5(path: Path) -> str:
-    """md5 of a file, remembered across runs while its size and mtime stay the same.
+    return file_digest(path, "md5")
+
+
+def file_digest(path: Path, algorithm: str = "md5") -> str:
+    """A file's digest, remembered across runs while its size and mtime stay the same.
 
     Hashing 100 MB costs ~0.2 s; a cold single-image run should not pay it every time.
     """
     path = Path(path).resolve()
     stat = path.stat()
-    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
-    memo_path = cache_dir() / "md5-memo.json"
+    key = f"{algorithm}|{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    memo_path = cache_dir() / "digest-memo.json"
     try:
         memo = json.loads(memo_path.read_text())
     except (OSError, ValueError):
         memo = {}
     if key in memo:
         return memo[key]
-    memo[key] = md5_of(path)
+    memo[key] = hash_of(path, algorithm)
     try:
         write_atomic(memo_path, json.dumps(memo).encode())
     except OSError:

@@ -183,15 +183,16 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_verified(path: Path) -> bytes | None:
-    """The cached model's bytes if its recorded sha256 matches, else None (stale/corrupt)."""
-    stamp = path.with_suffix(".sha256")
+def is_verified(path: Path) -> bool:
+    """The cached model matches the sha256 recorded when it was written (a stale, truncated or
+    altered file does not). The check is memoised on size and mtime, so a cold start does not
+    re-hash 100 MB."""
+    from .cache import file_digest
+
     try:
-        data = path.read_bytes()
-        expected = stamp.read_text().strip()
+        return file_digest(path, "sha256") == path.with_suffix(".sha256").read_text().strip()
     except OSError:
-        return None
-    return data if digest(data) == expected else None
+        return False
 
 
 def store(path: Path, data: bytes) -> None:

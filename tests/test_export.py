@@ -21,10 +21,10 @@ def keras_probabilities(keras, weights, dev_arrays):
 
 
 def _session(classic_file, **config):
-    from resnet_cli.runtimes.onnx_runtime import model_bytes, open_session
+    from resnet_cli.runtimes.onnx_runtime import model_path, open_session
 
     defaults = dict(pool1_padding="same", bn_epsilon=1e-5, input_size=224, include_top=True, pooling=None, precision="fp32")
-    return open_session(model_bytes(_resolved(classic_file), dict(defaults, **config)))
+    return open_session(model_path(_resolved(classic_file), dict(defaults, **config)))
 
 
 def test_fp32_onnx_reproduces_keras_on_real_photos(classic_file, dev_arrays, keras_probabilities):

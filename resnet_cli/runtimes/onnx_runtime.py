@@ -65,10 +65,11 @@ def _providers(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def model_bytes(weights, config_kwargs: dict, calibration: str | None = None) -> bytes:
-    """The serialized ONNX model for these weights and options, from the cache or built now."""
+def model_path(weights, config_kwargs: dict, calibration: str | None = None) -> Path | bytes:
+    """The cached ONNX model for these weights and options, exported now if missing or stale
+    (its bytes instead of a path when the cache cannot be written)."""
     from ..cache import cache_dir
-    from ..export import ExportConfig, build_onnx, quantize_int8, read_verified, store
+    from ..export import ExportConfig, build_onnx, is_verified, quantize_int8, store
     from ..weights import read_weights
 
     precision = config_kwargs.get("precision", "fp32")
@@ -78,37 +79,35 @@ def model_bytes(weights, config_kwargs: dict, calibration: str | None = None) ->
         config_kwargs = dict(config_kwargs, calibration=calibration_digest)
     config = ExportConfig(weights_md5=weights.digest(), **config_kwargs)
     path = cache_dir() / "onnx" / f"resnet50-{config.key()}.onnx"
-    data = read_verified(path)
-    if data is not None:
-        return data
+    if is_verified(path):
+        return path
     if precision == "int8":
-        fp32 = model_bytes(weights, dict(config_kwargs, precision="fp32", calibration=""))
-        tmp_in, tmp_out = path.with_suffix(f".{os.getpid()}.fp32.onnx"), path.with_suffix(f".{os.getpid()}.int8.onnx")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            tmp_in.write_bytes(fp32)
-            quantize_int8(tmp_in, tmp_out, calibration_images)
-            data = tmp_out.read_bytes()
-        finally:
-            tmp_in.unlink(missing_ok=True)
-            tmp_out.unlink(missing_ok=True)
+        import tempfile
+
+        fp32 = model_path(weights, dict(config_kwargs, precision="fp32", calibration=""))
+        with tempfile.TemporaryDirectory() as scratch:
+            if isinstance(fp32, bytes):  # the quantizer reads files
+                (Path(scratch) / "fp32.onnx").write_bytes(fp32)
+                fp32 = Path(scratch) / "fp32.onnx"
+            quantize_int8(fp32, Path(scratch) / "int8.onnx", calibration_images)
+            data = (Path(scratch) / "int8.onnx").read_bytes()
     else:
         data = build_onnx(read_weights(weights.path), config).SerializeToString()
     try:
         store(path, data)
     except OSError:
-        pass  # a read-only cache only means exporting again next time
-    return data
+        return data
+    return path
 
 
-def open_session(data: bytes, device: str = "auto"):
+def open_session(model: Path | bytes, device: str = "auto"):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = os.cpu_count() or 1
     options.log_severity_level = 3
-    return ort.InferenceSession(data, options, providers=_providers(device))
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=_providers(device))
 
 
 def open_onnx_runtime(options, weights, batch_size: int, include_top: bool = True, pooling: str | None = None) -> OnnxRuntime:
@@ -121,5 +120,5 @@ def open_onnx_runtime(options, weights, batch_size: int, include_top: bool = Tru
         pooling=pooling,
         precision=options.precision,
     )
-    data = model_bytes(weights, config, options.calibration)
-    return OnnxRuntime(open_session(data, options.device), batch_size, options.precision)
+    path = model_path(weights, config, options.calibration)
+    return OnnxRuntime(open_session(path, options.device), batch_size, options.precision)
