@@ -21,6 +21,7 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/fast_decode.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -176,3 +176,15 @@ def explain(image, **kwargs):
 
     kwargs.pop("runtime", None)
     _call(commands.explain, _options(inputs=(image,), runtime="keras", **kwargs))
+
+
+@main.command()
+@model_options
+@click.option("-o", "--output", required=True, metavar="FILE.onnx")
+@click.option("-q", "--quiet", is_flag=True)
+def export(**kwargs):
+    """Write the ONNX model (uint8 RGB in, probabilities out; --precision int8 for the quantized one)."""
+    from . import commands
+
+    kwargs.pop("runtime", None)
+    _call(commands.export, _options(runtime="onnx", **kwargs))

@@ -287,10 +287,30 @@ def explain(options: Options) -> int:
     return 0
 
 
+def export(options: Options) -> int:
+    """Write the ONNX model (fp32 or int8) the onnx runtime uses: uint8 RGB in, probabilities out."""
+    import shutil
+
+    from .runtimes.onnx_runtime import export_config, model_path
+    from .weights import locate
+
+    if not options.output:
+        raise UserError("export needs -o FILE.onnx.")
+    weights = locate(options.weights, offline=options.offline)
+    model = model_path(weights, export_config(options, weights), options.calibration)
+    if isinstance(model, bytes):
+        Path(options.output).write_bytes(model)
+    else:
+        shutil.copyfile(model, options.output)
+    if not options.quiet:
+        stderr_line(f"wrote {options.output} ({options.precision}; input uint8 [N, 224, 224, 3] RGB, output probabilities [N, 1000])")
+    return 0
+
+
 def _replace(options: Options, **changes) -> Options:
     import dataclasses
 
     return dataclasses.replace(options, **changes)
 
 
-__all__ = ["UserError", "classify", "summary", "evaluate", "embed", "explain", "EXIT_SOME_FAILED"]
+__all__ = ["UserError", "classify", "summary", "evaluate", "embed", "explain", "export", "EXIT_SOME_FAILED"]

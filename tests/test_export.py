@@ -79,3 +79,25 @@ def test_cached_onnx_run_never_imports_tensorflow(classic_file):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().endswith("[]")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_export_command_writes_a_runnable_model(classic_file, sample_arrays, tmp_path, precision):
+    from click.testing import CliRunner
+
+    from resnet_cli.cli import main
+
+    out = tmp_path / f"resnet50-{precision}.onnx"
+    result = CliRunner().invoke(main, ["export", "--weights", str(classic_file), "--precision", precision, "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "" and str(out) in result.stderr
+    exported = _session_from(out).run(None, {"images": sample_arrays})[0]
+    cached = _session(classic_file, precision=precision).run(None, {"images": sample_arrays})[0]
+    np.testing.assert_array_equal(exported, cached)
+    assert exported.shape == (len(sample_arrays), 1000)
+
+
+def _session_from(path):
+    from resnet_cli.runtimes.onnx_runtime import open_session
+
+    return open_session(path)

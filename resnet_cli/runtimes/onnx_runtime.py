@@ -110,9 +110,10 @@ def open_session(model: Path | bytes, device: str = "auto"):
     return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=_providers(device))
 
 
-def open_onnx_runtime(options, weights, batch_size: int, include_top: bool = True, pooling: str | None = None) -> OnnxRuntime:
+def export_config(options, weights, include_top: bool = True, pooling: str | None = None) -> dict:
+    """The graph options for a run: CLI overrides, else what the weights were trained with."""
     spec = weights.spec
-    config = dict(
+    return dict(
         pool1_padding=options.pool1_padding or spec.pool1_padding,
         bn_epsilon=options.bn_epsilon or spec.bn_epsilon,
         input_size=spec.input_size,
@@ -120,5 +121,8 @@ def open_onnx_runtime(options, weights, batch_size: int, include_top: bool = Tru
         pooling=pooling,
         precision=options.precision,
     )
-    path = model_path(weights, config, options.calibration)
+
+
+def open_onnx_runtime(options, weights, batch_size: int, include_top: bool = True, pooling: str | None = None) -> OnnxRuntime:
+    path = model_path(weights, export_config(options, weights, include_top, pooling), options.calibration)
     return OnnxRuntime(open_session(path, options.device), batch_size, options.precision)
