@@ -75,16 +75,13 @@ def _options(**kwargs) -> Options:
 
 def _call(command, options: Options) -> None:
     """Run a command; every user-facing failure is one stderr line, never a traceback."""
-    from .commands import UserError
+    from .errors import UserError
     from .output import stderr_line
     from .weights import WeightsError
 
     try:
         code = command(options)
     except (UserError, WeightsError) as error:
-        stderr_line(f"error: {error}")
-        code = 1
-    except RuntimeError as error:
         stderr_line(f"error: {error}")
         code = 1
     except KeyboardInterrupt:

@@ -14,13 +14,10 @@ import threading
 import time
 from pathlib import Path
 
+from .errors import UserError
 from .images import discover
 from .options import Options
 from .output import EXIT_SOME_FAILED, Report, make_sink, recorded_paths, stderr_line
-
-
-class UserError(Exception):
-    """Something the user can fix; the message is printed as is (exit 1)."""
 
 
 class _StopFlag:
@@ -49,7 +46,7 @@ def _graceful_sigint():
         signal.signal(signal.SIGINT, previous)
 
 
-def _progress(options: Options, total: int | None):
+def _progress(options: Options):
     """A rich progress bar on stderr when it is a terminal (transient: gone when done)."""
     show = options.progress if options.progress is not None else sys.stderr.isatty()
     if options.quiet or not show:
@@ -118,7 +115,7 @@ def classify(options: Options) -> int:
     )
     sink = make_sink(options.format, stream, appending=options.resume and stream.tell() > 0)
     try:
-        with _graceful_sigint() as stop, _progress(options, None) as progress:
+        with _graceful_sigint() as stop, _progress(options) as progress:
             task = progress.add_task("classify", total=None, rate=0.0) if progress else None
             if progress:
                 _count_in_background(options, progress, task)

@@ -100,3 +100,16 @@ def test_real_subprocess_keeps_stdout_clean(classic_file):
     )
     assert run.returncode == 0, run.stderr
     assert [json.loads(line)["path"] for line in run.stdout.splitlines()] == [ELEPHANT]
+
+
+def test_user_errors_are_one_line(classic_file, tmp_path):
+    cases = [
+        ("--precision", "int8", "--runtime", "keras", ELEPHANT),
+        ("--resume", "-f", "jsonl", ELEPHANT),
+        ("--runtime", "onnx", "--precision", "int8", "--calibration", tmp_path / "nowhere", ELEPHANT),
+    ]
+    for args in cases:
+        result = invoke("--weights", classic_file, *args)
+        assert result.exit_code == 1, (args, result.stderr)
+        assert result.stderr.startswith("resnet-classify: error: ") and result.stderr.count("\n") == 1, result.stderr
+        assert result.stdout == ""

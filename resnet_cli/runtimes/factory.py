@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import UserError
 from ..options import Options
 from ..weights import locate
 from . import Runtime, onnxruntime_available
@@ -23,7 +24,7 @@ def open_runtime(options: Options, batch_size: int, include_top: bool = True, po
 
         return open_onnx_runtime(options, weights, batch_size, include_top=include_top, pooling=pooling)
     if options.precision != "fp32":
-        raise RuntimeError(f"--precision {options.precision} needs --runtime onnx.")
+        raise UserError(f"--precision {options.precision} needs --runtime onnx.")
     from .keras_runtime import KerasRuntime, build_model
 
     model = build_model(

@@ -5,6 +5,8 @@ Works on any Keras 3 backend (TensorFlow here; ``KERAS_BACKEND=jax`` on a GPU ma
 
 from __future__ import annotations
 
+from ..errors import UserError
+
 import contextlib
 import os
 import sys
@@ -52,7 +54,7 @@ def import_keras(device: str = "auto"):
     import keras
 
     if device == "gpu" and not _has_gpu(keras):
-        raise RuntimeError("--device gpu: no GPU is visible to the Keras backend.")
+        raise UserError("--device gpu: no GPU is visible to the Keras backend.")
     return keras
 
 

@@ -5,6 +5,8 @@ Once the model is cached a run imports neither TensorFlow nor Keras.
 
 from __future__ import annotations
 
+from ..errors import UserError
+
 import os
 from importlib import resources
 from pathlib import Path
@@ -36,7 +38,7 @@ def _calibration_images(directory: str | None, size: int) -> tuple[np.ndarray, s
     if directory:
         folder = Path(directory)
         if not folder.is_dir():
-            raise RuntimeError(f"--calibration {directory}: not a folder.")
+            raise UserError(f"--calibration {directory}: not a folder.")
         files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
     else:
         bundled = resources.files("resnet_cli").joinpath("data/calibration")
@@ -50,7 +52,7 @@ def _calibration_images(directory: str | None, size: int) -> tuple[np.ndarray, s
             continue
         hasher.update(path.read_bytes())
     if not arrays:
-        raise RuntimeError(f"no usable calibration images in {directory or 'the bundled set'}.")
+        raise UserError(f"no usable calibration images in {directory or 'the bundled set'}.")
     return np.stack(arrays), hasher.hexdigest()[:16]
 
 
@@ -61,7 +63,7 @@ def _providers(device: str) -> list[str]:
     if device in ("gpu", "auto") and "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if device == "gpu":
-        raise RuntimeError("--device gpu: this ONNX Runtime build has no CUDA provider (try --runtime keras).")
+        raise UserError("--device gpu: this ONNX Runtime build has no CUDA provider (try --runtime keras).")
     return ["CPUExecutionProvider"]
 
 
