@@ -150,10 +150,7 @@ def summary(options: Options) -> int:
 
     from .weights import DEFAULT
 
-    model = resnet50(
-        pool1_padding=options.pool1_padding or DEFAULT.pool1_padding,
-        bn_epsilon=options.bn_epsilon or DEFAULT.bn_epsilon,
-    )
+    model = resnet50(**DEFAULT.numerics(options.pool1_padding, options.bn_epsilon))
     model.summary(print_fn=lambda line, **_: print(line))
     return 0
 

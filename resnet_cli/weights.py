@@ -38,6 +38,14 @@ class WeightsSpec:
     pool1_padding: str = "same"
     bn_epsilon: float = 1e-5
 
+    def numerics(self, pool1_padding: str | None = None, bn_epsilon: float | None = None) -> dict:
+        """The model options for a run: what the user asked for, else what these weights
+        were trained with. The one place the CLI → spec → default order is decided."""
+        return {
+            "pool1_padding": self.pool1_padding if pool1_padding is None else pool1_padding,
+            "bn_epsilon": self.bn_epsilon if bn_epsilon is None else bn_epsilon,
+        }
+
 
 _CLASSIC_BASE = "https://github.com/fchollet/deep-learning-models/releases/download/v0.2/"
 _KERAS_BASE = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"

@@ -81,13 +81,11 @@ def build_model(weights, include_top=True, pooling=None, pool1_padding=None, bn_
     from ..model import resnet50
     from ..weights import load_into, read_weights
 
-    spec = weights.spec
     model = resnet50(
         include_top=include_top,
         pooling=pooling,
-        pool1_padding=pool1_padding or spec.pool1_padding,
-        bn_epsilon=bn_epsilon or spec.bn_epsilon,
         preprocess=preprocess,
+        **weights.spec.numerics(pool1_padding, bn_epsilon),
     )
     load_into(model, read_weights(weights.path), source=weights.path)
     return model

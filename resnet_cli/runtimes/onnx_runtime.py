@@ -29,31 +29,41 @@ class OnnxRuntime(Runtime):
         return self.session.run(None, {self._input: batch})[0]
 
 
-def _calibration_images(directory: str | None, size: int) -> tuple[np.ndarray, str]:
-    """Decoded calibration images and a digest of their files (part of the cache key)."""
+def _calibration_files(directory: str | None) -> tuple[list[Path], str]:
+    """The calibration image files and a digest of their bytes (part of the cache key).
+    Decoding waits until a model really has to be quantized."""
     import hashlib
 
-    from ..images import IMAGE_EXTENSIONS, ImageError, decode
+    from ..images import IMAGE_EXTENSIONS
 
     if directory:
         folder = Path(directory)
         if not folder.is_dir():
             raise UserError(f"--calibration {directory}: not a folder.")
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        candidates = (p for p in folder.rglob("*"))
     else:
-        bundled = resources.files("resnet_cli").joinpath("data/calibration")
-        files = sorted(Path(str(p)) for p in bundled.iterdir() if Path(str(p)).suffix.lower() in IMAGE_EXTENSIONS)
-    files = files[:500]
-    arrays, hasher = [], hashlib.sha256()
+        candidates = (Path(str(p)) for p in resources.files("resnet_cli").joinpath("data/calibration").iterdir())
+    files = sorted(p for p in candidates if p.suffix.lower() in IMAGE_EXTENSIONS)[:500]
+    if not files:
+        raise UserError(f"no calibration images in {directory or 'the bundled set'}.")
+    hasher = hashlib.sha256()
+    for path in files:
+        hasher.update(path.read_bytes())
+    return files, hasher.hexdigest()[:16]
+
+
+def _decode_calibration(files: list[Path], size: int) -> np.ndarray:
+    from ..images import ImageError, decode
+
+    arrays = []
     for path in files:
         try:
             arrays.append(decode(str(path), size=size))
         except ImageError:
             continue
-        hasher.update(path.read_bytes())
     if not arrays:
-        raise UserError(f"no usable calibration images in {directory or 'the bundled set'}.")
-    return np.stack(arrays), hasher.hexdigest()[:16]
+        raise UserError(f"no usable calibration images among {len(files)} files in {files[0].parent}.")
+    return np.stack(arrays)
 
 
 def _providers(device: str) -> list[str]:
@@ -75,9 +85,9 @@ def model_path(weights, config_kwargs: dict, calibration: str | None = None) -> 
     from ..weights import read_weights
 
     precision = config_kwargs.get("precision", "fp32")
-    calibration_images = None
+    calibration_files: list[Path] = []
     if precision == "int8":
-        calibration_images, calibration_digest = _calibration_images(calibration, config_kwargs.get("input_size", 224))
+        calibration_files, calibration_digest = _calibration_files(calibration)
         config_kwargs = dict(config_kwargs, calibration=calibration_digest)
     config = ExportConfig(weights_md5=weights.digest(), **config_kwargs)
     path = cache_dir() / "onnx" / f"resnet50-{config.key()}.onnx"
@@ -91,7 +101,8 @@ def model_path(weights, config_kwargs: dict, calibration: str | None = None) -> 
             if isinstance(fp32, bytes):  # the quantizer reads files
                 (Path(scratch) / "fp32.onnx").write_bytes(fp32)
                 fp32 = Path(scratch) / "fp32.onnx"
-            quantize_int8(fp32, Path(scratch) / "int8.onnx", calibration_images)
+            images = _decode_calibration(calibration_files, config_kwargs.get("input_size", 224))
+            quantize_int8(fp32, Path(scratch) / "int8.onnx", images)
             data = (Path(scratch) / "int8.onnx").read_bytes()
     else:
         data = build_onnx(read_weights(weights.path), config).SerializeToString()
@@ -114,11 +125,9 @@ def open_session(model: Path | bytes, device: str = "auto"):
 
 def export_config(options, weights, include_top: bool = True, pooling: str | None = None) -> dict:
     """The graph options for a run: CLI overrides, else what the weights were trained with."""
-    spec = weights.spec
     return dict(
-        pool1_padding=options.pool1_padding or spec.pool1_padding,
-        bn_epsilon=options.bn_epsilon or spec.bn_epsilon,
-        input_size=spec.input_size,
+        weights.spec.numerics(options.pool1_padding, options.bn_epsilon),
+        input_size=weights.spec.input_size,
         include_top=include_top,
         pooling=pooling,
         precision=options.precision,
