@@ -7,6 +7,7 @@ at realistic sizes. Set BENCH_SECONDS to trade time for precision (default 6 s a
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -153,6 +154,20 @@ def main() -> None:
             model_rate = rates[f"ours {runtime}" + ("" if runtime == "keras" else f" {precision}"), 16]
             record(f"end-to-end {runtime} {precision}, {label}{' --fast-decode' if extra else ''}", f"{rate:.1f} img/s",
                    f"(÷ model-only {rate / model_rate:.2f}; × {rate / rates['keras.applications predict', 16]:.2f} of keras.applications; peak RSS {rss / 1024:.0f} MiB)")
+
+    # ---------------------------------------------------------------- ray engine
+    if importlib.util.find_spec("ray") is not None:
+        say("ray engine on this machine (one node: the engine's own overhead)")
+        folder = folders["500x375"]
+        runs = {}
+        for engine in ("local", "ray"):
+            runs[engine] = run_cli([*wflag, "--engine", engine, "--precision", "int8", "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), str(folder)])
+        for engine, (wall, stderr, rss) in runs.items():
+            rate = rate_of(stderr)
+            ratio = rate / rate_of(runs["local"][1])
+            cores = os.cpu_count() or 1
+            record(f"end-to-end --engine {engine} onnx int8, 500x375", f"{rate:.1f} img/s",
+                   f"(÷ local engine {ratio:.2f}; {rate / cores:.1f} img/s per core; wall {wall:.1f} s incl. start-up; driver peak RSS {rss / 1024:.0f} MiB)")
 
     # ---------------------------------------------------------------- cold start
     say("cold start (median of 5)")

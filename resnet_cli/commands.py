@@ -17,7 +17,7 @@ from pathlib import Path
 from .errors import UserError
 from .images import discover
 from .options import Options
-from .output import EXIT_SOME_FAILED, Report, make_sink, recorded_paths, stderr_line
+from .output import EXIT_SOME_FAILED, Report, open_sink, recorded_paths, stderr_line
 
 
 class _StopFlag:
@@ -108,12 +108,11 @@ def classify(options: Options) -> int:
     except KeyboardInterrupt:
         records.close()
         raise
-    stream = (
-        open(options.output, "a" if options.resume else "w", encoding="utf-8", newline="")
-        if options.output
-        else sys.stdout
-    )
-    sink = make_sink(options.format, stream, appending=options.resume and stream.tell() > 0)
+    try:
+        sink = open_sink(options.format, options.output, appending=options.resume)
+    except (OSError, ValueError) as error:
+        records.close()
+        raise UserError(f"--output: {error}") from None
     try:
         with _graceful_sigint() as stop, _progress(options) as progress:
             task = progress.add_task("classify", total=None, rate=0.0) if progress else None
@@ -134,8 +133,6 @@ def classify(options: Options) -> int:
                 records.close()
     finally:
         sink.close()
-        if stream is not sys.stdout:
-            stream.close()
     if not options.quiet or report.interrupted:
         stderr_line(report.summary())
     return report.exit_code
@@ -157,6 +154,18 @@ def summary(options: Options) -> int:
 
 def _records(options: Options, report: Report, skip=frozenset(), echo_errors=True, include_top=True, pooling=None, top_k=5):
     """Open the runtime and stream records for the inputs, counted in ``report``."""
+    if options.engine == "ray":
+        records = _ray_records(options, report, skip, top_k)
+    else:
+        records = _local_records(options, report, skip, include_top, pooling, top_k)
+    for record in records:
+        report.add(record)
+        if record.error is not None and echo_errors:
+            stderr_line(f"error: {record.path}: {record.error}")
+        yield record
+
+
+def _local_records(options: Options, report: Report, skip, include_top: bool, pooling, top_k: int):
     from .pipeline import prediction_records, run, vector_records
     from .runtimes.factory import open_runtime
 
@@ -164,12 +173,17 @@ def _records(options: Options, report: Report, skip=frozenset(), echo_errors=Tru
     runtime = open_runtime(options, batch_size=batch_size, include_top=include_top, pooling=pooling)
     report.started = time.perf_counter()
     to_records = prediction_records(top_k) if include_top else vector_records
-    records = run(sources, runtime.predict, to_records, options.decode, batch_size, options.decode_workers(), on_skip=report.skip)
-    for record in records:
-        report.add(record)
-        if record.error is not None and echo_errors:
-            stderr_line(f"error: {record.path}: {record.error}")
-        yield record
+    return run(sources, runtime.predict, to_records, options.decode, batch_size, options.decode_workers(), on_skip=report.skip)
+
+
+def _ray_records(options: Options, report: Report, skip, top_k: int):
+    from . import ray_engine
+    from .weights import locate
+
+    ray_engine.import_ray()  # "how to install" before anything else
+    locate(options.weights, offline=options.offline)  # weights errors on the driver, as one line
+    report.started = time.perf_counter()
+    yield from ray_engine.records(options, _sources(options, skip), top_k, on_skip=report.skip)
 
 
 def evaluate(options: Options) -> int:

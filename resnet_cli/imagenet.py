@@ -53,8 +53,8 @@ def class_index() -> tuple[tuple[str, str], ...]:
     return tuple((raw[str(i)][0], raw[str(i)][1]) for i in range(NUM_CLASSES))
 
 
-def decode_top_k(probabilities: np.ndarray, k: int = 5) -> list[list[Prediction]]:
-    """(N, 1000) scores → for each row the k best classes, best first.
+def top_k(probabilities: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 1000) scores → the k best class indices (N, k) and their scores (N, k), best first.
 
     Ties are broken by the lower class index, so the order is deterministic.
     """
@@ -65,15 +65,25 @@ def decode_top_k(probabilities: np.ndarray, k: int = 5) -> list[list[Prediction]
         )
     if not 1 <= k <= NUM_CLASSES:
         raise ValueError(f"k must be between 1 and {NUM_CLASSES}. Received: k={k}")
-    classes = class_index()
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(probabilities, order, axis=1)
+
+
+def predictions(indices: np.ndarray, scores: np.ndarray) -> list[list[Prediction]]:
+    """Rows of (index, score) → labelled, ranked predictions."""
+    classes = class_index()
     return [
         [
-            Prediction(rank, int(i), classes[i][0], classes[i][1], float(row[i]))
-            for rank, i in enumerate(top, start=1)
+            Prediction(rank, int(i), classes[i][0], classes[i][1], float(score))
+            for rank, (i, score) in enumerate(zip(row_indices, row_scores), start=1)
         ]
-        for row, top in zip(probabilities, order)
+        for row_indices, row_scores in zip(indices, scores)
     ]
+
+
+def decode_top_k(probabilities: np.ndarray, k: int = 5) -> list[list[Prediction]]:
+    """(N, 1000) scores → for each row the k best classes, best first."""
+    return predictions(*top_k(probabilities, k))
 
 
 def find_class(query: str) -> int:

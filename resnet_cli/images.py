@@ -7,6 +7,7 @@ Decoding never raises anything but ``ImageError`` / ``NotAnImage`` for a bad fil
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 import sys
@@ -110,6 +111,9 @@ def discover(
     seen_dirs: set = set()
 
     def expand(raw: str, explicit: bool) -> Iterator[Source]:
+        if is_uri(raw):
+            yield from _walk_uri(raw, recursive, include_hidden)
+            return
         path = Path(raw)
         if path.is_dir():
             yield from _walk(path, recursive, include_hidden, seen_dirs)
@@ -123,14 +127,80 @@ def discover(
         else:
             candidates = expand(raw, True)
         for source in candidates:
-            key = os.path.realpath(source.path)
+            key = source.path if is_uri(source.path) else os.path.realpath(source.path)
             if key in seen_files:
                 continue
             seen_files.add(key)
             yield source
 
 
+# ---------------------------------------------------------------------------- object stores
+
+
+def is_uri(path: str) -> bool:
+    """s3://, gs://, file://, … — anything pyarrow.fs reads (installed with the ray extra)."""
+    return "://" in path
+
+
+def _pyarrow_fs():
+    try:
+        from pyarrow import fs
+    except ImportError:
+        raise ImageError('reading URIs needs pyarrow: pip install "resnet-cli[ray]"') from None
+    return fs
+
+
+def _walk_uri(uri: str, recursive: bool, include_hidden: bool) -> Iterator[Source]:
+    """The files under a URI folder (sorted), or the URI itself when it names a file."""
+    try:
+        fs = _pyarrow_fs()
+        filesystem, root = fs.FileSystem.from_uri(uri)
+        if filesystem.get_file_info(root).type != fs.FileType.Directory:
+            yield Source(uri, explicit=True)
+            return
+        infos = filesystem.get_file_info(fs.FileSelector(root, recursive=recursive))
+    except (ImageError, OSError, ValueError):
+        yield Source(uri, explicit=True)  # becomes an error record naming the URI
+        return
+    scheme = uri.split("://", 1)[0]
+    for info in sorted(infos, key=lambda i: i.path):
+        relative = info.path[len(root) :].strip("/").split("/")
+        if info.type != fs.FileType.File or (not include_hidden and any(map(_is_hidden, relative))):
+            continue
+        yield Source(f"{scheme}://{info.path}", explicit=False)
+
+
+def _read_uri(uri: str) -> io.BytesIO:
+    fs = _pyarrow_fs()
+    try:
+        filesystem, inner = fs.FileSystem.from_uri(uri)
+        kind = filesystem.get_file_info(inner).type
+        if kind == fs.FileType.NotFound:
+            raise ImageError("no such file")
+        if kind == fs.FileType.Directory:
+            raise ImageError("is a folder (use --recursive, or name the folder)")
+        with filesystem.open_input_file(inner) as handle:
+            return io.BytesIO(handle.read())
+    except (OSError, ValueError) as error:
+        raise ImageError(f"cannot read the file ({error})") from None
+
+
 # ---------------------------------------------------------------------------- decoding
+
+
+def _open(path: str, explicit: bool):
+    """A binary handle on the file; a FIFO or device is refused before open() could block."""
+    if is_uri(path):
+        return _read_uri(path)
+    try:
+        status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode):
+            if stat.S_ISDIR(status.st_mode):
+                raise OSError(errno.EISDIR, "is a folder")
+            raise (ImageError if explicit else NotAnImage)("not a regular file")
+        return open(path, "rb")
+    except OSError as error:
+        raise _open_error(path, error) from None
 
 
 def _open_error(path: str, error: OSError) -> ImageError:
@@ -203,7 +273,7 @@ def decode(
     fast_jpeg: bool = False,
     explicit: bool = True,
 ) -> np.ndarray:
-    """Read one image file → (size, size, 3) uint8 RGB.
+    """Read one image file (a path, or a URI that pyarrow.fs reads) → (size, size, 3) uint8 RGB.
 
     stretch: squash the whole image to size×size (what keras.utils.load_img does).
     crop: shorter side to size/0.875 (256 for 224), centre crop size×size.
@@ -213,16 +283,7 @@ def decode(
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    try:
-        status = os.stat(path)
-        if not stat.S_ISREG(status.st_mode):  # a FIFO would block open() forever
-            if stat.S_ISDIR(status.st_mode):
-                raise OSError(errno.EISDIR, "is a folder")
-            raise (ImageError if explicit else NotAnImage)("not a regular file")
-        handle = open(path, "rb")
-    except OSError as error:
-        raise _open_error(path, error) from None
-    with handle:
+    with _open(path, explicit) as handle:
         head = handle.read(16)
         if not head or sniff(head) is None:
             reason = "empty file (0 bytes)" if not head else "not an image (unrecognised file format)"

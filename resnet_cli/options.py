@@ -7,6 +7,7 @@ from dataclasses import dataclass
 FORMATS = ("table", "json", "jsonl", "csv")
 DEVICES = ("auto", "cpu", "gpu")
 PRECISIONS = ("fp32", "int8")
+ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class Options:
     target_class: str | None = None  # explain: class to explain (index, wnid or label)
     raw: str | None = None  # explain: also save the bare map as .npy here
     progress: bool | None = None  # None: only when stderr is a terminal
+    engine: str = "local"  # local: this process; ray: Ray Data on a cluster (or a local Ray)
+    ray_address: str | None = None  # None: start a local Ray sized to this machine
+    ray_actors: int | None = None  # model actors; None: autoscale 1 … CPUs/4
 
     def decode_workers(self) -> int:
         import os

@@ -27,10 +27,12 @@ def record_dict(record: Record) -> dict:
 
 
 class Sink:
-    """Writes records to a text stream; ``close`` finishes the document."""
+    """Writes records to a text stream; ``close`` finishes the document (and closes the file
+    when the sink opened it)."""
 
     def __init__(self, stream):
         self.stream = stream
+        self.owns_stream = False
 
     def write(self, record: Record) -> None:
         self.stream.write(self.render(record))
@@ -41,6 +43,8 @@ class Sink:
 
     def close(self) -> None:
         self.stream.flush()
+        if self.owns_stream:
+            self.stream.close()
 
 
 class JsonlSink(Sink):
@@ -120,14 +124,77 @@ def make_sink(fmt: str, stream, appending: bool = False) -> Sink:
     return SINKS[fmt](stream)
 
 
+SHARD_RECORDS = 100_000  # records per shard file: ~50 MB of jsonl at top-5
+
+
+def is_shard_folder(output: str) -> bool:
+    """``-o DIR/`` (or an existing folder) means a folder of shards rather than one file."""
+    return output.endswith(("/", os.sep)) or os.path.isdir(output)
+
+
+def _shards(folder: str, fmt: str) -> list[str]:
+    if not os.path.isdir(folder):
+        return []
+    names = sorted(n for n in os.listdir(folder) if n.startswith("part-") and n.endswith("." + fmt))
+    return [os.path.join(folder, n) for n in names]
+
+
+class ShardSink(Sink):
+    """Records into DIR/part-00000.jsonl, part-00001.jsonl, … (a new shard every
+    ``records_per_shard``); a resumed run starts a new shard after the existing ones."""
+
+    def __init__(self, folder: str, fmt: str, records_per_shard: int = SHARD_RECORDS):
+        if fmt not in ("jsonl", "csv"):
+            raise ValueError(f"a folder of shards needs --format jsonl or csv. Received: --format {fmt}")
+        os.makedirs(folder, exist_ok=True)
+        self.folder, self.fmt, self.records_per_shard = folder, fmt, records_per_shard
+        existing = _shards(folder, fmt)
+        self.next_shard = int(os.path.basename(existing[-1])[5:10]) + 1 if existing else 0
+        self.shard: Sink | None = None
+        self.count = 0
+
+    def write(self, record: Record) -> None:
+        if self.shard is None or self.count >= self.records_per_shard:
+            self._next()
+        self.shard.write(record)
+        self.count += 1
+
+    def _next(self) -> None:
+        if self.shard is not None:
+            self.shard.close()
+        path = os.path.join(self.folder, f"part-{self.next_shard:05d}.{self.fmt}")
+        self.shard = make_sink(self.fmt, open(path, "w", encoding="utf-8", newline=""))
+        self.shard.owns_stream = True
+        self.next_shard += 1
+        self.count = 0
+
+    def close(self) -> None:
+        if self.shard is not None:
+            self.shard.close()
+
+
+def open_sink(fmt: str, output: str | None, appending: bool = False) -> Sink:
+    """The sink for ``--output``: stdout, one file (appended to on resume), or a shard folder."""
+    if output is None:
+        return make_sink(fmt, sys.stdout)
+    if is_shard_folder(output):
+        return ShardSink(output, fmt)
+    stream = open(output, "a" if appending else "w", encoding="utf-8", newline="")
+    sink = make_sink(fmt, stream, appending=appending and stream.tell() > 0)
+    sink.owns_stream = True
+    return sink
+
+
 # ---------------------------------------------------------------------------- resume
 
 
 def recorded_paths(path: str, fmt: str) -> set[str]:
-    """Paths already recorded in an output file; a torn last line (a killed writer) is cut off
+    """Paths already recorded in an output file (or shard folder); a torn last line (a killed writer) is cut off
     so the appended records start on a clean line."""
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"--resume needs --format jsonl or csv. Received: --format {fmt}")
+    if is_shard_folder(path):
+        return set().union(*(recorded_paths(shard, fmt) for shard in _shards(path, fmt)))
     if not os.path.exists(path):
         return set()
     with open(path, "rb+") as handle:

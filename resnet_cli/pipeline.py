@@ -37,7 +37,7 @@ class Skipped:
     """Marker for a folder entry that is not an image."""
 
 
-def _decode_one(source: Source, options: DecodeOptions):
+def decode_source(source: Source, options: DecodeOptions):
     try:
         return decode(
             source.path,
@@ -75,7 +75,7 @@ def decoded_batches(
         def submit_next() -> None:
             chunk = next(chunks, None)
             if chunk is not None:
-                pending.append((chunk, [pool.submit(_decode_one, s, options) for s in chunk]))
+                pending.append((chunk, [pool.submit(decode_source, s, options) for s in chunk]))
 
         for _ in range(prefetch + 1):
             submit_next()

@@ -1,0 +1,178 @@
+"""The ray engine: the local engine's records, computed on a Ray cluster with Ray Data.
+
+Plan: the driver lists the inputs (the project's own discovery: folders, ``-``, and URIs that
+pyarrow.fs reads) → CPU tasks read and decode them with the project's own decoder (so pixels
+and error messages are the local engine's) → an autoscaling pool of actors, one runtime each,
+loaded once → top-k rows streamed back to the driver in input order, which writes every record
+whole through the same sinks as the local engine.
+
+Exactly once: records are written only by the driver, from Ray Data's output stream. A task or
+an actor that dies is retried by Ray (actors restart, their tasks are re-run) and the stream
+still holds each input once; a driver that dies is picked up by ``--resume``.
+
+Listing and reading happen in tasks, not Ray's file readers, because one unreadable file must
+become one error record, not fail the whole dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .errors import UserError
+from .images import ImageError, Source
+from .options import DecodeOptions, Options
+from .pipeline import Record, Skipped, decode_source
+
+INSTALL_HINT = 'the ray engine needs Ray Data: pip install "resnet-cli[ray]"'
+
+# Decode status per row.
+OK, FAILED, SKIPPED = 0, 1, 2
+
+# Memory reserved per decode task (a batch of camera photos in flight) and per model actor
+# (weights, session, buffers; peak RSS measured 306-493 MiB). Ray schedules by them; that the
+# two differ also keeps Ray Data from fusing decoding into the actors, so decode overlaps
+# inference. A dead actor is restarted and its batch re-run (Ray Data's default for actor
+# pools): exactly-once rests on that.
+DECODE_MEMORY = 256 * 2**20
+ACTOR_MEMORY = 1024 * 2**20
+
+
+def import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise UserError(INSTALL_HINT) from None
+    return ray
+
+
+def connect(address: str | None):
+    """Join the cluster at ``address``, or start a local Ray sized to this machine; quietly."""
+    ray = import_ray()
+    if not ray.is_initialized():
+        _check_reachable(address)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        except ConnectionError as error:
+            raise UserError(f"cannot reach the Ray cluster at {address}: {error}") from None
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # ours runs on the records, on a terminal only
+    context.execution_options.preserve_order = True  # same order as the local engine
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    return ray
+
+
+def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """A wrong address fails in seconds with one line, instead of Ray's minutes of retries."""
+    if address in (None, "", "auto", "local"):
+        return
+    target = address.split("://", 1)[-1]
+    host, colon, port = target.rpartition(":")
+    if not colon:  # Ray's default ports: 6379 (GCS), 10001 (ray:// client)
+        host, port = target, "10001" if address.startswith("ray://") else "6379"
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot reach the Ray cluster at {address} ({error or type(error).__name__})") from None
+
+
+def decode_batch(batch: dict, decode_options: DecodeOptions) -> dict:
+    """Ray task: paths → uint8 images plus a status and an error message per row."""
+    paths, explicit = batch["path"], batch["explicit"]
+    size = decode_options.size
+    images = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
+    status = np.full(len(paths), OK, dtype=np.int8)
+    errors = [""] * len(paths)
+    for row, (path, named) in enumerate(zip(paths, explicit)):
+        item = decode_source(Source(str(path), bool(named)), decode_options)
+        if item is Skipped:
+            status[row] = SKIPPED
+        elif isinstance(item, ImageError):
+            status[row], errors[row] = FAILED, str(item)
+        else:
+            images[row] = item
+    return {"path": paths, "status": status, "error": np.array(errors, dtype=object), "image": images}
+
+
+class Predictor:
+    """Ray actor: one runtime (ONNX or Keras), opened once, scoring the decoded rows."""
+
+    def __init__(self, options: Options, batch_size: int, top_k: int):
+        from .runtimes.factory import open_runtime
+
+        self.runtime = open_runtime(options, batch_size=batch_size)
+        self.top_k = top_k
+
+    def __call__(self, batch: dict) -> dict:
+        from .imagenet import top_k
+
+        good = batch["status"] == OK
+        indices = np.zeros((len(good), self.top_k), dtype=np.int64)
+        scores = np.zeros((len(good), self.top_k), dtype=np.float32)
+        if good.any():
+            indices[good], scores[good] = top_k(self.runtime.predict(batch["image"][good]), self.top_k)
+        return {"path": batch["path"], "status": batch["status"], "error": batch["error"], "index": indices, "score": scores}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How the work is spread: rows per block, actors in the pool, CPUs per actor."""
+
+    batch_size: int
+    min_actors: int = 1
+    max_actors: int = 1
+    cpus_per_actor: float = 1.0
+
+    @classmethod
+    def for_cluster(cls, ray, batch_size: int, actors: int | None) -> "Plan":
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        if actors:
+            return cls(batch_size, actors, actors)
+        # One actor per 4 CPUs leaves the rest to decoding (decode ≈ ¼ of inference per image).
+        return cls(batch_size, 1, max(1, cpus // 4))
+
+
+def records(
+    options: Options,
+    sources: Iterable[Source],
+    top_k: int,
+    on_skip: Callable[[Source], None] = lambda source: None,
+    predictor: type = Predictor,
+) -> Iterator[Record]:
+    """The ray engine's records for ``sources``, in input order (as ``pipeline.run``'s)."""
+    from .imagenet import predictions
+
+    ray = connect(options.ray_address)
+    rows = [{"path": s.path, "explicit": s.explicit} for s in sources]
+    if not rows:
+        return
+    plan = Plan.for_cluster(ray, options.batch_size, options.ray_actors)
+    dataset = (
+        ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // plan.batch_size)))
+        .map_batches(decode_batch, fn_kwargs={"decode_options": options.decode}, batch_size=plan.batch_size, batch_format="numpy", num_cpus=1, memory=DECODE_MEMORY)
+        .map_batches(
+            predictor,
+            fn_constructor_kwargs={"options": options, "batch_size": plan.batch_size, "top_k": top_k},
+            batch_size=plan.batch_size,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(min_size=plan.min_actors, max_size=plan.max_actors),
+            num_cpus=plan.cpus_per_actor,
+            memory=ACTOR_MEMORY,
+        )
+    )
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        ranked = predictions(batch["index"], batch["score"])
+        for path, status, error, ranking in zip(batch["path"], batch["status"], batch["error"], ranked):
+            path = str(path)
+            if status == SKIPPED:
+                on_skip(Source(path, explicit=False))
+            elif status == FAILED:
+                yield Record(path, error=str(error))
+            else:
+                yield Record(path, predictions=ranking)

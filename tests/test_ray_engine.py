@@ -1,0 +1,152 @@
+"""The ray engine against the local engine on real photos and bad files: the same records, one
+by one; every record exactly once when a model actor dies mid-run; shards and --resume."""
+
+import json
+import os
+import shutil
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import DEV, SAMPLES
+from resnet_cli.cli import main
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray instance on 2 CPUs (no network), shared by the module's tests."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """Real photos (samples, and ImageNet dev photos when ../shared is there) plus bad files."""
+    d = tmp_path_factory.mktemp("photos")
+    for path in sorted(SAMPLES.glob("*.jpg")):
+        shutil.copy(path, d / path.name)
+    for path in sorted(DEV.glob("*.JPEG"))[:13]:
+        shutil.copy(path, d / path.name)
+    (d / "empty.jpg").write_bytes(b"")
+    (d / "notes.jpg").write_text("not a photo")
+    (d / "truncated.jpg").write_bytes((SAMPLES / "cat.jpg").read_bytes()[:3000])
+    (d / "README.txt").write_text("skipped: not an image, not named like one")
+    return d
+
+
+def classify(*args):
+    result = CliRunner().invoke(main, ["-q", "-f", "jsonl", "-b", "4", *map(str, args)])
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    return result, records
+
+
+def assert_same_records(ours, reference):
+    """Record by record: paths, errors and classes exact; scores to float32 rounding."""
+    assert [r["path"] for r in ours] == [r["path"] for r in reference]
+    for mine, theirs in zip(ours, reference):
+        assert mine.get("error") == theirs.get("error"), mine["path"]
+        assert [(p["rank"], p["index"], p["wnid"], p["label"]) for p in mine.get("predictions", [])] == [
+            (p["rank"], p["index"], p["wnid"], p["label"]) for p in theirs.get("predictions", [])
+        ], mine["path"]
+        for p, q in zip(mine.get("predictions", []), theirs.get("predictions", [])):
+            assert p["score"] == pytest.approx(q["score"], rel=1e-5, abs=1e-7)
+
+
+@pytest.fixture(scope="module")
+def local_records(folder, classic_file):
+    result, records = classify("--weights", classic_file, folder)
+    assert result.exit_code == 1  # the bad files
+    return records
+
+
+def test_ray_engine_gives_the_local_engine_records(ray_cluster, folder, classic_file, local_records):
+    result, records = classify("--engine", "ray", "--weights", classic_file, folder)
+    assert result.exit_code == 1, result.stderr
+    assert_same_records(records, local_records)
+    errors = {r["path"]: r["error"] for r in records if "error" in r}
+    assert set(errors) == {str(folder / n) for n in ("empty.jpg", "notes.jpg", "truncated.jpg")}
+    assert errors[str(folder / "empty.jpg")] == "empty file (0 bytes)"
+    for path in errors:  # one line per bad file on stderr, naming it; no traceback
+        assert sum(path in line for line in result.stderr.splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    assert sum("predictions" in r for r in records) == len(list(folder.glob("*"))) - 4
+
+
+def test_every_record_exactly_once_when_an_actor_dies(ray_cluster, folder, classic_file, local_records, tmp_path):
+    from resnet_cli import ray_engine
+    from resnet_cli.images import discover
+    from resnet_cli.options import Options
+    from resnet_cli.output import record_dict
+
+    marker = str(tmp_path / "crashed")
+
+    class CrashOnce(ray_engine.Predictor):
+        """Kills its own process on its second batch, the first time only (like an OOM kill)."""
+
+        calls = 0
+
+        def __call__(self, batch):
+            self.calls += 1
+            if self.calls == 2 and not os.path.exists(marker):
+                open(marker, "w").close()
+                os._exit(1)
+            return super().__call__(batch)
+
+    options = Options(inputs=(str(folder),), weights=str(classic_file), batch_size=4, engine="ray")
+    skipped = []
+    records = ray_engine.records(options, discover(options.inputs), 5, on_skip=skipped.append, predictor=CrashOnce)
+    records = [record_dict(r) for r in records]
+    assert os.path.exists(marker), "the actor never crashed: the test proved nothing"
+    assert_same_records(records, local_records)
+    assert [s.path for s in skipped] == [str(folder / "README.txt")]
+
+
+def test_shards_and_resume_give_each_file_once(ray_cluster, folder, classic_file, local_records, tmp_path):
+    shards = tmp_path / "out"
+    first = sorted(folder.glob("*"))[:9]
+    result = CliRunner().invoke(main, ["-q", "-f", "jsonl", "--engine", "ray", "--weights", str(classic_file), "-o", f"{shards}/", *map(str, first)])
+    assert result.exit_code in (0, 1), result.stderr
+    result = CliRunner().invoke(main, ["-q", "-f", "jsonl", "--engine", "ray", "--weights", str(classic_file), "-o", f"{shards}/", "--resume", str(folder)])
+    assert result.exit_code == 1, result.stderr
+    parts = sorted(shards.glob("part-*.jsonl"))
+    assert [p.name for p in parts] == ["part-00000.jsonl", "part-00001.jsonl"]
+    records = [json.loads(line) for part in parts for line in part.read_text().splitlines()]
+    by_path = {r["path"]: r for r in records}
+    assert len(by_path) == len(records)  # nothing twice
+    assert_same_records([by_path[r["path"]] for r in local_records], local_records)  # nothing lost
+
+
+def test_uris_read_through_pyarrow(ray_cluster, folder, classic_file, local_records):
+    """A file:// URI folder (as s3:// or gs:// would be) gives the same records, by URI."""
+    result, records = classify("--engine", "ray", "--weights", classic_file, folder.as_uri())
+    assert result.exit_code == 1, result.stderr
+    for record in records:
+        assert record["path"].startswith("file:///")
+        record["path"] = record["path"][len("file://") :]
+    assert_same_records(records, local_records)
+
+
+def test_without_ray_the_engine_says_how_to_install(monkeypatch, classic_file):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
+    result = CliRunner().invoke(main, ["--engine", "ray", "--weights", str(classic_file), str(SAMPLES / "cat.jpg")])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.strip() == 'resnet-classify: error: the ray engine needs Ray Data: pip install "resnet-cli[ray]"'
+
+
+def test_an_unreachable_cluster_is_one_line_in_seconds(classic_file):
+    """Ray itself retries a wrong address for minutes; we say so at once (fresh process)."""
+    import subprocess
+
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    done = subprocess.run(
+        [sys.executable, "-m", "resnet_cli", "--engine", "ray", "--ray-address", "127.0.0.1:1", "--weights", str(classic_file), str(SAMPLES / "cat.jpg")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.strip().startswith("resnet-classify: error: cannot reach the Ray cluster at 127.0.0.1:1 (")
+    assert len(done.stderr.strip().splitlines()) == 1
