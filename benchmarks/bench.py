@@ -99,6 +99,23 @@ def run_cli(args: list[str]) -> tuple[float, str, int]:
     return wall, "\n".join(lines[:-1]), int(lines[-1])
 
 
+def ray_engine_rates(weights: Path, folder: Path) -> tuple[float, float, float]:
+    """(seconds to the first record incl. ray.init, steady img/s after it, whole-run img/s)."""
+    from resnet_cli import ray_engine
+    from resnet_cli.images import discover
+    from resnet_cli.options import Options
+
+    options = Options(inputs=(str(folder),), weights=str(weights), batch_size=16, engine="ray", precision="int8")
+    start = time.perf_counter()
+    first, count = None, 0
+    for _ in ray_engine.records(options, discover(options.inputs), 5):
+        count += 1
+        first = first or time.perf_counter()
+    end = time.perf_counter()
+    ray_engine.import_ray().shutdown()
+    return first - start, (count - 1) / (end - first), count / (end - start)
+
+
 def rate_of(stderr: str) -> float:
     return float(re.search(r"\(([\d.]+) images/s\)", stderr).group(1))
 
@@ -158,16 +175,16 @@ def main() -> None:
     # ---------------------------------------------------------------- ray engine
     if importlib.util.find_spec("ray") is not None:
         say("ray engine on this machine (one node: the engine's own overhead)")
-        folder = folders["500x375"]
-        runs = {}
-        for engine in ("local", "ray"):
-            runs[engine] = run_cli([*wflag, "--engine", engine, "--precision", "int8", "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), str(folder)])
-        for engine, (wall, stderr, rss) in runs.items():
-            rate = rate_of(stderr)
-            ratio = rate / rate_of(runs["local"][1])
-            cores = os.cpu_count() or 1
-            record(f"end-to-end --engine {engine} onnx int8, 500x375", f"{rate:.1f} img/s",
-                   f"(÷ local engine {ratio:.2f}; {rate / cores:.1f} img/s per core; wall {wall:.1f} s incl. start-up; driver peak RSS {rss / 1024:.0f} MiB)")
+        folder = photo_folder("jpeg_500x375_576", (500, 375), 576)
+        wall, stderr, _ = run_cli([*wflag, "--precision", "int8", "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), str(folder)])
+        local = rate_of(stderr)
+        startup, steady, overall = ray_engine_rates(weights, folder)
+        cores = os.cpu_count() or 1
+        record("end-to-end --engine local onnx int8, 576 × 500x375", f"{local:.1f} img/s", f"({local / cores:.1f} img/s per core)")
+        record("end-to-end --engine ray onnx int8, same folder, steady state", f"{steady:.1f} img/s",
+               f"(÷ local engine {steady / local:.2f}; {steady / cores:.1f} img/s per core)")
+        record("--engine ray start-up (local Ray, actor, model) to the first record", f"{startup:.1f} s",
+               f"(whole run {overall:.1f} img/s, ÷ local {overall / local:.2f})")
 
     # ---------------------------------------------------------------- cold start
     say("cold start (median of 5)")
