@@ -20,6 +20,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
+	-$(BIN)/pip install --quiet -e '.[test,ray,bench]'  # the PyTorch peer; the bench skips it if this fails
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/fast_decode.py
 

@@ -99,6 +99,18 @@ def run_cli(args: list[str]) -> tuple[float, str, int]:
     return wall, "\n".join(lines[:-1]), int(lines[-1])
 
 
+def torch_peer_rates() -> dict | None:
+    """The PyTorch peer in its own process (its thread pool must not meet ours), if installed."""
+    if importlib.util.find_spec("torch") is None:
+        say("PyTorch peer skipped: torch is not installed (pip install -e '.[bench]')")
+        return None
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks/torch_peer.py")], capture_output=True, text=True, env=ENV)
+    if done.returncode != 0:
+        say(f"PyTorch peer failed: {done.stderr.strip().splitlines()[-1:]}")
+        return None
+    return json.loads(done.stdout)
+
+
 def ray_engine_rates(weights: Path, folder: Path) -> tuple[float, float, float]:
     """(seconds to the first record incl. ray.init, steady img/s after it, whole-run img/s)."""
     from resnet_cli import ray_engine
@@ -159,6 +171,11 @@ def main() -> None:
             ratio = rates[name, batch] / rates["keras.applications predict", batch]
             record(f"model-only {name}, batch {batch}", f"{rates[name, batch]:.1f} img/s", f"(× {ratio:.2f} of keras.applications)")
     del ours, reference
+    peer = torch_peer_rates()
+    for batch in (1, 16, 64) if peer else ():
+        rate = peer[str(batch)]
+        record(f"model-only peer: PyTorch {peer['torch']} ResNet50 (TorchScript frozen, channels_last), batch {batch}", f"{rate:.1f} img/s",
+               f"(× {rate / rates['keras.applications predict', batch]:.2f} of keras.applications; ours onnx fp32 ÷ it {rates['ours onnx fp32', batch] / rate:.2f})")
 
     # ---------------------------------------------------------------- end to end
     say("end to end (folder of JPEGs, decode overlapped with inference)")
