@@ -171,6 +171,14 @@ def main() -> None:
             ratio = rates[name, batch] / rates["keras.applications predict", batch]
             record(f"model-only {name}, batch {batch}", f"{rates[name, batch]:.1f} img/s", f"(× {ratio:.2f} of keras.applications)")
     del ours, reference
+    from resnet_cli.runtimes import cpu_has_bf16
+
+    bf16 = build_model(resolved, precision="bf16")
+    rate = throughput(bf16.predict_on_batch, batch_of(16))
+    hardware = "AVX512-BF16/AMX" if cpu_has_bf16() else "no bf16 hardware: emulated, so the CLI falls back to fp32"
+    record("model-only ours keras bf16 (mixed_bfloat16), batch 16", f"{rate:.1f} img/s",
+           f"(× {rate / rates['ours keras', 16]:.2f} of ours keras fp32; {hardware})")
+    del bf16
     peer = torch_peer_rates()
     for batch in (1, 16, 64) if peer else ():
         rate = peer[str(batch)]

@@ -34,7 +34,7 @@ def model_options(func):
             click.option("--offline", is_flag=True, help="Never download the weights."),
             click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Where the Keras runtime runs."),
             click.option("--runtime", type=click.Choice(_RUNTIMES), default="auto", show_default=True, help="auto = onnx when ONNX Runtime is installed (fastest on CPU, no TensorFlow start-up), else keras."),
-            click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help="int8: statically quantized ONNX model (onnx runtime)."),
+            click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help="int8: statically quantized ONNX model (onnx runtime). bf16: Keras mixed precision where the CPU (AVX512-BF16/AMX) or a GPU computes in bf16, else fp32 with a warning."),
             click.option("--calibration", metavar="DIR", help="Images to calibrate int8 on (default: the bundled sample images)."),
             click.option("--pool1-padding", type=click.Choice(_POOL1), default=None, help="Max-pool after conv1: same (Caffe, default), pad1 (keras.applications), valid (walkthrough)."),
             click.option("--bn-epsilon", type=float, default=None, help="BatchNormalization epsilon (default 1e-5, Caffe's)."),

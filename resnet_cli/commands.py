@@ -304,6 +304,8 @@ def export(options: Options) -> int:
 
     if not options.output:
         raise UserError("export needs -o FILE.onnx.")
+    if options.precision == "bf16":
+        raise UserError("export writes fp32 or int8 ONNX models. Received: --precision bf16")
     weights = locate(options.weights, offline=options.offline)
     model = model_path(weights, export_config(options, weights), options.calibration)
     if isinstance(model, bytes):

@@ -6,6 +6,8 @@ original walkthrough and of the classic weight file, so weights load by name.
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 from keras import layers, ops
 
@@ -27,6 +29,19 @@ POOL1_PADDINGS = {
 # walkthrough Keras' default 1e-3, which moves the outputs measurably.
 DEFAULT_BN_EPSILON = 1e-5
 POOLINGS = (None, "avg", "max")
+# Keras dtype policies by precision name. bf16: convolutions in bfloat16, variables, the
+# preprocessing and the final softmax in float32 (Keras' mixed-precision recipe).
+DTYPE_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 class CaffePreprocess(layers.Layer):
@@ -88,6 +103,7 @@ def resnet50(
     pool1_padding: str = "same",
     bn_epsilon: float = DEFAULT_BN_EPSILON,
     preprocess: bool = False,
+    precision: str = "fp32",
     name: str = "resnet50",
 ) -> keras.Model:
     """Build ResNet50 (channels-last).
@@ -96,6 +112,7 @@ def resnet50(
     pooling: without the top, None (feature map), "avg" or "max" (2048-d vector).
     pool1_padding: see ``POOL1_PADDINGS``. bn_epsilon: BatchNormalization epsilon.
     preprocess: take RGB in [0, 255] (uint8) and apply caffe preprocessing in the graph.
+    precision: "fp32" or "bf16" (see ``DTYPE_POLICIES``).
     """
     if pool1_padding not in POOL1_PADDINGS:
         raise ValueError(
@@ -115,9 +132,16 @@ def resnet50(
         raise ValueError(f"input_shape must be (height, width, 3). Received: input_shape={input_shape}")
     if include_top and classes < 1:
         raise ValueError(f"classes must be positive. Received: classes={classes}")
+    if precision not in DTYPE_POLICIES:
+        raise ValueError(f"precision must be one of {sorted(DTYPE_POLICIES)}. Received: precision={precision!r}")
+    with _dtype_policy(DTYPE_POLICIES[precision]):
+        return _build(include_top, input_shape, pooling, classes, pool1_padding, bn_epsilon, preprocess, name)
+
+
+def _build(include_top, input_shape, pooling, classes, pool1_padding, bn_epsilon, preprocess, name) -> keras.Model:
 
     inputs = layers.Input(shape=input_shape, dtype="uint8" if preprocess else "float32", name="input")
-    x = CaffePreprocess(name="caffe_preprocess")(inputs) if preprocess else inputs
+    x = CaffePreprocess(name="caffe_preprocess", dtype="float32")(inputs) if preprocess else inputs
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = _conv_bn(x, 64, 7, "conv1", "bn_conv1", bn_epsilon, strides=2)
     if pool1_padding == "pad1":
@@ -132,7 +156,7 @@ def resnet50(
     if include_top:
         x = layers.AveragePooling2D(7, name="avg_pool")(x)
         x = layers.Flatten(name="flatten")(x)
-        x = layers.Dense(classes, activation="softmax", name="fc1000")(x)
+        x = layers.Dense(classes, activation="softmax", name="fc1000", dtype="float32")(x)
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":

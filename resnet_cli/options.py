@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 FORMATS = ("table", "json", "jsonl", "csv")
 DEVICES = ("auto", "cpu", "gpu")
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8", "bf16")
 ENGINES = ("local", "ray")
 
 

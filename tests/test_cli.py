@@ -113,3 +113,28 @@ def test_user_errors_are_one_line(classic_file, tmp_path):
         assert result.exit_code == 1, (args, result.stderr)
         assert result.stderr.startswith("resnet-classify: error: ") and result.stderr.count("\n") == 1, result.stderr
         assert result.stdout == ""
+
+
+def test_bf16_without_bf16_hardware_falls_back_to_fp32(classic_file):
+    """Where bf16 would only be emulated (slower, less exact), the run says so once on stderr
+    and gives exactly the fp32 records."""
+    from resnet_cli.options import Options
+    from resnet_cli.runtimes.factory import _gpu_visible
+    from resnet_cli.runtimes import cpu_has_bf16
+
+    if cpu_has_bf16() or _gpu_visible(Options().device):
+        pytest.skip("this machine computes in bf16: nothing to fall back from")
+    fp32 = invoke("-q", "-f", "jsonl", "--weights", classic_file, ELEPHANT, CAT)
+    bf16 = invoke("-q", "-f", "jsonl", "--weights", classic_file, "--precision", "bf16", ELEPHANT, CAT)
+    assert bf16.exit_code == 0 and bf16.stdout == fp32.stdout
+    assert bf16.stderr.splitlines() == [
+        "resnet-classify: warning: --precision bf16: no bf16 arithmetic here (needs an AVX512-BF16/AMX CPU or a GPU); running fp32"
+    ]
+
+
+def test_bf16_is_refused_where_it_cannot_run(classic_file, tmp_path):
+    onnx = invoke("--weights", classic_file, "--runtime", "onnx", "--precision", "bf16", CAT)
+    assert onnx.exit_code == 1 and onnx.stdout == ""
+    assert "bf16 runs on the keras runtime" in onnx.stderr and "Received: --runtime onnx" in onnx.stderr
+    export = invoke("export", "--weights", classic_file, "--precision", "bf16", "-o", tmp_path / "m.onnx")
+    assert export.exit_code == 1 and "Received: --precision bf16" in export.stderr

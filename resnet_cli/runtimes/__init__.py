@@ -37,3 +37,13 @@ def onnxruntime_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 (AVX512-BF16 or AMX), from /proc/cpuinfo's flags."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            flags = next((line for line in handle if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

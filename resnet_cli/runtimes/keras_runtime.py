@@ -75,7 +75,7 @@ def _has_gpu(keras) -> bool:
     return False
 
 
-def build_model(weights, include_top=True, pooling=None, pool1_padding=None, bn_epsilon=None, preprocess=True, device="auto"):
+def build_model(weights, include_top=True, pooling=None, pool1_padding=None, bn_epsilon=None, preprocess=True, device="auto", precision="fp32"):
     """Our ResNet50 with the given weights (a ``ResolvedWeights``) loaded by layer name."""
     import_keras(device)
     from ..model import resnet50
@@ -85,6 +85,7 @@ def build_model(weights, include_top=True, pooling=None, pool1_padding=None, bn_
         include_top=include_top,
         pooling=pooling,
         preprocess=preprocess,
+        precision=precision,
         **weights.spec.numerics(pool1_padding, bn_epsilon),
     )
     load_into(model, read_weights(weights.path), source=weights.path)
@@ -101,4 +102,4 @@ class KerasRuntime(Runtime):
         self._predict = model.predict_on_batch
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        return self._predict(batch)
+        return np.asarray(self._predict(batch), dtype=np.float32)  # bf16 outputs too
