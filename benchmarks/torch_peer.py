@@ -11,14 +11,11 @@ Prints one JSON line: {"batch": images/s, ...}. Run by benchmarks/bench.py in it
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
 
 import torch
+from bench import throughput  # the same measurement loop as every other row
 from torch import nn
-
-SECONDS = float(os.environ.get("BENCH_SECONDS", "6"))
 
 
 class Bottleneck(nn.Module):
@@ -51,18 +48,6 @@ def resnet50() -> nn.Module:
         *layers,
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1000), nn.Softmax(dim=1),
     )
-
-
-def throughput(run, batch) -> float:
-    run(batch)
-    run(batch)
-    count, start = 0, time.perf_counter()
-    while True:
-        run(batch)
-        count += len(batch)
-        elapsed = time.perf_counter() - start
-        if elapsed >= SECONDS and count >= 2 * len(batch):
-            return count / elapsed
 
 
 def main() -> None:
