@@ -53,6 +53,7 @@ def input_options(func):
             click.option("--hidden", "include_hidden", is_flag=True, help="Include hidden files and folders."),
             click.option("-b", "--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True),
             click.option("--workers", type=click.IntRange(0, 64), default=0, help="Decode threads (0 = one per core, at least 2)."),
+            click.option("--threads", type=click.IntRange(0, 256), default=0, help="Inference threads (0 = one per core)."),
             click.option("--resize", type=click.Choice(_RESIZES), default="stretch", show_default=True, help="stretch: squash to 224×224 (keras.utils.load_img); crop: shorter side 256, centre 224."),
             click.option("--interpolation", type=click.Choice(_INTERPOLATIONS), default="nearest", show_default=True),
             click.option("--fast-decode", "fast_jpeg", is_flag=True, help="Decode big JPEGs at reduced scale (faster; pixels differ slightly)."),

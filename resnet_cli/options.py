@@ -27,6 +27,7 @@ class Options:
     format: str = "table"
     batch_size: int = 32
     workers: int = 0  # decode threads; 0 = one per core (at least 2)
+    threads: int = 0  # inference threads; 0 = one per core
     weights: str | None = None
     offline: bool = False
     device: str = "auto"
@@ -52,3 +53,8 @@ class Options:
         import os
 
         return self.workers or max(2, os.cpu_count() or 2)
+
+    def inference_threads(self) -> int:
+        import os
+
+        return self.threads or os.cpu_count() or 1

@@ -16,6 +16,7 @@ become one error record, not fail the whole dataset.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 from dataclasses import dataclass
@@ -122,20 +123,27 @@ class Predictor:
 
 @dataclass(frozen=True)
 class Plan:
-    """How the work is spread: rows per block, actors in the pool, CPUs per actor."""
+    """How the work is spread: rows per block, the actor pool's bounds, CPUs Ray reserves per
+    actor and the inference threads each actor runs."""
 
     batch_size: int
     min_actors: int = 1
     max_actors: int = 1
-    cpus_per_actor: float = 1.0
+    cpus_per_actor: int = 1
+    threads: int = 1
 
     @classmethod
-    def for_cluster(cls, ray, batch_size: int, actors: int | None) -> "Plan":
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        if actors:
-            return cls(batch_size, actors, actors)
-        # One actor per 4 CPUs leaves the rest to decoding (decode ≈ ¼ of inference per image).
-        return cls(batch_size, 1, max(1, cpus // 4))
+    def for_cluster(cls, node_cpus: list[int], batch_size: int, actors: int | None = None, threads: int = 0) -> "Plan":
+        """Big nodes: actors of 4 CPUs (ONNX Runtime scales well to 4 threads, then flattens).
+        Small nodes: one actor per node using every core, decode tasks in between (decoding
+        is ~10 % of inference per photo). A fifth of the CPUs stays free for decoding."""
+        largest, total = max(node_cpus, default=1), max(1, sum(node_cpus))
+        if largest >= 8:
+            cpus_per_actor, default_threads = 4, 4
+        else:
+            cpus_per_actor, default_threads = max(1, largest - 1), largest
+        most = actors or max(1, int(total * 0.8) // cpus_per_actor)
+        return cls(batch_size, actors or 1, most, cpus_per_actor, threads or default_threads)
 
 
 def records(
@@ -152,13 +160,14 @@ def records(
     rows = [{"path": s.path, "explicit": s.explicit} for s in sources]
     if not rows:
         return
-    plan = Plan.for_cluster(ray, options.batch_size, options.ray_actors)
+    node_cpus = [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
+    plan = Plan.for_cluster(node_cpus, options.batch_size, options.ray_actors, options.threads)
     dataset = (
         ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // plan.batch_size)))
         .map_batches(decode_batch, fn_kwargs={"decode_options": options.decode}, batch_size=plan.batch_size, batch_format="numpy", num_cpus=1, memory=DECODE_MEMORY)
         .map_batches(
             predictor,
-            fn_constructor_kwargs={"options": options, "batch_size": plan.batch_size, "top_k": top_k},
+            fn_constructor_kwargs={"options": dataclasses.replace(options, threads=plan.threads), "batch_size": plan.batch_size, "top_k": top_k},
             batch_size=plan.batch_size,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(min_size=plan.min_actors, max_size=plan.max_actors),

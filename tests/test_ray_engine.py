@@ -150,3 +150,20 @@ def test_an_unreachable_cluster_is_one_line_in_seconds(classic_file):
     assert done.stdout == ""
     assert done.stderr.strip().startswith("resnet-classify: error: cannot reach the Ray cluster at 127.0.0.1:1 (")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "nodes, actors, threads, expected",
+    [
+        ([2], None, 0, (1, 1, 1, 2)),  # this machine: one actor on all cores, decode in between
+        ([4], None, 0, (1, 1, 3, 4)),
+        ([16, 16], None, 0, (1, 6, 4, 4)),  # big nodes: 4-CPU actors, a fifth left for decoding
+        ([16], 2, 0, (2, 2, 4, 4)),  # --ray-actors fixes the pool
+        ([16], None, 2, (1, 3, 4, 2)),  # --threads wins
+    ],
+)
+def test_plan_fits_actors_to_the_nodes(nodes, actors, threads, expected):
+    from resnet_cli.ray_engine import Plan
+
+    plan = Plan.for_cluster(nodes, 32, actors, threads)
+    assert (plan.min_actors, plan.max_actors, plan.cpus_per_actor, plan.threads) == expected

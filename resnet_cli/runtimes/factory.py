@@ -66,5 +66,6 @@ def open_runtime(options: Options, batch_size: int, include_top: bool = True, po
         bn_epsilon=options.bn_epsilon,
         device=options.device,
         precision=options.precision,
+        threads=options.threads,
     )
     return KerasRuntime(model, batch_size, precision=options.precision)

@@ -42,10 +42,13 @@ def _quiet_native_stderr():
             os.close(saved)
 
 
-def import_keras(device: str = "auto"):
-    """Import Keras once, quietly, on the requested device ("auto", "cpu", "gpu")."""
+def import_keras(device: str = "auto", threads: int = 0):
+    """Import Keras once, quietly, on the requested device ("auto", "cpu", "gpu"), with
+    ``threads`` inference threads (0: TensorFlow's default, one per core)."""
     if "keras" not in sys.modules:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        if threads:
+            os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
         if device == "cpu":
             os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
             os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -75,9 +78,9 @@ def _has_gpu(keras) -> bool:
     return False
 
 
-def build_model(weights, include_top=True, pooling=None, pool1_padding=None, bn_epsilon=None, preprocess=True, device="auto", precision="fp32"):
+def build_model(weights, include_top=True, pooling=None, pool1_padding=None, bn_epsilon=None, preprocess=True, device="auto", precision="fp32", threads=0):
     """Our ResNet50 with the given weights (a ``ResolvedWeights``) loaded by layer name."""
-    import_keras(device)
+    import_keras(device, threads)
     from ..model import resnet50
     from ..weights import load_into, read_weights
 

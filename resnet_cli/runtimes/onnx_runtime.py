@@ -113,12 +113,12 @@ def model_path(weights, config_kwargs: dict, calibration: str | None = None) -> 
     return path
 
 
-def open_session(model: Path | bytes, device: str = "auto"):
+def open_session(model: Path | bytes, device: str = "auto", threads: int | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = os.cpu_count() or 1
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.log_severity_level = 3
     return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=_providers(device))
 
@@ -136,4 +136,4 @@ def export_config(options, weights, include_top: bool = True, pooling: str | Non
 
 def open_onnx_runtime(options, weights, batch_size: int, include_top: bool = True, pooling: str | None = None) -> OnnxRuntime:
     path = model_path(weights, export_config(options, weights, include_top, pooling), options.calibration)
-    return OnnxRuntime(open_session(path, options.device), batch_size, options.precision)
+    return OnnxRuntime(open_session(path, options.device, options.inference_threads()), batch_size, options.precision)
