@@ -10,8 +10,8 @@ Exactly once: records are written only by the driver, from Ray Data's output str
 an actor that dies is retried by Ray (actors restart, their tasks are re-run) and the stream
 still holds each input once; a driver that dies is picked up by ``--resume``.
 
-Listing and reading happen in tasks, not Ray's file readers, because one unreadable file must
-become one error record, not fail the whole dataset.
+Files are read in the decode tasks (pyarrow.fs for URIs), not by Ray's file readers, because
+one unreadable file must become one error record, not fail the whole dataset.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def records(
             memory=ACTOR_MEMORY,
         )
     )
-    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+    for batch in _batches(ray, dataset):
         ranked = predictions(batch["index"], batch["score"])
         for path, status, error, ranking in zip(batch["path"], batch["status"], batch["error"], ranked):
             path = str(path)
@@ -185,3 +185,12 @@ def records(
                 yield Record(path, error=str(error))
             else:
                 yield Record(path, predictions=ranking)
+
+
+def _batches(ray, dataset) -> Iterator[dict]:
+    """The dataset's output; a failure Ray gave up on is one line naming its cause."""
+    try:
+        yield from dataset.iter_batches(batch_size=None, batch_format="numpy")
+    except ray.exceptions.RayError as error:
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        raise UserError(f"the ray engine failed: {lines[-1].strip() if lines else type(error).__name__}") from None

@@ -167,3 +167,20 @@ def test_plan_fits_actors_to_the_nodes(nodes, actors, threads, expected):
 
     plan = Plan.for_cluster(nodes, 32, actors, threads)
     assert (plan.min_actors, plan.max_actors, plan.cpus_per_actor, plan.threads) == expected
+
+
+def test_a_failure_ray_gives_up_on_is_one_user_error(ray_cluster, classic_file):
+    """An actor that cannot start (say, the weights missing on that node) ends the run with
+    one line naming the cause, not a Ray traceback."""
+    from resnet_cli import ray_engine
+    from resnet_cli.errors import UserError
+    from resnet_cli.images import discover
+    from resnet_cli.options import Options
+
+    class Broken(ray_engine.Predictor):
+        def __init__(self, **arguments):
+            raise OSError("weights file vanished on this node")
+
+    options = Options(inputs=(str(SAMPLES),), weights=str(classic_file), batch_size=4, engine="ray")
+    with pytest.raises(UserError, match="^the ray engine failed: OSError: weights file vanished on this node$"):
+        list(ray_engine.records(options, discover(options.inputs), 5, predictor=Broken))
