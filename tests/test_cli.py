@@ -39,21 +39,24 @@ def test_no_input_is_a_usage_error():
     assert result.exit_code == 2 and "no input" in result.stderr and result.stdout == ""
 
 
-@pytest.mark.parametrize("runtime", ["keras", "onnx"])
-def test_json_output_matches_the_model(keras, weights, classic_file, sample_arrays, runtime):
+@pytest.mark.parametrize(
+    "runtime, photos",
+    [("keras", [ELEPHANT, CAT]), ("onnx", [ELEPHANT, CAT]), ("keras", [CAT])],  # one photo: the eager path
+)
+def test_json_output_matches_the_model(keras, weights, classic_file, sample_arrays, runtime, photos):
     from resnet_cli.imagenet import decode_top_k
     from resnet_cli.images import decode
 
-    result = invoke("--weights", classic_file, "--runtime", runtime, "-f", "json", "-k", 3, ELEPHANT, CAT)
+    result = invoke("--weights", classic_file, "--runtime", runtime, "-f", "json", "-k", 3, *photos)
     assert result.exit_code == 0, result.stderr
     records = json.loads(result.stdout)
-    assert [r["path"] for r in records] == [ELEPHANT, CAT]
-    expected = ours(weights, preprocess=True).predict(np.stack([decode(ELEPHANT), decode(CAT)]), verbose=0)
+    assert [r["path"] for r in records] == photos
+    expected = ours(weights, preprocess=True).predict(np.stack([decode(p) for p in photos]), verbose=0)
     for record, top in zip(records, decode_top_k(expected, 3)):
         assert [p["index"] for p in record["predictions"]] == [p.index for p in top]
         assert set(record["predictions"][0]) == {"rank", "index", "wnid", "label", "score"}
         np.testing.assert_allclose([p["score"] for p in record["predictions"]], [p.score for p in top], atol=1e-4)
-    assert "2 classified, 0 failed" in result.stderr
+    assert f"{len(photos)} classified, 0 failed" in result.stderr
 
 
 def test_formats_jsonl_csv_table(classic_file):
