@@ -141,3 +141,25 @@ def test_bf16_is_refused_where_it_cannot_run(classic_file, tmp_path):
     assert "bf16 runs on the keras runtime" in onnx.stderr and "Received: --runtime onnx" in onnx.stderr
     export = invoke("export", "--weights", classic_file, "--precision", "bf16", "-o", tmp_path / "m.onnx")
     assert export.exit_code == 1 and "Received: --precision bf16" in export.stderr
+
+
+def test_the_keras_runtime_runs_on_the_jax_backend(weights, classic_file):
+    """The model is Keras 3 only (keras.layers, keras.ops): under KERAS_BACKEND=jax, the CLI
+    gives the TensorFlow-backend model's scores (a real subprocess: the backend is per process)."""
+    import os
+
+    from resnet_cli.imagenet import decode_top_k
+    from resnet_cli.images import decode
+
+    pytest.importorskip("jax", reason="JAX is not installed")
+    done = subprocess.run(
+        [sys.executable, "-c", "import keras, sys; assert keras.backend.backend() == 'jax'; from resnet_cli.cli import main; main()",
+         "--runtime", "keras", "--device", "cpu", "--weights", str(classic_file), "-f", "jsonl", "-q", "-k", "5", ELEPHANT, CAT],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, KERAS_BACKEND="jax"),
+    )
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    expected = decode_top_k(ours(weights, preprocess=True).predict(np.stack([decode(ELEPHANT), decode(CAT)]), verbose=0), 5)
+    for record, top in zip(records, expected):
+        assert [p["index"] for p in record["predictions"]] == [p.index for p in top]
+        np.testing.assert_allclose([p["score"] for p in record["predictions"]], [p.score for p in top], atol=1e-5)
