@@ -131,13 +131,17 @@ class Plan:
     max_actors: int = 1
     cpus_per_actor: int = 1
     threads: int = 1
+    gpus_per_actor: int = 0
 
     @classmethod
-    def for_cluster(cls, node_cpus: list[int], batch_size: int, actors: int | None = None, threads: int = 0) -> "Plan":
-        """Big nodes: actors of 4 CPUs (ONNX Runtime scales well to 4 threads, then flattens).
+    def for_cluster(cls, node_cpus: list[int], batch_size: int, actors: int | None = None, threads: int = 0, gpus: int = 0) -> "Plan":
+        """GPUs (when the run may use them): one actor per GPU, every CPU left to decoding.
+        Big CPU nodes: actors of 4 CPUs (ONNX Runtime scales well to 4 threads, then flattens).
         Small nodes: one actor per node using every core, decode tasks in between (decoding
         is ~10 % of inference per photo). A fifth of the CPUs stays free for decoding."""
         largest, total = max(node_cpus, default=1), max(1, sum(node_cpus))
+        if gpus:
+            return cls(batch_size, actors or 1, actors or gpus, 1, threads or 1, 1)
         if largest >= 8:
             cpus_per_actor, default_threads = 4, 4
         else:
@@ -161,7 +165,10 @@ def records(
     if not rows:
         return
     node_cpus = [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
-    plan = Plan.for_cluster(node_cpus, options.batch_size, options.ray_actors, options.threads)
+    gpus = 0 if options.device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
+    if options.device == "gpu" and not gpus:
+        raise UserError("--device gpu: the Ray cluster has no GPUs.")
+    plan = Plan.for_cluster(node_cpus, options.batch_size, options.ray_actors, options.threads, gpus)
     dataset = (
         ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // plan.batch_size)))
         .map_batches(decode_batch, fn_kwargs={"decode_options": options.decode}, batch_size=plan.batch_size, batch_format="numpy", num_cpus=1, memory=DECODE_MEMORY)
@@ -172,6 +179,7 @@ def records(
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(min_size=plan.min_actors, max_size=plan.max_actors),
             num_cpus=plan.cpus_per_actor,
+            num_gpus=plan.gpus_per_actor,
             memory=ACTOR_MEMORY,
         )
     )

@@ -167,6 +167,14 @@ def test_plan_fits_actors_to_the_nodes(nodes, actors, threads, expected):
 
     plan = Plan.for_cluster(nodes, 32, actors, threads)
     assert (plan.min_actors, plan.max_actors, plan.cpus_per_actor, plan.threads) == expected
+    assert plan.gpus_per_actor == 0
+
+
+def test_plan_puts_one_actor_on_each_gpu():
+    from resnet_cli.ray_engine import Plan
+
+    plan = Plan.for_cluster([16, 16], 32, gpus=4)
+    assert (plan.min_actors, plan.max_actors, plan.cpus_per_actor, plan.gpus_per_actor) == (1, 4, 1, 1)
 
 
 def test_a_failure_ray_gives_up_on_is_one_user_error(ray_cluster, classic_file):
