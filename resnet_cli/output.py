@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -135,7 +136,7 @@ def is_shard_folder(output: str) -> bool:
 def _shards(folder: str, fmt: str) -> list[str]:
     if not os.path.isdir(folder):
         return []
-    names = sorted(n for n in os.listdir(folder) if n.startswith("part-") and n.endswith("." + fmt))
+    names = sorted(n for n in os.listdir(folder) if re.fullmatch(rf"part-\d+\.{fmt}", n))
     return [os.path.join(folder, n) for n in names]
 
 
@@ -148,8 +149,8 @@ class ShardSink(Sink):
             raise ValueError(f"a folder of shards needs --format jsonl or csv. Received: --format {fmt}")
         os.makedirs(folder, exist_ok=True)
         self.folder, self.fmt, self.records_per_shard = folder, fmt, records_per_shard
-        existing = _shards(folder, fmt)
-        self.next_shard = int(os.path.basename(existing[-1])[5:10]) + 1 if existing else 0
+        numbers = [int(os.path.basename(p)[5:].split(".")[0]) for p in _shards(folder, fmt)]
+        self.next_shard = max(numbers, default=-1) + 1
         self.shard: Sink | None = None
         self.count = 0
 

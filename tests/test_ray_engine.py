@@ -123,6 +123,8 @@ def test_uris_read_through_pyarrow(ray_cluster, folder, classic_file, local_reco
     """A file:// URI folder (as s3:// or gs:// would be) gives the same records, by URI."""
     result, records = classify("--engine", "ray", "--weights", classic_file, folder.as_uri())
     assert result.exit_code == 1, result.stderr
+    local = classify("--weights", classic_file, folder.as_uri())[1]  # the local engine reads URIs too
+    assert_same_records(local, records)
     for record in records:
         assert record["path"].startswith("file:///")
         record["path"] = record["path"][len("file://") :]
