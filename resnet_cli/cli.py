@@ -111,11 +111,11 @@ def main():
 @model_options
 @click.option("-k", "--top-k", type=click.IntRange(1, 1000), default=5, show_default=True, help="Classes per image.")
 @click.option("-f", "--format", type=click.Choice(FORMATS), default="table", show_default=True, help="table for people; json, jsonl, csv for programs.")
-@click.option("-o", "--output", metavar="FILE", help="Write records to FILE instead of stdout.")
-@click.option("--resume", is_flag=True, help="With --output (jsonl/csv): skip inputs already in FILE, append the rest.")
+@click.option("-o", "--output", metavar="FILE", help="Write records to FILE (or to part-N files in DIR/) instead of stdout.")
+@click.option("--resume", is_flag=True, help="With --output (jsonl/csv): skip inputs already there, append the rest.")
 @click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True, help="ray: run on a Ray cluster with Ray Data (needs the ray extra).")
 @click.option("--ray-address", metavar="ADDRESS", help="Ray cluster to join (default: start a local Ray on this machine).")
-@click.option("--ray-actors", type=click.IntRange(1, 100000), help="Model actors (default: autoscale from 1 to CPUs/4).")
+@click.option("--ray-actors", type=click.IntRange(1, 100000), help="Model actors (default: autoscale to the cluster's CPUs, one per GPU).")
 def classify(**kwargs):
     """Classify images (the default command): files, folders, or - for paths on stdin."""
     if not kwargs["inputs"]:
