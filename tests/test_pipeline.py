@@ -176,10 +176,13 @@ def _make_folder(folder: Path, count: int, size=(64, 48)) -> list[Path]:
     return paths
 
 
-def test_sigint_then_resume_gives_every_file_exactly_once(classic_file, tmp_path):
-    paths = _make_folder(tmp_path / "photos", 48)
+@pytest.mark.parametrize("engine, count", [("local", 48), ("ray", 400)])
+def test_sigint_then_resume_gives_every_file_exactly_once(classic_file, tmp_path, engine, count):
+    if engine == "ray":
+        pytest.importorskip("ray", reason="the ray extra is not installed")
+    paths = _make_folder(tmp_path / "photos", count)
     out = tmp_path / "out.jsonl"
-    command = [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "--runtime", "onnx", "-b", "2", "-f", "jsonl", "-o", str(out), str(tmp_path / "photos")]
+    command = [sys.executable, "-m", "resnet_cli", "--engine", engine, "--weights", str(classic_file), "--runtime", "onnx", "-b", "2", "-f", "jsonl", "-o", str(out), str(tmp_path / "photos")]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 6):
