@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import socket
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -25,7 +26,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .errors import UserError
-from .images import ImageError, Source
+from .images import ImageError, Source, is_uri
 from .options import DecodeOptions, Options
 from .pipeline import Record, Skipped, decode_source
 
@@ -85,13 +86,13 @@ def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
 
 def decode_batch(batch: dict, decode_options: DecodeOptions) -> dict:
     """Ray task: paths → uint8 images plus a status and an error message per row."""
-    paths, explicit = batch["path"], batch["explicit"]
+    paths, locations, explicit = batch["path"], batch["location"], batch["explicit"]
     size = decode_options.size
     images = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
     status = np.full(len(paths), OK, dtype=np.int8)
     errors = [""] * len(paths)
-    for row, (path, named) in enumerate(zip(paths, explicit)):
-        item = decode_source(Source(str(path), bool(named)), decode_options)
+    for row, (location, named) in enumerate(zip(locations, explicit)):
+        item = decode_source(Source(str(location), bool(named)), decode_options)
         if item is Skipped:
             status[row] = SKIPPED
         elif isinstance(item, ImageError):
@@ -161,9 +162,13 @@ def records(
     from .imagenet import predictions
 
     ray = connect(options.ray_address)
-    rows = [{"path": s.path, "explicit": s.explicit} for s in sources]
+    # Workers may run in another folder (or on another node with the same mounts): they read
+    # absolute paths, while records keep the path as the user gave it, as locally.
+    rows = [{"path": s.path, "location": _absolute(s.path), "explicit": s.explicit} for s in sources]
     if not rows:
         return
+    if options.weights:
+        options = dataclasses.replace(options, weights=_absolute(options.weights))
     node_cpus = [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
     gpus = 0 if options.device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
     if options.device == "gpu" and not gpus:
@@ -193,6 +198,10 @@ def records(
                 yield Record(path, error=str(error))
             else:
                 yield Record(path, predictions=ranking)
+
+
+def _absolute(path: str) -> str:
+    return path if is_uri(path) else os.path.abspath(path)
 
 
 def _batches(ray, dataset) -> Iterator[dict]:

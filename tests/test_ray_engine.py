@@ -194,3 +194,15 @@ def test_a_failure_ray_gives_up_on_is_one_user_error(ray_cluster, classic_file):
     options = Options(inputs=(str(SAMPLES),), weights=str(classic_file), batch_size=4, engine="ray")
     with pytest.raises(UserError, match="^the ray engine failed: OSError: weights file vanished on this node$"):
         list(ray_engine.records(options, discover(options.inputs), 5, predictor=Broken))
+
+
+def test_relative_paths_work_though_workers_run_elsewhere(ray_cluster, folder, classic_file, monkeypatch):
+    """Ray's workers started in another folder: they read absolute paths, while records keep
+    the relative paths the user typed (as the local engine does)."""
+    monkeypatch.chdir(folder.parent)
+    relative = folder.name
+    local = classify("--weights", os.path.relpath(classic_file), relative)[1]
+    result, records = classify("--engine", "ray", "--weights", os.path.relpath(classic_file), relative)
+    assert result.exit_code == 1, result.stderr
+    assert records[0]["path"].startswith(relative + os.sep)
+    assert_same_records(records, local)
