@@ -176,7 +176,7 @@ def _make_folder(folder: Path, count: int, size=(64, 48)) -> list[Path]:
     return paths
 
 
-@pytest.mark.parametrize("engine, count", [("local", 48), ("ray", 400)])
+@pytest.mark.parametrize("engine, count", [("local", 48), ("ray", 150)])
 def test_sigint_then_resume_gives_every_file_exactly_once(classic_file, tmp_path, engine, count):
     if engine == "ray":
         pytest.importorskip("ray", reason="the ray extra is not installed")
