@@ -79,7 +79,7 @@ def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
     if not colon:  # Ray's default ports: 6379 (GCS), 10001 (ray:// client)
         host, port = target, "10001" if address.startswith("ray://") else "6379"
     try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout).close()
     except (OSError, ValueError) as error:
         raise UserError(f"cannot reach the Ray cluster at {address} ({error or type(error).__name__})") from None
 
