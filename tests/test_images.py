@@ -1,8 +1,11 @@
 """Decoding real photos: identical to keras.utils.load_img (stretch, nearest) + preprocess_input."""
 
+import re
+
 import numpy as np
 import pytest
 
+from conftest import SAMPLES
 from resnet_cli.images import decode, discover, sniff
 
 
@@ -67,3 +70,23 @@ def test_discover_reads_paths_from_stdin(tmp_path):
     (tmp_path / "x.jpg").write_bytes(b"x")
     stream = io.StringIO(f"{tmp_path / 'x.jpg'}\n\n{tmp_path / 'x.jpg'}\n{tmp_path / 'missing.jpg'}\n")
     assert [s.path for s in discover(["-"], stdin=stream)] == [str(tmp_path / "x.jpg"), str(tmp_path / "missing.jpg")]
+
+
+def test_uris_decode_like_paths_and_fail_in_plain_words(tmp_path):
+    """file:// (as s3:// or gs://) through pyarrow.fs: same pixels as the path; bad URIs are
+    ImageErrors, never exceptions of pyarrow's own."""
+    pytest.importorskip("pyarrow", reason="pyarrow comes with the ray extra")
+    from resnet_cli.images import ImageError, decode, discover
+
+    photo = SAMPLES / "cat.jpg"
+    np.testing.assert_array_equal(decode(photo.as_uri()), decode(str(photo)))
+    for uri, reason in [
+        ("foo://bucket/x.jpg", "cannot read the file (Unrecognized filesystem type"),
+        ((tmp_path / "missing.jpg").as_uri(), "no such file"),
+        (tmp_path.as_uri(), "is a folder"),
+    ]:
+        with pytest.raises(ImageError, match=re.escape(reason)):
+            decode(uri)
+    (tmp_path / "a.jpg").write_bytes(photo.read_bytes())
+    (tmp_path / ".hidden.jpg").write_bytes(photo.read_bytes())
+    assert [s.path for s in discover([tmp_path.as_uri()])] == [(tmp_path / "a.jpg").as_uri()]
