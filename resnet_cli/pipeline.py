@@ -55,7 +55,7 @@ def decode_source(source: Source, options: DecodeOptions):
         return ImageError(f"cannot decode ({type(error).__name__}: {error})")
 
 
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
+def chunks(items: Iterable, size: int) -> Iterator[list]:
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, size)):
         yield chunk
@@ -68,12 +68,12 @@ def decoded_batches(
 
     Each decoded entry is a uint8 array, an ``ImageError`` or ``Skipped``.
     """
-    chunks = _chunks(sources, batch_size)
+    source_chunks = chunks(sources, batch_size)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
         pending: deque = deque()
 
         def submit_next() -> None:
-            chunk = next(chunks, None)
+            chunk = next(source_chunks, None)
             if chunk is not None:
                 pending.append((chunk, [pool.submit(decode_source, s, options) for s in chunk]))
 

@@ -28,7 +28,7 @@ import numpy as np
 from .errors import UserError
 from .images import ImageError, Source, is_uri
 from .options import DecodeOptions, Options
-from .pipeline import Record, Skipped, decode_source
+from .pipeline import Record, Skipped, chunks, decode_source
 
 INSTALL_HINT = 'the ray engine needs Ray Data: pip install "resnet-cli[ray]"'
 
@@ -42,6 +42,7 @@ OK, FAILED, SKIPPED = 0, 1, 2
 # pools): exactly-once rests on that.
 DECODE_MEMORY = 256 * 2**20
 ACTOR_MEMORY = 1024 * 2**20
+ROWS_PER_RUN = 1_000_000  # inputs per Ray Data run (about 200 MB of paths on the driver)
 
 
 def import_ray():
@@ -162,11 +163,6 @@ def records(
     from .imagenet import predictions
 
     ray = connect(options.ray_address)
-    # Workers may run in another folder (or on another node with the same mounts): they read
-    # absolute paths, while records keep the path as the user gave it, as locally.
-    rows = [{"path": s.path, "location": _absolute(s.path), "explicit": s.explicit} for s in sources]
-    if not rows:
-        return
     if options.weights:
         options = dataclasses.replace(options, weights=_absolute(options.weights))
     node_cpus = [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
@@ -174,7 +170,27 @@ def records(
     if options.device == "gpu" and not gpus:
         raise UserError("--device gpu: the Ray cluster has no GPUs.")
     plan = Plan.for_cluster(node_cpus, options.batch_size, options.ray_actors, options.threads, gpus)
-    dataset = (
+    # The driver holds one run's paths at a time, so 100 million inputs cost it no more memory
+    # than ROWS_PER_RUN (each run starts its actors anew: seconds per million photos).
+    for chunk in chunks(sources, ROWS_PER_RUN):
+        # Workers may run in another folder (or on another node with the same mounts): they
+        # read absolute paths, while records keep the path as the user gave it, as locally.
+        rows = [{"path": s.path, "location": _absolute(s.path), "explicit": s.explicit} for s in chunk]
+        for batch in _batches(ray, _dataset(ray, rows, options, plan, top_k, predictor)):
+            ranked = predictions(batch["index"], batch["score"])
+            for path, status, error, ranking in zip(batch["path"], batch["status"], batch["error"], ranked):
+                path = str(path)
+                if status == SKIPPED:
+                    on_skip(Source(path, explicit=False))
+                elif status == FAILED:
+                    yield Record(path, error=str(error))
+                else:
+                    yield Record(path, predictions=ranking)
+
+
+def _dataset(ray, rows: list[dict], options: Options, plan: Plan, top_k: int, predictor: type):
+    """paths → decode tasks → model actors → top-k rows (lazy: runs when iterated)."""
+    return (
         ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // plan.batch_size)))
         .map_batches(decode_batch, fn_kwargs={"decode_options": options.decode}, batch_size=plan.batch_size, batch_format="numpy", num_cpus=1, memory=DECODE_MEMORY)
         .map_batches(
@@ -188,16 +204,6 @@ def records(
             memory=ACTOR_MEMORY,
         )
     )
-    for batch in _batches(ray, dataset):
-        ranked = predictions(batch["index"], batch["score"])
-        for path, status, error, ranking in zip(batch["path"], batch["status"], batch["error"], ranked):
-            path = str(path)
-            if status == SKIPPED:
-                on_skip(Source(path, explicit=False))
-            elif status == FAILED:
-                yield Record(path, error=str(error))
-            else:
-                yield Record(path, predictions=ranking)
 
 
 def _absolute(path: str) -> str:

@@ -206,3 +206,16 @@ def test_relative_paths_work_though_workers_run_elsewhere(ray_cluster, folder, c
     assert result.exit_code == 1, result.stderr
     assert records[0]["path"].startswith(relative + os.sep)
     assert_same_records(records, local)
+
+
+def test_inputs_split_into_runs_give_the_same_records(ray_cluster, folder, classic_file, local_records, monkeypatch):
+    """The driver holds one run's paths at a time; across run boundaries nothing changes."""
+    from resnet_cli import ray_engine
+    from resnet_cli.images import discover
+    from resnet_cli.options import Options
+    from resnet_cli.output import record_dict
+
+    monkeypatch.setattr(ray_engine, "ROWS_PER_RUN", 7)  # 24 inputs: 4 runs
+    options = Options(inputs=(str(folder),), weights=str(classic_file), batch_size=4, engine="ray")
+    records = [record_dict(r) for r in ray_engine.records(options, discover(options.inputs), 5)]
+    assert_same_records(records, local_records)
