@@ -226,12 +226,18 @@ def _checked(path: Path, spec: WeightsSpec) -> ResolvedWeights:
 
 
 def _download(spec: WeightsSpec) -> Path:
-    """The network boundary (tests replace it): Keras' get_file with its md5 check."""
-    import keras
+    """The network boundary (tests replace it): Keras' get_file with its md5 check. Its
+    "Downloading data from …" line and progress bar go to stderr: stdout carries only records."""
+    import contextlib
+    import sys
 
-    return Path(
-        keras.utils.get_file(spec.file_name, spec.url, file_hash=spec.md5, cache_subdir="models")
-    )
+    from .runtimes.keras_runtime import import_keras
+
+    keras = import_keras()
+    with contextlib.redirect_stdout(sys.stderr):
+        return Path(
+            keras.utils.get_file(spec.file_name, spec.url, file_hash=spec.md5, cache_subdir="models")
+        )
 
 
 def locate(explicit: str | os.PathLike | None = None, offline: bool = False, include_top: bool = True) -> ResolvedWeights:

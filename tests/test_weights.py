@@ -171,3 +171,24 @@ def test_real_weights_elephant_top1():
 
     top1 = json.loads(result.stdout)[0]["predictions"][0]
     assert top1["wnid"] in {"n02504458", "n01871265", "n02504013"}  # African elephant, tusker, Indian elephant
+
+
+def test_download_chatter_goes_to_stderr_not_into_the_records(monkeypatch, classic_file):
+    """Keras' get_file prints "Downloading data from …" and a progress bar on stdout; a first
+    run piped into jq must still get only records."""
+    import json
+
+    import keras
+    from click.testing import CliRunner
+
+    from resnet_cli.cli import main
+
+    def chatty_get_file(fname, origin, file_hash=None, cache_subdir=None):
+        print(f"Downloading data from {origin}")  # what Keras does
+        return str(classic_file)
+
+    monkeypatch.setattr(keras.utils, "get_file", chatty_get_file)
+    result = CliRunner().invoke(main, ["-f", "jsonl", "-q", str(SAMPLES / "elephant.jpg")])
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line)["path"] for line in result.stdout.splitlines()] == [str(SAMPLES / "elephant.jpg")]
+    assert f"Downloading data from {W.CLASSIC.url}" in result.stderr
