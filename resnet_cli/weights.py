@@ -207,13 +207,14 @@ def keras_cache_dir() -> Path:
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models"
 
 
-def missing_message(include_top: bool, reason: str) -> str:
+def missing_message(include_top: bool, reason: str, offline: bool = True) -> str:
     spec = DEFAULT if include_top else CLASSIC_NOTOP
     size = f", {spec.size:,} bytes" if spec.size else ""
+    last = "or run without --offline to download it" if offline else "or retry once the network is up"
     return (
         f"the ResNet50 ImageNet weights are not on this machine ({reason}). Put {spec.file_name} "
         f"(md5 {spec.md5}{size}, from {spec.url}) in {keras_cache_dir()}/, or pass --weights PATH, "
-        f"or set {ENV_VAR}=PATH; or run without --offline to download it."
+        f"or set {ENV_VAR}=PATH; {last}."
     )
 
 
@@ -261,5 +262,5 @@ def locate(explicit: str | os.PathLike | None = None, offline: bool = False, inc
         path = _download(spec)
     except Exception as error:  # noqa: BLE001 - any download failure is the same story for the user
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise WeightsError(missing_message(include_top, f"download failed: {reason}")) from None
+        raise WeightsError(missing_message(include_top, f"download failed: {reason}", offline=False)) from None
     return ResolvedWeights(path, spec, spec.md5)
