@@ -139,7 +139,6 @@ def resnet50(
 
 
 def _build(include_top, input_shape, pooling, classes, pool1_padding, bn_epsilon, preprocess, name) -> keras.Model:
-
     inputs = layers.Input(shape=input_shape, dtype="uint8" if preprocess else "float32", name="input")
     x = CaffePreprocess(name="caffe_preprocess", dtype="float32")(inputs) if preprocess else inputs
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)

@@ -47,14 +47,9 @@ class Options:
     progress: bool | None = None  # None: only when stderr is a terminal
     engine: str = "local"  # local: this process; ray: Ray Data on a cluster (or a local Ray)
     ray_address: str | None = None  # None: start a local Ray sized to this machine
-    ray_actors: int | None = None  # model actors; None: autoscale 1 … CPUs/4
+    ray_actors: int | None = None  # model actors; None: ray_engine.Plan sizes the pool to the cluster
 
     def decode_workers(self) -> int:
         import os
 
         return self.workers or max(2, os.cpu_count() or 2)
-
-    def inference_threads(self) -> int:
-        import os
-
-        return self.threads or os.cpu_count() or 1

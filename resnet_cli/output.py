@@ -163,9 +163,7 @@ class ShardSink(Sink):
     def _next(self) -> None:
         if self.shard is not None:
             self.shard.close()
-        path = os.path.join(self.folder, f"part-{self.next_shard:05d}.{self.fmt}")
-        self.shard = make_sink(self.fmt, open(path, "w", encoding="utf-8", newline=""))
-        self.shard.owns_stream = True
+        self.shard = _file_sink(self.fmt, os.path.join(self.folder, f"part-{self.next_shard:05d}.{self.fmt}"))
         self.next_shard += 1
         self.count = 0
 
@@ -180,7 +178,12 @@ def open_sink(fmt: str, output: str | None, appending: bool = False) -> Sink:
         return make_sink(fmt, sys.stdout)
     if is_shard_folder(output):
         return ShardSink(output, fmt)
-    stream = open(output, "a" if appending else "w", encoding="utf-8", newline="")
+    return _file_sink(fmt, output, appending)
+
+
+def _file_sink(fmt: str, path: str, appending: bool = False) -> Sink:
+    """A sink on a file it opens (and closes); a CSV appended to keeps its one header."""
+    stream = open(path, "a" if appending else "w", encoding="utf-8", newline="")
     sink = make_sink(fmt, stream, appending=appending and stream.tell() > 0)
     sink.owns_stream = True
     return sink
@@ -190,8 +193,8 @@ def open_sink(fmt: str, output: str | None, appending: bool = False) -> Sink:
 
 
 def recorded_paths(path: str, fmt: str) -> set[str]:
-    """Paths already recorded in an output file (or shard folder); a torn last line (a killed writer) is cut off
-    so the appended records start on a clean line."""
+    """Paths already recorded in an output file (or shard folder); a torn last line (a killed
+    writer) is cut off so the appended records start on a clean line."""
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"--resume needs --format jsonl or csv. Received: --format {fmt}")
     if is_shard_folder(path):

@@ -5,8 +5,6 @@ Works on any Keras 3 backend (TensorFlow here; ``KERAS_BACKEND=jax`` on a GPU ma
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 import contextlib
 import os
 import sys
@@ -14,6 +12,7 @@ import tempfile
 
 import numpy as np
 
+from ..errors import UserError
 from . import Runtime
 
 

@@ -5,14 +5,13 @@ Once the model is cached a run imports neither TensorFlow nor Keras.
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 import os
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
 from . import Runtime
 
 
@@ -113,7 +112,8 @@ def model_path(weights, config_kwargs: dict, calibration: str | None = None) -> 
     return path
 
 
-def open_session(model: Path | bytes, device: str = "auto", threads: int | None = None):
+def open_session(model: Path | bytes, device: str = "auto", threads: int = 0):
+    """An ONNX Runtime session on ``threads`` intra-op threads (0: one per core)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -136,4 +136,4 @@ def export_config(options, weights, include_top: bool = True, pooling: str | Non
 
 def open_onnx_runtime(options, weights, batch_size: int, include_top: bool = True, pooling: str | None = None) -> OnnxRuntime:
     path = model_path(weights, export_config(options, weights, include_top, pooling), options.calibration)
-    return OnnxRuntime(open_session(path, options.device, options.inference_threads()), batch_size, options.precision)
+    return OnnxRuntime(open_session(path, options.device, options.threads), batch_size, options.precision)
