@@ -114,13 +114,15 @@ def torch_peer_rates() -> dict | None:
 def ray_engine_rates(weights: Path, folder: Path) -> tuple[float, float, float]:
     """(seconds to the first record incl. ray.init, steady img/s after it, whole-run img/s)."""
     from resnet_cli import ray_engine
+    from resnet_cli.config import resolve
     from resnet_cli.images import discover
-    from resnet_cli.options import Options
+    from resnet_cli.options import InputOptions, ModelRequest
 
-    options = Options(inputs=(str(folder),), weights=str(weights), batch_size=16, engine="ray", precision="int8")
+    config = resolve(ModelRequest(weights=str(weights), precision="int8"))
+    inputs = InputOptions(inputs=(str(folder),), batch_size=16, engine="ray")
     start = time.perf_counter()
     first, count = None, 0
-    for _ in ray_engine.records(options, discover(options.inputs), 5):
+    for _ in ray_engine.records(config, inputs, discover(inputs.inputs), 5):
         count += 1
         first = first or time.perf_counter()
     end = time.perf_counter()
@@ -146,23 +148,27 @@ def main() -> None:
 
     # ---------------------------------------------------------------- model only
     say("model only (images/s)")
-    from resnet_cli.runtimes.onnx_runtime import model_path, open_session
-    from resnet_cli.weights import locate
+    import dataclasses
+
+    from resnet_cli.config import resolve
+    from resnet_cli.export import ensure_onnx_model
+    from resnet_cli.options import ModelRequest
+    from resnet_cli.runtimes.onnx_runtime import open_session
 
     os.environ["RESNET_CLI_CACHE"] = ENV["RESNET_CLI_CACHE"]
-    resolved = locate(weights)
-    config = dict(pool1_padding="same", bn_epsilon=1e-5, input_size=224, include_top=True, pooling=None)
-    sessions = {p: open_session(model_path(resolved, dict(config, precision=p))) for p in ("fp32", "int8")}
+    config = resolve(ModelRequest(weights=str(weights), runtime="onnx"))
+    sessions = {p: open_session(ensure_onnx_model(dataclasses.replace(config, precision=p))) for p in ("fp32", "int8")}
 
-    from resnet_cli.runtimes.keras_runtime import build_model, import_keras
+    from resnet_cli.backend import import_keras
+    from resnet_cli.runtimes.keras_runtime import build_model
 
     keras = import_keras()
-    ours = build_model(resolved)
+    ours = build_model(config)
     reference = keras.applications.ResNet50(weights=None)
     rates = {}
     for batch in (1, 16, 64):
         x = batch_of(batch)
-        xf = x.astype("float32")[..., ::-1] - np.array([103.939, 116.779, 123.68], "float32")
+        xf = x.astype("float32")[..., ::-1] - np.array(config.mean_bgr, "float32")
         rates["keras.applications predict", batch] = throughput(lambda b: reference.predict(b, verbose=0, batch_size=batch), xf)
         rates["ours keras", batch] = throughput(ours.predict_on_batch, x)
         for p, session in sessions.items():
@@ -171,9 +177,9 @@ def main() -> None:
             ratio = rates[name, batch] / rates["keras.applications predict", batch]
             record(f"model-only {name}, batch {batch}", f"{rates[name, batch]:.1f} img/s", f"(× {ratio:.2f} of keras.applications)")
     del ours, reference
-    from resnet_cli.runtimes import cpu_has_bf16
+    from resnet_cli.backend import cpu_has_bf16
 
-    bf16 = build_model(resolved, precision="bf16")
+    bf16 = build_model(dataclasses.replace(config, precision="bf16"))
     rate = throughput(bf16.predict_on_batch, batch_of(16))
     hardware = "AVX512-BF16/AMX" if cpu_has_bf16() else "no bf16 hardware: emulated, so the CLI falls back to fp32"
     record("model-only ours keras bf16 (mixed_bfloat16), batch 16", f"{rate:.1f} img/s",

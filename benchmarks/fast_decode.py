@@ -18,13 +18,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def measure(paths: list[str], session, resize: str):
-    from resnet_cli.images import decode
+    from resnet_cli.images import DecodeOptions, decode
 
     interpolation = "bilinear" if resize == "crop" else "nearest"
     results = {}
     for fast in (False, True):
         start = time.perf_counter()
-        arrays = np.stack([decode(p, resize=resize, interpolation=interpolation, fast_jpeg=fast) for p in paths])
+        options = DecodeOptions(resize=resize, interpolation=interpolation, fast_jpeg=fast)
+        arrays = np.stack([decode(p, options) for p in paths])
         results[fast] = (time.perf_counter() - start, arrays)
     (slow_t, full), (fast_t, reduced) = results[False], results[True]
     diff = np.abs(full.astype(np.int16) - reduced.astype(np.int16))
@@ -36,13 +37,14 @@ def measure(paths: list[str], session, resize: str):
 
 def main() -> None:
     from bench import WORK, photo_folder, weights_file
-    from resnet_cli.runtimes.onnx_runtime import export_config, model_path, open_session
-    from resnet_cli.options import Options
-    from resnet_cli.weights import locate
+    from resnet_cli.config import resolve
+    from resnet_cli.export import ensure_onnx_model
+    from resnet_cli.options import ModelRequest
+    from resnet_cli.runtimes.onnx_runtime import open_session
 
     os.environ.setdefault("RESNET_CLI_CACHE", str(WORK / "cache"))
-    weights = locate(sys.argv[1] if len(sys.argv) > 1 else weights_file())
-    session = open_session(model_path(weights, export_config(Options(), weights)))
+    weights = sys.argv[1] if len(sys.argv) > 1 else str(weights_file())
+    session = open_session(ensure_onnx_model(resolve(ModelRequest(weights=weights, runtime="onnx"))))
     dev = sorted(str(p) for p in (ROOT.parent / "shared/images/imagenet-dev").glob("*.JPEG"))
     big = sorted(str(p) for p in photo_folder("jpeg_4000x3000", (4000, 3000), 32).glob("*.jpg"))
     print("| photos | resize | full decode ms/img | fast ms/img | speed-up | mean abs pixel diff | pixels changed | same top-1 | top-5 overlap |")

@@ -1,5 +1,7 @@
-"""The command line: parse, build an Options, call commands.*, turn user errors into one line.
+"""The command line: parse, check, build the requests, call commands.*; nothing else.
 
+Every bad option value or impossible combination is a usage error (exit 2, Click's message)
+before any weights are looked for; every other user-facing failure is one stderr line.
 Imports nothing heavy at module level, so ``--help`` and ``--version`` stay instant.
 """
 
@@ -9,79 +11,152 @@ import sys
 
 import click
 
-from .options import DEVICES, ENGINES, FORMATS, PRECISIONS, DecodeOptions, Options
+from .options import DEVICES, ENGINES, FORMATS, RUNTIMES, InputOptions, ModelRequest, OutputOptions, conflicts
+from .spec import INTERPOLATIONS, POOL1_PADDINGS, PRECISIONS, RESIZES
 
-_RUNTIMES = ("auto", "keras", "onnx")
-_RESIZES = ("stretch", "crop")
-_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
-_POOL1 = ("same", "pad1", "valid")
+EXIT_TERMINATED = 143
 
 
 class DefaultGroup(click.Group):
-    """``resnet-classify PHOTO…`` means ``resnet-classify classify PHOTO…``."""
+    """``resnet-classify PHOTO…`` means ``resnet-classify classify PHOTO…``, and options may
+    stand before the subcommand as in git (``resnet-classify --weights W explain …``): they
+    are moved behind it, never swallowed by an implicit classify."""
+
+    default_command = "classify"
+
+    def _value_options(self) -> set[str]:
+        """Every option name of every subcommand that takes a value (its next word is data)."""
+        names = set()
+        for command in self.commands.values():
+            for param in command.params:
+                if isinstance(param, click.Option) and not param.is_flag and not param.count:
+                    names.update(param.opts)
+        return names
 
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
-            args = ["classify", *args]
+            args = self._with_command_first(list(args))
         return super().parse_args(ctx, args)
 
+    def _with_command_first(self, args: list[str]) -> list[str]:
+        takes_value = self._value_options()
+        index, position = 0, None
+        while index < len(args):
+            word = args[index]
+            if word == "--":
+                break
+            if word in self.commands:
+                position = index
+                break
+            if not word.startswith("-") or word == "-":
+                break  # a photo: the implicit classify
+            index += 2 if (word in takes_value and "=" not in word) else 1
+        if position is None:
+            return [self.default_command, *args]
+        return [args[position], *args[:position], *args[position + 1 :]]
 
-def model_options(func):
-    """Options that pick the weights and the network's numerics (shared by all commands)."""
-    for option in reversed(
-        [
-            click.option("--weights", metavar="PATH", help="Weight file (.h5, classic or current Keras layout). Default: $RESNET_CLI_WEIGHTS, then the Keras cache, then download."),
-            click.option("--offline", is_flag=True, help="Never download the weights."),
-            click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Where the Keras runtime runs."),
-            click.option("--runtime", type=click.Choice(_RUNTIMES), default="auto", show_default=True, help="auto = onnx when ONNX Runtime is installed (fastest on CPU, no TensorFlow start-up), else keras."),
-            click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help="int8: statically quantized ONNX model (onnx runtime). bf16: Keras mixed precision where the CPU (AVX512-BF16/AMX) or a GPU computes in bf16, else fp32 with a warning."),
-            click.option("--calibration", metavar="DIR", help="Images to calibrate int8 on (default: the bundled sample images)."),
-            click.option("--pool1-padding", type=click.Choice(_POOL1), default=None, help="Max-pool after conv1: same (Caffe, default), pad1 (keras.applications), valid (walkthrough)."),
-            click.option("--bn-epsilon", type=float, default=None, help="BatchNormalization epsilon (default 1e-5, Caffe's)."),
-        ]
-    ):
-        func = option(func)
-    return func
+    def format_help(self, ctx, formatter):
+        """The group's help, then the options of the default command (what most runs use)."""
+        super().format_help(ctx, formatter)
+        command = self.commands[self.default_command]
+        with ctx.scope(cleanup=False):
+            sub = click.Context(command, info_name=self.default_command, parent=ctx)
+            rows = [r for r in (p.get_help_record(sub) for p in command.get_params(sub)) if r]
+        with formatter.section(f"Options of {self.default_command} (the default command)"):
+            formatter.write_dl(rows)
 
+    def shell_complete(self, ctx, incomplete):
+        """Subcommand names, and (the implicit classify) file paths."""
+        from click.shell_completion import CompletionItem
 
-def input_options(func):
-    """Options that say which files and how they are read (shared by classify/evaluate/embed)."""
-    for option in reversed(
-        [
-            click.argument("inputs", nargs=-1, metavar="PATHS…"),
-            click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders."),
-            click.option("--hidden", "include_hidden", is_flag=True, help="Include hidden files and folders."),
-            click.option("-b", "--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True),
-            click.option("--workers", type=click.IntRange(0, 64), default=0, help="Decode threads (0 = one per core, at least 2)."),
-            click.option("--threads", type=click.IntRange(0, 256), default=0, help="Inference threads (0 = one per core)."),
-            click.option("--resize", type=click.Choice(_RESIZES), default="stretch", show_default=True, help="stretch: squash to 224×224 (keras.utils.load_img); crop: shorter side 256, centre 224."),
-            click.option("--interpolation", type=click.Choice(_INTERPOLATIONS), default="nearest", show_default=True),
-            click.option("--fast-decode", "fast_jpeg", is_flag=True, help="Decode big JPEGs at reduced scale (faster; pixels differ slightly)."),
-            click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary on stderr."),
-        ]
-    ):
-        func = option(func)
-    return func
+        items = super().shell_complete(ctx, incomplete)
+        if not incomplete.startswith("-"):
+            items.append(CompletionItem(incomplete, type="file"))
+        return items
 
 
-def _options(**kwargs) -> Options:
-    decode = DecodeOptions(
-        resize=kwargs.pop("resize", "stretch"),
-        interpolation=kwargs.pop("interpolation", "nearest"),
-        fast_jpeg=kwargs.pop("fast_jpeg", False),
-    )
-    kwargs["inputs"] = tuple(kwargs.get("inputs", ()))
-    return Options(decode=decode, **kwargs)
+def _options(decorators):
+    def apply(func):
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
 
 
-def _call(command, options: Options) -> None:
-    """Run a command; every user-facing failure is one stderr line, never a traceback."""
-    from .errors import UserError
-    from .output import stderr_line
+weights_options = _options(
+    [
+        click.option("--weights", metavar="PATH", type=click.Path(), help="Weight file (.h5, classic or current Keras layout). Default: $RESNET_CLI_WEIGHTS, then the Keras cache, then download."),
+        click.option("--offline", is_flag=True, help="Never download the weights."),
+    ]
+)
+numerics_options = _options(
+    [
+        click.option("--pool1-padding", type=click.Choice(tuple(POOL1_PADDINGS)), default=None, help="Max-pool after conv1: same (Caffe, the weights' own), pad1 (keras.applications), valid (walkthrough)."),
+        click.option("--bn-epsilon", type=click.FloatRange(0, min_open=True), default=None, help="BatchNormalization epsilon, > 0 (default: the weights' own, 1e-5 as in Caffe)."),
+    ]
+)
+device_option = click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Where the model runs.")
+runtime_options = _options(
+    [
+        device_option,
+        click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True, help="auto = onnx when ONNX Runtime is installed (fastest on CPU, no TensorFlow start-up), else keras."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help="int8: statically quantized ONNX model (onnx runtime). bf16: Keras mixed precision where the CPU (AVX512-BF16/AMX) or a GPU computes in bf16, else fp32 with a warning."),
+        click.option("--calibration", metavar="DIR", type=click.Path(file_okay=False), help="With --precision int8: images to calibrate on (default: the bundled sample images)."),
+        click.option("--threads", type=click.IntRange(0, 256), default=0, help="Inference threads (0 = one per core)."),
+    ]
+)
+decode_options = _options(
+    [
+        click.option("--resize", type=click.Choice(RESIZES), default=None, help="stretch (the weights' own): squash to 224×224 as keras.utils.load_img; crop: shorter side 256, centre 224."),
+        click.option("--interpolation", type=click.Choice(INTERPOLATIONS), default=None, help="Resampling filter (default: the weights' own, nearest)."),
+    ]
+)
+fast_decode_option = click.option("--fast-decode", is_flag=True, help="Decode big JPEGs at reduced scale (faster; pixels differ slightly).")
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
+input_options = _options(
+    [
+        click.argument("inputs", nargs=-1, required=True, metavar="PATHS…", type=click.Path()),
+        click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders."),
+        click.option("--hidden", "include_hidden", is_flag=True, help="Include hidden files and folders."),
+        click.option("-b", "--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True),
+        click.option("--workers", type=click.IntRange(0, 64), default=0, help="Decode threads (0 = one per core, at least 2)."),
+        fast_decode_option,
+        quiet_option,
+    ]
+)
+
+
+def _model_request(kwargs: dict, **fixed) -> ModelRequest:
+    """The ModelRequest fields out of a command's parsed options (the rest stay in kwargs)."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(ModelRequest)}
+    request = ModelRequest(**{name: kwargs.pop(name) for name in list(kwargs) if name in names}, **fixed)
+    problem = conflicts(request)
+    if problem:
+        raise click.UsageError(problem)
+    return request
+
+
+def _input_options(kwargs: dict) -> InputOptions:
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(InputOptions)}
+    return InputOptions(**{name: kwargs.pop(name) for name in list(kwargs) if name in names})
+
+
+def _call(command, *args, **kwargs) -> None:
+    """Run a command; a usage problem found while checking is exit 2, every other user-facing
+    failure one stderr line (exit 1), never a traceback."""
+    from .console import stderr_line
+    from .errors import UsageProblem, UserError
     from .weights import WeightsError
 
     try:
-        code = command(options)
+        code = command(*args, **kwargs)
+    except UsageProblem as problem:
+        raise click.UsageError(str(problem)) from None
     except (UserError, WeightsError) as error:
         stderr_line(f"error: {error}")
         code = 1
@@ -98,94 +173,123 @@ def main():
 
     \b
     resnet-classify photo.jpg                  top-5 classes of one photo
-    resnet-classify -r photos/ --format jsonl  a whole folder, one JSON line per image
+    resnet-classify -r photos/ -o out.jsonl    a whole folder, one JSON line per image
     find . -name '*.jpg' | resnet-classify -   paths from stdin
     resnet-classify summary                    the network, layer by layer
 
-    Exit status: 0 all classified, 1 some inputs failed, 2 usage error, 130 interrupted.
+    Options may stand before or after the command name.
+    Exit status: 0 all classified, 1 some inputs failed, 2 usage error, 130 interrupted
+    (143 terminated).
     """
 
 
 @main.command()
 @input_options
-@model_options
+@decode_options
+@weights_options
+@numerics_options
+@runtime_options
 @click.option("-k", "--top-k", type=click.IntRange(1, 1000), default=5, show_default=True, help="Classes per image.")
-@click.option("-f", "--format", type=click.Choice(FORMATS), default="table", show_default=True, help="table for people; json, jsonl, csv for programs.")
-@click.option("-o", "--output", metavar="FILE", help="Write records to FILE (or to part-N files in DIR/) instead of stdout.")
+@click.option("-f", "--format", type=click.Choice(FORMATS), default=None, help="table for people; json, jsonl, csv for programs. Default: from -o's extension, else table.")
+@click.option("-o", "--output", metavar="FILE|DIR/", type=click.Path(), help="Write records to FILE (or to part-N files in DIR/) instead of stdout.")
 @click.option("--resume", is_flag=True, help="With --output (jsonl/csv): skip inputs already there, append the rest.")
 @click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True, help="ray: run on a Ray cluster with Ray Data (needs the ray extra).")
-@click.option("--ray-address", metavar="ADDRESS", help="Ray cluster to join (default: start a local Ray on this machine).")
-@click.option("--ray-actors", type=click.IntRange(1, 100000), help="Model actors (default: autoscale to the cluster's CPUs, one per GPU).")
+@click.option("--ray-address", metavar="ADDRESS", help="With --engine ray: the cluster to join (default: start a local Ray on this machine).")
+@click.option("--ray-actors", type=click.IntRange(1, 100000), help="With --engine ray: model actors (default: fit to the cluster's CPUs, one per GPU).")
 def classify(**kwargs):
     """Classify images (the default command): files, folders, or - for paths on stdin."""
-    if not kwargs["inputs"]:
-        raise click.UsageError("no input: give image files, folders, or - to read paths from stdin.")
+    from .output import output_format
+
+    request = _model_request(kwargs)
+    inputs = _input_options(kwargs)
+    if inputs.engine != "ray":
+        for flag, value in (("--ray-address", inputs.ray_address), ("--ray-actors", inputs.ray_actors)):
+            if value is not None:
+                raise click.UsageError(f"{flag} is for --engine ray. Received: --engine {inputs.engine}")
+    if kwargs["resume"] and not kwargs["output"]:
+        raise click.UsageError("--resume needs --output FILE (the file to continue).")
+    try:
+        kwargs["format"] = output_format(kwargs["format"], kwargs["output"], kwargs["resume"])
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     from . import commands
 
-    _call(commands.classify, _options(**kwargs))
+    _call(commands.classify, request, inputs, OutputOptions(**kwargs))
 
 
 @main.command()
-@model_options
+@numerics_options
 def summary(**kwargs):
     """Print the model summary (layers, shapes, 25,636,712 parameters)."""
     from . import commands
 
-    _call(commands.summary, _options(**kwargs))
+    _call(commands.summary, _model_request(kwargs))
 
 
 @main.command()
 @input_options
-@model_options
-@click.option("--labels", metavar="CSV", help="file,class_index or file,wnid. Default: wnid folders (n01440764/…) or wnid file-name prefixes (n01440764_….JPEG).")
-@click.option("-f", "--format", type=click.Choice(("table", "json")), default="table", show_default=True)
+@decode_options
+@weights_options
+@numerics_options
+@runtime_options
+@click.option("--labels", metavar="CSV", type=click.Path(dir_okay=False), help="file,class_index or file,wnid. Default: wnid folders (n01440764/…) or wnid file-name prefixes (n01440764_….JPEG).")
+@click.option("-f", "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
 def evaluate(**kwargs):
     """Top-1 / top-5 accuracy on labeled images (folders are searched recursively)."""
-    if not kwargs["inputs"]:
-        raise click.UsageError("no input: give labeled image files or folders.")
     from . import commands
 
-    _call(commands.evaluate, _options(**kwargs))
+    request, inputs = _model_request(kwargs), _input_options(kwargs)
+    _call(commands.evaluate, request, inputs, **kwargs)
+
+
+def _embed_suffix(ctx, param, value):
+    if value is not None and not value.endswith((".npz", ".npy")):
+        raise click.BadParameter(f"must end in .npz or .npy. Received: {value}")
+    return value
 
 
 @main.command()
 @input_options
-@model_options
-@click.option("-o", "--output", required=True, metavar="FILE", help="features.npz (features + paths), or features.npy with features.txt of paths.")
+@decode_options
+@weights_options
+@numerics_options
+@runtime_options
+@click.option("-o", "--output", required=True, metavar="FILE", type=click.Path(dir_okay=False), callback=_embed_suffix, help="features.npz (features + paths), or features.npy with features.txt of paths.")
 @click.option("--normalize", is_flag=True, help="L2-normalise each vector.")
 def embed(**kwargs):
     """2048-d pooled ResNet50 features of images, for search and clustering."""
-    if not kwargs["inputs"]:
-        raise click.UsageError("no input: give image files, folders, or -.")
     from . import commands
 
-    _call(commands.embed, _options(**kwargs))
+    request, inputs = _model_request(kwargs), _input_options(kwargs)
+    _call(commands.embed, request, inputs, **kwargs)
 
 
 @main.command()
-@click.argument("image", metavar="IMAGE")
-@model_options
-@click.option("-o", "--output", required=True, metavar="FILE.png", help="Heat-map blended over the photo.")
+@click.argument("image", metavar="IMAGE", type=click.Path())
+@decode_options
+@weights_options
+@numerics_options
+@device_option
+@click.option("-o", "--output", required=True, metavar="FILE.png", type=click.Path(dir_okay=False), help="Heat-map blended over the photo.")
 @click.option("--class", "target_class", metavar="N|WNID|LABEL", help="Class to explain (default: the top-1).")
-@click.option("--raw", metavar="FILE.npy", help="Also save the bare 7×7 map (values in [0, 1]).")
-@click.option("--resize", type=click.Choice(_RESIZES), default="stretch", show_default=True)
-@click.option("--interpolation", type=click.Choice(_INTERPOLATIONS), default="nearest", show_default=True)
-@click.option("-q", "--quiet", is_flag=True)
-def explain(image, **kwargs):
+@click.option("--raw", metavar="FILE.npy", type=click.Path(dir_okay=False), help="Also save the bare 7×7 map (values in [0, 1]).")
+@quiet_option
+def explain(**kwargs):
     """Grad-CAM heat-map on res5c: where the network saw the class (Keras runtime)."""
     from . import commands
 
-    kwargs.pop("runtime", None)
-    _call(commands.explain, _options(inputs=(image,), runtime="keras", **kwargs))
+    _call(commands.explain, _model_request(kwargs, runtime="keras"), **kwargs)
 
 
 @main.command()
-@model_options
-@click.option("-o", "--output", required=True, metavar="FILE.onnx")
-@click.option("-q", "--quiet", is_flag=True)
+@weights_options
+@numerics_options
+@click.option("--precision", type=click.Choice(("fp32", "int8")), default="fp32", show_default=True, help="int8: statically quantized, calibrated on --calibration images.")
+@click.option("--calibration", metavar="DIR", type=click.Path(file_okay=False), help="With --precision int8: images to calibrate on (default: the bundled sample images).")
+@click.option("-o", "--output", required=True, metavar="FILE.onnx", type=click.Path(dir_okay=False))
+@quiet_option
 def export(**kwargs):
     """Write the ONNX model (uint8 RGB in, probabilities out; --precision int8 for the quantized one)."""
     from . import commands
 
-    kwargs.pop("runtime", None)
-    _call(commands.export, _options(runtime="onnx", **kwargs))
+    _call(commands.export, _model_request(kwargs, runtime="onnx"), **kwargs)

@@ -14,36 +14,45 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+import os
+import tempfile
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from .imagenet import CAFFE_MEAN_BGR
+from .cache import cache_dir, file_digest, write_atomic
+from .config import ModelConfig
+from .console import stderr_line
+from .errors import UserError
+from .images import IMAGE_EXTENSIONS, DecodeOptions, ImageError, decode
+from .spec import FEATURES, block_names, blocks
+from .weights import read_weights
 
-EXPORTER_VERSION = 2
+EXPORTER_VERSION = 3
 OPSET = 17
-STAGES = ((2, 3, (64, 64, 256), 1), (3, 4, (128, 128, 512), 2), (4, 6, (256, 256, 1024), 2), (5, 3, (512, 512, 2048), 2))
+CALIBRATION_LIMIT = 500  # images: plenty for per-channel min/max statistics
 
 
-@dataclass(frozen=True)
-class ExportConfig:
-    """Everything that changes the exported graph (and so the cache key)."""
+def graph_key(config: ModelConfig, calibration_digest: str = "") -> str:
+    """Everything that changes the exported graph, hashed: the cache file's name."""
+    import onnx
 
-    weights_md5: str
-    pool1_padding: str = "same"
-    bn_epsilon: float = 1e-5
-    input_size: int = 224
-    include_top: bool = True
-    pooling: str | None = None
-    precision: str = "fp32"
-    calibration: str = ""  # digest of the calibration images (int8)
-
-    def key(self) -> str:
-        import onnx
-
-        payload = dict(asdict(self), exporter=EXPORTER_VERSION, opset=OPSET, onnx=onnx.__version__)
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+    payload = {
+        "weights_md5": config.weights_md5,
+        "input_size": config.input_size,
+        "mean_bgr": list(config.mean_bgr),
+        "pool1_padding": config.pool1_padding,
+        "bn_epsilon": config.bn_epsilon,
+        "include_top": config.include_top,
+        "pooling": None if config.include_top else config.pooling,
+        "precision": config.precision,
+        "calibration": calibration_digest,
+        "exporter": EXPORTER_VERSION,
+        "opset": OPSET,
+        "onnx": onnx.__version__,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
 class _GraphBuilder:
@@ -85,7 +94,7 @@ class _GraphBuilder:
         return self.node("Relu", [y], f"{conv}_relu") if relu else y
 
     def block(self, x: str, stage: int, letter: str, stride: int, projection: bool) -> str:
-        res, bn = f"res{stage}{letter}_branch", f"bn{stage}{letter}_branch"
+        res, bn = block_names(stage, letter)
         shortcut = self.conv_bn(x, res + "1", bn + "1", stride=stride, relu=False) if projection else x
         y = self.conv_bn(x, res + "2a", bn + "2a", stride=stride)
         y = self.conv_bn(y, res + "2b", bn + "2b", pad=1)
@@ -94,7 +103,7 @@ class _GraphBuilder:
         return self.node("Relu", [y], f"res{stage}{letter}_relu")
 
 
-def build_onnx(weights: dict[str, list[np.ndarray]], config: ExportConfig):
+def build_onnx(weights: dict[str, list[np.ndarray]], config: ModelConfig):
     """The ONNX ModelProto: uint8 RGB NHWC [N, S, S, 3] → probabilities [N, 1000]
     (or pooled features [N, 2048], or the NHWC feature map)."""
     from onnx import TensorProto, helper
@@ -102,15 +111,14 @@ def build_onnx(weights: dict[str, list[np.ndarray]], config: ExportConfig):
     g = _GraphBuilder(weights, config.bn_epsilon)
     size = config.input_size
     x = g.node("Cast", ["images"], "images_float", to=TensorProto.FLOAT)
-    mean_rgb = np.asarray(CAFFE_MEAN_BGR[::-1], dtype=np.float32)
+    mean_rgb = np.asarray(config.mean_bgr[::-1], dtype=np.float32)
     x = g.node("Sub", [x, g.const("mean_rgb", mean_rgb)], "centered")
     x = g.node("Transpose", [x], "nchw", perm=[0, 3, 1, 2])
     x = g.conv_bn(x, "conv1", "bn_conv1", stride=2, pad=3, flip_input=True)
     pool_pads = {"same": [0, 0, 1, 1], "pad1": [1, 1, 1, 1], "valid": [0, 0, 0, 0]}[config.pool1_padding]
     x = g.node("MaxPool", [x], "pool1", kernel_shape=[3, 3], strides=[2, 2], pads=pool_pads)
-    for stage, blocks, _, stride in STAGES:
-        for i, letter in enumerate("abcdef"[:blocks]):
-            x = g.block(x, stage, letter, stride if i == 0 else 1, projection=i == 0)
+    for stage, letter, _, stride, projection in blocks():
+        x = g.block(x, stage, letter, stride, projection)
 
     if config.include_top:
         x = g.node("GlobalAveragePool", [x], "avg_pool")
@@ -123,10 +131,10 @@ def build_onnx(weights: dict[str, list[np.ndarray]], config: ExportConfig):
         op = "GlobalAveragePool" if config.pooling == "avg" else "GlobalMaxPool"
         x = g.node(op, [x], f"{config.pooling}_pool")
         x = g.node("Flatten", [x], "features")
-        out_shape = ["N", 2048]
+        out_shape = ["N", FEATURES]
     else:
         x = g.node("Transpose", [x], "feature_map", perm=[0, 2, 3, 1])
-        out_shape = ["N", None, None, 2048]
+        out_shape = ["N", None, None, FEATURES]
 
     graph = helper.make_graph(
         g.nodes,
@@ -176,27 +184,92 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration_images: np.ndarra
         root.setLevel(level)
 
 
+# ---------------------------------------------------------------------------- calibration
+
+
+def _calibration_files(directory: str | None) -> tuple[list[Path], str]:
+    """The calibration image files and a digest of their bytes (part of the cache key).
+    Decoding waits until a model really has to be quantized."""
+    if directory:
+        folder = Path(directory)
+        if not folder.is_dir():
+            raise UserError(f"--calibration {directory}: not a folder.")
+        candidates = (p for p in folder.rglob("*"))
+    else:
+        candidates = (Path(str(p)) for p in resources.files("resnet_cli").joinpath("data/calibration").iterdir())
+    files = sorted(p for p in candidates if p.suffix.lower() in IMAGE_EXTENSIONS)[:CALIBRATION_LIMIT]
+    if not files:
+        raise UserError(f"no calibration images in {directory or 'the bundled set'}.")
+    hasher = hashlib.sha256()
+    for path in files:
+        hasher.update(path.read_bytes())
+    return files, hasher.hexdigest()[:16]
+
+
+def _decode_calibration(files: list[Path], options: DecodeOptions) -> np.ndarray:
+    arrays = []
+    for path in files:
+        try:
+            arrays.append(decode(str(path), options))
+        except ImageError:
+            continue
+    if not arrays:
+        raise UserError(f"no usable calibration images among {len(files)} files in {files[0].parent}.")
+    return np.stack(arrays)
+
+
 # ---------------------------------------------------------------------------- cache
 
 
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def is_verified(path: Path) -> bool:
+def _is_verified(path: Path) -> bool:
     """The cached model matches the sha256 recorded when it was written (a stale, truncated or
     altered file does not). The check is memoised on size and mtime, so a cold start does not
     re-hash 100 MB."""
-    from .cache import file_digest
-
     try:
         return file_digest(path, "sha256") == path.with_suffix(".sha256").read_text().strip()
     except OSError:
         return False
 
 
-def store(path: Path, data: bytes) -> None:
-    from .cache import write_atomic
+def _store(path: Path, data: bytes) -> Path:
+    """Into the cache, whole or not at all; where the cache cannot be written, into a
+    temporary file for this run, said once on stderr (instead of silently re-exporting)."""
+    try:
+        write_atomic(path, data)
+        write_atomic(path.with_suffix(".sha256"), hashlib.sha256(data).hexdigest().encode())
+        return path
+    except OSError as error:
+        handle, temporary = tempfile.mkstemp(prefix="resnet50-", suffix=".onnx")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        import atexit
 
-    write_atomic(path, data)
-    write_atomic(path.with_suffix(".sha256"), digest(data).encode())
+        atexit.register(os.unlink, temporary)
+        stderr_line(f"warning: cannot write the model cache ({error.strerror or error}: {path.parent}); using a temporary copy for this run (set RESNET_CLI_CACHE to a writable folder)")
+        return Path(temporary)
+
+
+def ensure_onnx_model(config: ModelConfig, quiet: bool = False) -> Path:
+    """The ONNX model for ``config`` (fp32 or int8), from the cache or exported now."""
+    calibration_files: list[Path] = []
+    calibration_digest = ""
+    if config.precision == "int8":
+        calibration_files, calibration_digest = _calibration_files(config.calibration)
+    path = cache_dir() / "onnx" / f"resnet50-{graph_key(config, calibration_digest)}.onnx"
+    if _is_verified(path):
+        return path
+    if config.precision == "int8":
+        import dataclasses
+
+        fp32 = ensure_onnx_model(dataclasses.replace(config, precision="fp32", calibration=None), quiet)
+        if not quiet:
+            stderr_line(f"quantizing the model to int8 on {len(calibration_files)} calibration images (once per weights and options)…")
+        with tempfile.TemporaryDirectory() as scratch:
+            images = _decode_calibration(calibration_files, DecodeOptions(size=config.input_size))
+            quantize_int8(fp32, Path(scratch) / "int8.onnx", images)
+            data = (Path(scratch) / "int8.onnx").read_bytes()
+    else:
+        if not quiet:
+            stderr_line("exporting the ONNX model (once per weights and options)…")
+        data = build_onnx(read_weights(Path(config.weights)), config).SerializeToString()
+    return _store(path, data)

@@ -1,4 +1,4 @@
-"""ImageNet facts: "caffe" preprocessing, the 1000-class index, top-k decoding.
+"""ImageNet's 1000-class index (shipped as package data) and top-k decoding.
 
 Pure numpy; no Keras import, so the ONNX path and the output sinks can use it.
 """
@@ -12,19 +12,7 @@ from importlib import resources
 
 import numpy as np
 
-# Per-channel means of the ImageNet training set, in BGR order, as Caffe (and
-# keras.applications.imagenet_utils.preprocess_input(mode="caffe")) subtract them.
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-NUM_CLASSES = 1000
-
-
-def preprocess_caffe(rgb: np.ndarray) -> np.ndarray:
-    """RGB (…, 3) in [0, 255] → BGR float32 minus the ImageNet means.
-
-    Same arithmetic, in the same order, as Keras' ``preprocess_input`` in caffe mode.
-    """
-    bgr = np.asarray(rgb, dtype=np.float32)[..., ::-1]
-    return bgr - np.asarray(CAFFE_MEAN_BGR, dtype=np.float32)
+from .spec import NUM_CLASSES
 
 
 @dataclass(frozen=True)

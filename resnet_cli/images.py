@@ -18,9 +18,19 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-RESIZE_MODES = ("stretch", "crop")
-INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
-CROP_RATIO = 224 / 256  # shorter side to 256, centre crop 224, as timm/torchvision evaluate
+from .spec import DEFAULT
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How a file becomes the model's input: size×size uint8 RGB."""
+
+    size: int = DEFAULT.input_size
+    resize: str = DEFAULT.resize  # stretch (keras.utils.load_img) or crop
+    interpolation: str = DEFAULT.interpolation
+    crop_ratio: float = DEFAULT.crop_ratio  # crop: shorter side size / crop_ratio (256 for 224)
+    fast_jpeg: bool = False
+
 
 # Leading bytes of the formats we classify; anything else in a folder is skipped.
 _SIGNATURES = (
@@ -258,30 +268,25 @@ def _resample(name: str):
     }[name]
 
 
-def _crop_box(width: int, height: int, size: int) -> tuple[float, float, float, float]:
-    """The centre square that becomes ``size`` once the shorter side is ``size / CROP_RATIO``."""
-    side = min(width, height) * CROP_RATIO
+def _crop_box(width: int, height: int, crop_ratio: float) -> tuple[float, float, float, float]:
+    """The centre square that becomes the output once the shorter side is ``size / crop_ratio``."""
+    side = min(width, height) * crop_ratio
     left, top = (width - side) / 2, (height - side) / 2
     return (left, top, left + side, top + side)
 
 
-def decode(
-    path: str,
-    size: int = 224,
-    resize: str = "stretch",
-    interpolation: str = "nearest",
-    fast_jpeg: bool = False,
-    explicit: bool = True,
-) -> np.ndarray:
+def decode(path: str, options: DecodeOptions = DecodeOptions(), explicit: bool = True) -> np.ndarray:
     """Read one image file (a path, or a URI that pyarrow.fs reads) → (size, size, 3) uint8 RGB.
 
     stretch: squash the whole image to size×size (what keras.utils.load_img does).
-    crop: shorter side to size/0.875 (256 for 224), centre crop size×size.
+    crop: shorter side to size / crop_ratio (256 for 224), centre crop size×size.
     fast_jpeg: let libjpeg decode big JPEGs at 1/2, 1/4 or 1/8 scale (never below the output
     size) — much faster on camera photos, pixels differ slightly from a full decode.
     Raises NotAnImage for non-image content, ImageError for every other problem.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
+
+    size, resize, interpolation = options.size, options.resize, options.interpolation
 
     with _open(path, explicit) as handle:
         head = handle.read(16)
@@ -295,13 +300,13 @@ def decode(
                 warnings.simplefilter("ignore")  # EXIF/ICC chatter, DecompressionBombWarning
                 image = Image.open(handle)
                 image.seek(0)  # first frame of animated GIF/WebP/TIFF
-                if fast_jpeg and image.format == "JPEG":
-                    target = (size / CROP_RATIO,) * 2 if resize == "crop" else (size, size)
+                if options.fast_jpeg and image.format == "JPEG":
+                    target = (size / options.crop_ratio,) * 2 if resize == "crop" else (size, size)
                     image.draft("RGB", tuple(int(t) for t in target))
                 image = ImageOps.exif_transpose(image)
                 image = to_rgb(image)
                 if resize == "crop":
-                    box = _crop_box(image.width, image.height, size)
+                    box = _crop_box(image.width, image.height, options.crop_ratio)
                     image = image.resize((size, size), _resample(interpolation), box=box)
                 elif image.size != (size, size):
                     image = image.resize((size, size), _resample(interpolation))

@@ -11,24 +11,8 @@ import contextlib
 import keras
 from keras import layers, ops
 
-from .imagenet import CAFFE_MEAN_BGR, NUM_CLASSES
+from .spec import DEFAULT, NUM_CLASSES, PARAMETER_COUNT, POOL1_PADDINGS, POOLINGS, block_names, blocks  # noqa: F401
 
-INPUT_SIZE = 224
-PARAMETER_COUNT = 25_636_712  # with the 1000-way top, as keras.applications.ResNet50
-
-# How the 3×3/2 max-pool after conv1 treats the 112×112 border. The weights were trained in
-# Caffe, which pools with ceil rounding: windows start at 0, 2, …, 110 and the last one is cut
-# short at the edge. Keras' padding="same" does exactly that (pads one row/column at the end,
-# ignored by the max), so it is the default.
-POOL1_PADDINGS = {
-    "same": "Caffe ceil-mode pooling: 56×56, windows at 0, 2, …, 110 (default)",
-    "pad1": "keras.applications: zero-pad 1 on every side, then pool: 56×56, windows at -1, 1, …",
-    "valid": "the original walkthrough: no padding, 55×55",
-}
-# Caffe's BatchNorm used eps=1e-5; keras.applications uses 1.001e-5 (a cuDNN floor), the
-# walkthrough Keras' default 1e-3, which moves the outputs measurably.
-DEFAULT_BN_EPSILON = 1e-5
-POOLINGS = (None, "avg", "max")
 # Keras dtype policies by precision name. bf16: convolutions in bfloat16, variables, the
 # preprocessing and the final softmax in float32 (Keras' mixed-precision recipe).
 DTYPE_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
@@ -45,16 +29,18 @@ def _dtype_policy(name: str):
 
 
 class CaffePreprocess(layers.Layer):
-    """uint8/float RGB → float BGR minus the ImageNet means, inside the graph."""
+    """uint8/float RGB → float BGR minus the per-channel means, inside the graph."""
+
+    def __init__(self, mean_bgr=DEFAULT.mean_bgr, **kwargs):
+        super().__init__(**kwargs)
+        self.mean_bgr = tuple(float(m) for m in mean_bgr)
 
     def call(self, images):
         bgr = ops.flip(ops.cast(images, "float32"), axis=-1)
-        return bgr - ops.convert_to_tensor(CAFFE_MEAN_BGR, dtype="float32")
+        return bgr - ops.convert_to_tensor(self.mean_bgr, dtype="float32")
 
-
-def _names(stage: int, block: str):
-    base = f"{stage}{block}_branch"
-    return f"res{base}", f"bn{base}"
+    def get_config(self):
+        return {**super().get_config(), "mean_bgr": self.mean_bgr}
 
 
 def _conv_bn(x, filters, kernel_size, name, bn_name, bn_epsilon, strides=1, relu=True, padding="valid"):
@@ -64,7 +50,7 @@ def _conv_bn(x, filters, kernel_size, name, bn_name, bn_epsilon, strides=1, relu
 
 
 def _bottleneck(x, shortcut, kernel_size, filters, stage, block, bn_epsilon, strides):
-    conv_name, bn_name = _names(stage, block)
+    conv_name, bn_name = block_names(stage, block)
     f1, f2, f3 = filters
     y = _conv_bn(x, f1, 1, conv_name + "2a", bn_name + "2a", bn_epsilon, strides=strides)
     y = _conv_bn(y, f2, kernel_size, conv_name + "2b", bn_name + "2b", bn_epsilon, padding="same")
@@ -73,26 +59,18 @@ def _bottleneck(x, shortcut, kernel_size, filters, stage, block, bn_epsilon, str
     return layers.Activation("relu", name=f"res{stage}{block}_relu")(y)
 
 
-def identity_block(x, kernel_size, filters, stage, block, bn_epsilon=DEFAULT_BN_EPSILON):
+def identity_block(x, kernel_size, filters, stage, block, bn_epsilon=DEFAULT.bn_epsilon):
     """Bottleneck whose shortcut is the input itself (input and output shapes match)."""
     return _bottleneck(x, x, kernel_size, filters, stage, block, bn_epsilon, strides=1)
 
 
-def conv_block(x, kernel_size, filters, stage, block, strides=2, bn_epsilon=DEFAULT_BN_EPSILON):
+def conv_block(x, kernel_size, filters, stage, block, strides=2, bn_epsilon=DEFAULT.bn_epsilon):
     """Bottleneck with a 1×1 projection shortcut; the stride sits on the first 1×1 conv."""
-    conv_name, bn_name = _names(stage, block)
+    conv_name, bn_name = block_names(stage, block)
     shortcut = _conv_bn(
         x, filters[2], 1, conv_name + "1", bn_name + "1", bn_epsilon, strides=strides, relu=False
     )
     return _bottleneck(x, shortcut, kernel_size, filters, stage, block, bn_epsilon, strides)
-
-
-def _stage(x, filters, stage, blocks, strides, bn_epsilon):
-    letters = "abcdef"[:blocks]
-    x = conv_block(x, 3, filters, stage, letters[0], strides=strides, bn_epsilon=bn_epsilon)
-    for letter in letters[1:]:
-        x = identity_block(x, 3, filters, stage, letter, bn_epsilon=bn_epsilon)
-    return x
 
 
 def resnet50(
@@ -100,10 +78,11 @@ def resnet50(
     input_shape: tuple[int, int, int] | None = None,
     pooling: str | None = None,
     classes: int = NUM_CLASSES,
-    pool1_padding: str = "same",
-    bn_epsilon: float = DEFAULT_BN_EPSILON,
+    pool1_padding: str = DEFAULT.pool1_padding,
+    bn_epsilon: float = DEFAULT.bn_epsilon,
     preprocess: bool = False,
     precision: str = "fp32",
+    mean_bgr: tuple[float, float, float] = DEFAULT.mean_bgr,
     name: str = "resnet50",
 ) -> keras.Model:
     """Build ResNet50 (channels-last).
@@ -111,7 +90,7 @@ def resnet50(
     include_top: the 7×7 average pool, flatten and the ``fc1000`` softmax; needs 224×224×3.
     pooling: without the top, None (feature map), "avg" or "max" (2048-d vector).
     pool1_padding: see ``POOL1_PADDINGS``. bn_epsilon: BatchNormalization epsilon.
-    preprocess: take RGB in [0, 255] (uint8) and apply caffe preprocessing in the graph.
+    preprocess: take RGB in [0, 255] (uint8) and apply caffe preprocessing (``mean_bgr``) in the graph.
     precision: "fp32" or "bf16" (see ``DTYPE_POLICIES``).
     """
     if pool1_padding not in POOL1_PADDINGS:
@@ -122,12 +101,10 @@ def resnet50(
         raise ValueError(f"pooling must be one of {POOLINGS}. Received: pooling={pooling!r}")
     if not bn_epsilon > 0:
         raise ValueError(f"bn_epsilon must be positive. Received: bn_epsilon={bn_epsilon!r}")
-    default_shape = (INPUT_SIZE, INPUT_SIZE, 3)
+    default_shape = (DEFAULT.input_size, DEFAULT.input_size, 3)
     input_shape = tuple(input_shape) if input_shape is not None else default_shape
-    if include_top and input_shape != default_shape:
-        raise ValueError(
-            f"With include_top=True the input must be {default_shape}. Received: input_shape={input_shape}"
-        )
+    if include_top and input_shape[0] != input_shape[1]:
+        raise ValueError(f"With include_top=True the input must be square. Received: input_shape={input_shape}")
     if len(input_shape) != 3 or input_shape[-1] != 3:
         raise ValueError(f"input_shape must be (height, width, 3). Received: input_shape={input_shape}")
     if include_top and classes < 1:
@@ -135,25 +112,42 @@ def resnet50(
     if precision not in DTYPE_POLICIES:
         raise ValueError(f"precision must be one of {sorted(DTYPE_POLICIES)}. Received: precision={precision!r}")
     with _dtype_policy(DTYPE_POLICIES[precision]):
-        return _build(include_top, input_shape, pooling, classes, pool1_padding, bn_epsilon, preprocess, name)
+        return _build(include_top, input_shape, pooling, classes, pool1_padding, bn_epsilon, preprocess, mean_bgr, name)
 
 
-def _build(include_top, input_shape, pooling, classes, pool1_padding, bn_epsilon, preprocess, name) -> keras.Model:
+def from_config(config) -> keras.Model:
+    """The network a resolved ``config.ModelConfig`` describes (uint8 RGB in), no weights."""
+    if config.preprocessing != "caffe":
+        raise ValueError(f"Only caffe preprocessing is built. Received: preprocessing={config.preprocessing!r}")
+    return resnet50(
+        include_top=config.include_top,
+        input_shape=(config.input_size, config.input_size, 3),
+        pooling=config.pooling,
+        pool1_padding=config.pool1_padding,
+        bn_epsilon=config.bn_epsilon,
+        preprocess=True,
+        precision=config.precision,
+        mean_bgr=config.mean_bgr,
+    )
+
+
+def _build(include_top, input_shape, pooling, classes, pool1_padding, bn_epsilon, preprocess, mean_bgr, name) -> keras.Model:
     inputs = layers.Input(shape=input_shape, dtype="uint8" if preprocess else "float32", name="input")
-    x = CaffePreprocess(name="caffe_preprocess", dtype="float32")(inputs) if preprocess else inputs
+    x = CaffePreprocess(mean_bgr, name="caffe_preprocess", dtype="float32")(inputs) if preprocess else inputs
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = _conv_bn(x, 64, 7, "conv1", "bn_conv1", bn_epsilon, strides=2)
     if pool1_padding == "pad1":
         x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = layers.MaxPooling2D(3, strides=2, padding="same" if pool1_padding == "same" else "valid", name="pool1")(x)
 
-    x = _stage(x, (64, 64, 256), 2, 3, 1, bn_epsilon)
-    x = _stage(x, (128, 128, 512), 3, 4, 2, bn_epsilon)
-    x = _stage(x, (256, 256, 1024), 4, 6, 2, bn_epsilon)
-    x = _stage(x, (512, 512, 2048), 5, 3, 2, bn_epsilon)
+    for stage, letter, filters, strides, projection in blocks():
+        if projection:
+            x = conv_block(x, 3, filters, stage, letter, strides=strides, bn_epsilon=bn_epsilon)
+        else:
+            x = identity_block(x, 3, filters, stage, letter, bn_epsilon=bn_epsilon)
 
     if include_top:
-        x = layers.AveragePooling2D(7, name="avg_pool")(x)
+        x = layers.AveragePooling2D(x.shape[1], name="avg_pool")(x)
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dense(classes, activation="softmax", name="fc1000", dtype="float32")(x)
     elif pooling == "avg":

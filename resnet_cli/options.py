@@ -1,55 +1,70 @@
-"""One frozen object with everything a run needs, resolved CLI → weights spec → defaults."""
+"""What the user asked for, as parsed by the CLI: frozen requests, no defaults of the model's
+own (None means "what the weights were trained with", resolved in config.py)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 FORMATS = ("table", "json", "jsonl", "csv")
 DEVICES = ("auto", "cpu", "gpu")
-PRECISIONS = ("fp32", "int8", "bf16")
+RUNTIMES = ("auto", "keras", "onnx")
 ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
-class DecodeOptions:
-    size: int = 224
-    resize: str = "stretch"
-    interpolation: str = "nearest"
-    fast_jpeg: bool = False
+class ModelRequest:
+    """The model options a command was given; resolved once into a ``config.ModelConfig``."""
+
+    weights: str | None = None
+    offline: bool = False
+    pool1_padding: str | None = None
+    bn_epsilon: float | None = None
+    resize: str | None = None
+    interpolation: str | None = None
+    fast_decode: bool = False
+    runtime: str = "auto"
+    precision: str = "fp32"
+    device: str = "auto"
+    threads: int = 0  # inference threads; 0 = one per core
+    calibration: str | None = None  # int8: folder of calibration images
+
+
+def conflicts(request: ModelRequest) -> str | None:
+    """The first impossible combination of model options, in Click's words, or None."""
+    if request.precision == "int8" and request.runtime == "keras":
+        return "--precision int8 runs on the onnx runtime. Received: --runtime keras"
+    if request.precision == "bf16" and request.runtime == "onnx":
+        return "--precision bf16 runs on the keras runtime (ONNX Runtime has no bf16 CPU kernels). Received: --runtime onnx"
+    if request.calibration and request.precision != "int8":
+        return f"--calibration is for --precision int8. Received: --precision {request.precision}"
+    return None
 
 
 @dataclass(frozen=True)
-class Options:
+class InputOptions:
+    """Which inputs, and how they stream through an engine."""
+
     inputs: tuple[str, ...] = ()
     recursive: bool = False
     include_hidden: bool = False
-    top_k: int = 5
-    format: str = "table"
     batch_size: int = 32
     workers: int = 0  # decode threads; 0 = one per core (at least 2)
-    threads: int = 0  # inference threads; 0 = one per core
-    weights: str | None = None
-    offline: bool = False
-    device: str = "auto"
-    runtime: str = "auto"
-    precision: str = "fp32"
-    calibration: str | None = None
-    pool1_padding: str | None = None  # None: what the weights were trained with
-    bn_epsilon: float | None = None
-    decode: DecodeOptions = DecodeOptions()
-    output: str | None = None
-    resume: bool = False
     quiet: bool = False
-    labels: str | None = None  # evaluate: CSV of file,class_index|wnid
-    normalize: bool = False  # embed: L2-normalise the vectors
-    target_class: str | None = None  # explain: class to explain (index, wnid or label)
-    raw: str | None = None  # explain: also save the bare map as .npy here
     progress: bool | None = None  # None: only when stderr is a terminal
     engine: str = "local"  # local: this process; ray: Ray Data on a cluster (or a local Ray)
     ray_address: str | None = None  # None: start a local Ray sized to this machine
-    ray_actors: int | None = None  # model actors; None: ray_engine.Plan sizes the pool to the cluster
+    ray_actors: int | None = None  # model actors; None: ray_engine.Plan sizes the pool
 
     def decode_workers(self) -> int:
-        import os
-
         return self.workers or max(2, os.cpu_count() or 2)
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Where classify's records go and in what form."""
+
+    format: str = "table"
+    output: str | None = None
+    resume: bool = False
+    top_k: int = 5

@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from .pipeline import Record
+from .records import Record
 
 CSV_COLUMNS = ("path", "rank", "index", "wnid", "label", "score", "error")
 
@@ -189,6 +189,59 @@ def _file_sink(fmt: str, path: str, appending: bool = False) -> Sink:
     return sink
 
 
+# ---------------------------------------------------------------------------- format
+
+SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"}
+LINE_FORMATS = ("jsonl", "csv")  # formats a run can append to and a shard folder can hold
+
+
+def written_format(output: str) -> str | None:
+    """The format records already in ``output`` (a file or shard folder) were written in,
+    from their first bytes; None when there are none yet."""
+    if is_shard_folder(output):
+        shards = [p for fmt in LINE_FORMATS for p in _shards(output, fmt)]
+        return written_format(sorted(shards)[0]) if shards else None
+    try:
+        with open(output, "rb") as handle:
+            head = handle.read(64).lstrip()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise ValueError(f"--resume: cannot read {output} ({error.strerror or error})") from None
+    if not head:
+        return None
+    if head.startswith(b"{"):
+        return "jsonl"
+    if head.startswith(b"["):
+        return "json"
+    if head.startswith(",".join(CSV_COLUMNS[:2]).encode()):
+        return "csv"
+    return "table"
+
+
+def output_format(fmt: str | None, output: str | None, resume: bool = False) -> str:
+    """The run's format: -f as given, else what -o's records already are (with --resume), else
+    -o's extension (a shard folder: jsonl), else table. A choice that cannot work is a
+    ValueError, worded for a usage error."""
+    found = written_format(output) if resume and output else None
+    if fmt is None:
+        if found is not None:
+            fmt = found
+        elif output is None:
+            fmt = "table"
+        elif is_shard_folder(output):
+            fmt = "jsonl"
+        else:
+            fmt = SUFFIX_FORMATS.get(os.path.splitext(output)[1].lower(), "table")
+    if output is not None and is_shard_folder(output) and fmt not in LINE_FORMATS:
+        raise ValueError(f"a folder of shards needs --format jsonl or csv. Received: --format {fmt}")
+    if resume and fmt not in LINE_FORMATS:
+        raise ValueError(f"--resume needs --format jsonl or csv. Received: --format {fmt}")
+    if found is not None and found != fmt:
+        raise ValueError(f"--resume: {output} holds {found} records; it is left as it is. Received: --format {fmt}")
+    return fmt
+
+
 # ---------------------------------------------------------------------------- resume
 
 
@@ -219,11 +272,6 @@ def recorded_paths(path: str, fmt: str) -> set[str]:
 
 
 # ---------------------------------------------------------------------------- report
-
-
-def stderr_line(message: str) -> None:
-    sys.stderr.write(f"resnet-classify: {message}\n")
-    sys.stderr.flush()
 
 
 @dataclass

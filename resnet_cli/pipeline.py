@@ -10,27 +10,12 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .images import ImageError, NotAnImage, Source, decode
-from .options import DecodeOptions
-
-
-@dataclass
-class Record:
-    """The outcome for one input: predictions (or a vector), or an error in plain words."""
-
-    path: str
-    predictions: list = field(default_factory=list)
-    error: str | None = None
-    vector: np.ndarray | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+from .images import DecodeOptions, ImageError, NotAnImage, Source, decode
+from .records import Record
 
 
 class Skipped:
@@ -39,14 +24,7 @@ class Skipped:
 
 def decode_source(source: Source, options: DecodeOptions):
     try:
-        return decode(
-            source.path,
-            size=options.size,
-            resize=options.resize,
-            interpolation=options.interpolation,
-            fast_jpeg=options.fast_jpeg,
-            explicit=source.explicit,
-        )
+        return decode(source.path, options, explicit=source.explicit)
     except NotAnImage:
         return Skipped
     except ImageError as error:

@@ -25,10 +25,12 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from .config import ModelConfig
 from .errors import UserError
-from .images import ImageError, Source, is_uri
-from .options import DecodeOptions, Options
-from .pipeline import Record, Skipped, chunks, decode_source
+from .images import DecodeOptions, ImageError, Source, is_uri
+from .options import InputOptions
+from .pipeline import Skipped, chunks, decode_source
+from .records import Record
 
 INSTALL_HINT = 'the ray engine needs Ray Data: pip install "resnet-cli[ray]"'
 
@@ -106,10 +108,10 @@ def decode_batch(batch: dict, decode_options: DecodeOptions) -> dict:
 class Predictor:
     """Ray actor: one runtime (ONNX or Keras), opened once, scoring the decoded rows."""
 
-    def __init__(self, options: Options, batch_size: int, top_k: int):
+    def __init__(self, config: ModelConfig, batch_size: int, top_k: int):
         from .runtimes.factory import open_runtime
 
-        self.runtime = open_runtime(options, batch_size=batch_size)
+        self.runtime = open_runtime(config, batch_size=batch_size)
         self.top_k = top_k
 
     def __call__(self, batch: dict) -> dict:
@@ -153,30 +155,30 @@ class Plan:
 
 
 def records(
-    options: Options,
+    config: ModelConfig,
+    inputs: InputOptions,
     sources: Iterable[Source],
     top_k: int,
     on_skip: Callable[[Source], None] = lambda source: None,
     predictor: type = Predictor,
 ) -> Iterator[Record]:
-    """The ray engine's records for ``sources``, in input order (as ``pipeline.run``'s)."""
+    """The ray engine's records for ``sources``, in input order (as ``pipeline.run``'s).
+    The resolved config travels to the actors whole (absolute weights path and md5 included)."""
     from .imagenet import predictions
 
-    ray = connect(options.ray_address)
-    if options.weights:
-        options = dataclasses.replace(options, weights=_absolute(options.weights))
+    ray = connect(inputs.ray_address)
     node_cpus = [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
-    gpus = 0 if options.device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
-    if options.device == "gpu" and not gpus:
+    gpus = 0 if config.device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
+    if config.device == "gpu" and not gpus:
         raise UserError("--device gpu: the Ray cluster has no GPUs.")
-    plan = Plan.for_cluster(node_cpus, options.batch_size, options.ray_actors, options.threads, gpus)
+    plan = Plan.for_cluster(node_cpus, inputs.batch_size, inputs.ray_actors, config.threads, gpus)
     # The driver holds one run's paths at a time, so 100 million inputs cost it no more memory
     # than ROWS_PER_RUN (each run starts its actors anew: seconds per million photos).
     for chunk in chunks(sources, ROWS_PER_RUN):
         # Workers may run in another folder (or on another node with the same mounts): they
         # read absolute paths, while records keep the path as the user gave it, as locally.
         rows = [{"path": s.path, "location": _absolute(s.path), "explicit": s.explicit} for s in chunk]
-        for batch in _batches(ray, _dataset(ray, rows, options, plan, top_k, predictor)):
+        for batch in _batches(ray, _dataset(ray, rows, config, plan, top_k, predictor)):
             ranked = predictions(batch["index"], batch["score"])
             for path, status, error, ranking in zip(batch["path"], batch["status"], batch["error"], ranked):
                 path = str(path)
@@ -188,14 +190,14 @@ def records(
                     yield Record(path, predictions=ranking)
 
 
-def _dataset(ray, rows: list[dict], options: Options, plan: Plan, top_k: int, predictor: type):
+def _dataset(ray, rows: list[dict], config: ModelConfig, plan: Plan, top_k: int, predictor: type):
     """paths → decode tasks → model actors → top-k rows (lazy: runs when iterated)."""
     return (
         ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // plan.batch_size)))
-        .map_batches(decode_batch, fn_kwargs={"decode_options": options.decode}, batch_size=plan.batch_size, batch_format="numpy", num_cpus=1, memory=DECODE_MEMORY)
+        .map_batches(decode_batch, fn_kwargs={"decode_options": config.decode}, batch_size=plan.batch_size, batch_format="numpy", num_cpus=1, memory=DECODE_MEMORY)
         .map_batches(
             predictor,
-            fn_constructor_kwargs={"options": dataclasses.replace(options, threads=plan.threads), "batch_size": plan.batch_size, "top_k": top_k},
+            fn_constructor_kwargs={"config": dataclasses.replace(config, threads=plan.threads), "batch_size": plan.batch_size, "top_k": top_k},
             batch_size=plan.batch_size,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(min_size=plan.min_actors, max_size=plan.max_actors),

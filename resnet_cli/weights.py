@@ -16,69 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from .cache import file_md5
-from .imagenet import CAFFE_MEAN_BGR
+from .spec import CLASSIC, CLASSIC_NOTOP, DEFAULT, KERAS, KERAS_NOTOP, OFFICIAL, WeightsSpec  # noqa: F401 (re-exported)
 
 ENV_VAR = "RESNET_CLI_WEIGHTS"
-
-
-@dataclass(frozen=True)
-class WeightsSpec:
-    """One official weight file and the preprocessing/model options it was trained with."""
-
-    file_name: str
-    url: str
-    md5: str
-    layout: str  # "classic" or "keras"
-    include_top: bool = True
-    size: int | None = None
-    # Beside the weights, as timm keeps its pretrained configs:
-    input_size: int = 224
-    preprocessing: str = "caffe"
-    mean_bgr: tuple[float, float, float] = CAFFE_MEAN_BGR
-    pool1_padding: str = "same"
-    bn_epsilon: float = 1e-5
-
-    def numerics(self, pool1_padding: str | None = None, bn_epsilon: float | None = None) -> dict:
-        """The model options for a run: what the user asked for, else what these weights
-        were trained with. The one place the CLI → spec → default order is decided."""
-        return {
-            "pool1_padding": self.pool1_padding if pool1_padding is None else pool1_padding,
-            "bn_epsilon": self.bn_epsilon if bn_epsilon is None else bn_epsilon,
-        }
-
-
-_CLASSIC_BASE = "https://github.com/fchollet/deep-learning-models/releases/download/v0.2/"
-_KERAS_BASE = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
-
-CLASSIC = WeightsSpec(
-    "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
-    _CLASSIC_BASE + "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
-    "a7b3fe01876f51b976af0dea6bc144eb",
-    "classic",
-    size=102_853_048,
-)
-CLASSIC_NOTOP = WeightsSpec(
-    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    _CLASSIC_BASE + "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    "a268eb855778b3df3c7506639542a6af",
-    "classic",
-    include_top=False,
-)
-KERAS = WeightsSpec(
-    "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
-    _KERAS_BASE + "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
-    "2cb95161c43110f7111970584f804107",
-    "keras",
-)
-KERAS_NOTOP = WeightsSpec(
-    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    _KERAS_BASE + "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    "4d473c1dd8becc155b73f8504c6f6626",
-    "keras",
-    include_top=False,
-)
-OFFICIAL = (CLASSIC, KERAS, CLASSIC_NOTOP, KERAS_NOTOP)
-DEFAULT = CLASSIC
 
 
 class WeightsError(Exception):
@@ -87,12 +27,12 @@ class WeightsError(Exception):
 
 @dataclass(frozen=True)
 class ResolvedWeights:
-    path: Path
-    spec: WeightsSpec  # the official spec it matches, else DEFAULT's options
-    md5: str | None = None  # known when checked (cache/download); computed lazily otherwise
+    """A weight file found on this machine: its absolute path, md5, and the official spec it
+    matches (else DEFAULT's, whose numerics apply to any ResNet50 file)."""
 
-    def digest(self) -> str:
-        return self.md5 or file_md5(self.path)
+    path: Path
+    spec: WeightsSpec
+    md5: str
 
 
 # ---------------------------------------------------------------------------- layer names
@@ -223,7 +163,7 @@ def _checked(path: Path, spec: WeightsSpec) -> ResolvedWeights:
     matching = [s for s in OFFICIAL if s.file_name == spec.file_name and s.md5 == digest]
     if not matching:
         raise _corrupt(path, f"md5 is {digest}, not the official file's")
-    return ResolvedWeights(path, matching[0], digest)
+    return ResolvedWeights(path.resolve(), matching[0], digest)
 
 
 def _download(spec: WeightsSpec) -> Path:
@@ -232,7 +172,7 @@ def _download(spec: WeightsSpec) -> Path:
     import contextlib
     import sys
 
-    from .runtimes.keras_runtime import import_keras
+    from .backend import import_keras
 
     keras = import_keras()
     with contextlib.redirect_stdout(sys.stderr):
@@ -247,9 +187,11 @@ def locate(explicit: str | os.PathLike | None = None, offline: bool = False, inc
     for given, origin in ((explicit, "--weights"), (os.environ.get(ENV_VAR), ENV_VAR)):
         if given:
             path = Path(given).expanduser()
+            if path.is_dir():
+                raise WeightsError(f"{path}: is a folder, not a weights file (from {origin}).")
             if not path.is_file():
                 raise WeightsError(f"{path}: no such weights file (from {origin}).")
-            return ResolvedWeights(path, _official_for(path) or DEFAULT)
+            return ResolvedWeights(path.resolve(), _official_for(path) or DEFAULT, file_md5(path))
     wanted = [s for s in OFFICIAL if s.include_top or not include_top]
     for spec in wanted:
         path = keras_cache_dir() / spec.file_name
@@ -263,4 +205,4 @@ def locate(explicit: str | os.PathLike | None = None, offline: bool = False, inc
     except Exception as error:  # noqa: BLE001 - any download failure is the same story for the user
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise WeightsError(missing_message(include_top, f"download failed: {reason}", offline=False)) from None
-    return ResolvedWeights(path, spec, spec.md5)
+    return ResolvedWeights(path.resolve(), spec, spec.md5)

@@ -49,7 +49,7 @@ def isolated_environment(tmp_path_factory):
     os.environ["KERAS_HOME"] = str(base / "keras")
     os.environ.pop("RESNET_CLI_WEIGHTS", None)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from resnet_cli.runtimes.keras_runtime import import_keras
+    from resnet_cli.backend import import_keras
 
     keras = import_keras()
     real_get_file = keras.utils.get_file
@@ -69,7 +69,7 @@ def isolated_environment(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def keras():
-    from resnet_cli.runtimes.keras_runtime import import_keras
+    from resnet_cli.backend import import_keras
 
     return import_keras()
 
@@ -119,6 +119,15 @@ def dev_arrays(dev_images):
     from resnet_cli.images import decode
 
     return np.stack([decode(p) for p in dev_images[0]])
+
+
+def preprocess_caffe(rgb: np.ndarray) -> np.ndarray:
+    """The numpy reference of caffe preprocessing: RGB in [0, 255] → BGR float32 minus the
+    ImageNet means, the arithmetic of Keras' preprocess_input(mode="caffe")."""
+    from resnet_cli.spec import CAFFE_MEAN_BGR
+
+    bgr = np.asarray(rgb, dtype=np.float32)[..., ::-1]
+    return bgr - np.asarray(CAFFE_MEAN_BGR, dtype=np.float32)
 
 
 def ours(weights, **kwargs):

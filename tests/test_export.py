@@ -9,22 +9,26 @@ import pytest
 from conftest import SAMPLES, ours
 
 
-def _resolved(path):
-    from resnet_cli.weights import locate
-
-    return locate(path)
-
-
 @pytest.fixture(scope="session")
 def keras_probabilities(keras, weights, dev_arrays):
     return ours(weights, preprocess=True).predict(dev_arrays, verbose=0, batch_size=25)
 
 
-def _session(classic_file, **config):
-    from resnet_cli.runtimes.onnx_runtime import model_path, open_session
+def _config(classic_file, **changes):
+    """The resolved config of a default onnx run on ``classic_file``, with ``changes``."""
+    import dataclasses
 
-    defaults = dict(pool1_padding="same", bn_epsilon=1e-5, input_size=224, include_top=True, pooling=None, precision="fp32")
-    return open_session(model_path(_resolved(classic_file), dict(defaults, **config)))
+    from resnet_cli.config import resolve
+    from resnet_cli.options import ModelRequest
+
+    return dataclasses.replace(resolve(ModelRequest(weights=str(classic_file), runtime="onnx")), **changes)
+
+
+def _session(classic_file, **changes):
+    from resnet_cli.export import ensure_onnx_model
+    from resnet_cli.runtimes.onnx_runtime import open_session
+
+    return open_session(ensure_onnx_model(_config(classic_file, **changes), quiet=True))
 
 
 def test_fp32_onnx_reproduces_keras_on_real_photos(classic_file, dev_arrays, keras_probabilities):

@@ -7,7 +7,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from conftest import SHARED
+from conftest import preprocess_caffe
 from resnet_cli import imagenet
 
 
@@ -17,8 +17,8 @@ def test_preprocess_is_exactly_keras_caffe(keras):
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, size=(4, 224, 224, 3)).astype("float32")
     expected = preprocess_input(rgb.copy(), mode="caffe")
-    np.testing.assert_array_equal(imagenet.preprocess_caffe(rgb), expected)
-    np.testing.assert_array_equal(imagenet.preprocess_caffe(rgb.astype("uint8")), expected)
+    np.testing.assert_array_equal(preprocess_caffe(rgb), expected)
+    np.testing.assert_array_equal(preprocess_caffe(rgb.astype("uint8")), expected)
 
 
 def test_class_index_is_the_standard_file():

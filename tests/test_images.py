@@ -5,15 +5,13 @@ import re
 import numpy as np
 import pytest
 
-from conftest import SAMPLES
-from resnet_cli.images import decode, discover, sniff
+from conftest import SAMPLES, preprocess_caffe
+from resnet_cli.images import DecodeOptions, decode, discover, sniff
 
 
 def test_decode_equals_keras_load_img_on_100_real_photos(keras, dev_images):
     from keras.applications.imagenet_utils import preprocess_input
     from keras.utils import img_to_array, load_img
-
-    from resnet_cli.imagenet import preprocess_caffe
 
     paths, _ = dev_images
     assert len(paths) == 100
@@ -35,7 +33,7 @@ def test_crop_mode_is_resize_then_center_crop(keras, dev_images):
         resized = image.resize((round(w * scale), round(h * scale)), Image.Resampling.BILINEAR)
         left, top = (resized.width - 224) // 2, (resized.height - 224) // 2
         expected = np.asarray(resized.crop((left, top, left + 224, top + 224)), dtype="float32")
-    ours = decode(path, resize="crop", interpolation="bilinear").astype("float32")
+    ours = decode(path, DecodeOptions(resize="crop", interpolation="bilinear")).astype("float32")
     assert ours.shape == (224, 224, 3)
     # One resampling step (box-resize) vs two (resize, crop): within a couple of grey levels.
     assert np.abs(ours - expected).mean() < 3.0

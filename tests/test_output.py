@@ -5,7 +5,7 @@ import json
 import pytest
 
 from resnet_cli.output import ShardSink, open_sink, recorded_paths
-from resnet_cli.pipeline import Record
+from resnet_cli.records import Record
 
 
 def test_shards_rotate_and_resume_continues_after_them(tmp_path):

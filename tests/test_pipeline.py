@@ -219,8 +219,7 @@ def test_resume_cuts_a_torn_last_line(tmp_path):
 def _peak_bytes(folder: Path) -> tuple[int, int]:
     import tracemalloc
 
-    from resnet_cli.images import discover
-    from resnet_cli.options import DecodeOptions
+    from resnet_cli.images import DecodeOptions, discover
     from resnet_cli.pipeline import prediction_records, run
 
     def predict(batch):  # a stand-in model: the pipeline's memory is what is measured

@@ -37,6 +37,14 @@ def folder(tmp_path_factory):
     return d
 
 
+def _ray_run(classic_file, folder):
+    """The resolved config and input options of a default ray run over ``folder``."""
+    from resnet_cli.config import resolve
+    from resnet_cli.options import InputOptions, ModelRequest
+
+    return resolve(ModelRequest(weights=str(classic_file))), InputOptions(inputs=(str(folder),), batch_size=4, engine="ray")
+
+
 def classify(*args):
     result = CliRunner().invoke(main, ["-q", "-f", "jsonl", "-b", "4", *map(str, args)])
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -78,7 +86,6 @@ def test_ray_engine_gives_the_local_engine_records(ray_cluster, folder, classic_
 def test_every_record_exactly_once_when_an_actor_dies(ray_cluster, folder, classic_file, local_records, tmp_path):
     from resnet_cli import ray_engine
     from resnet_cli.images import discover
-    from resnet_cli.options import Options
     from resnet_cli.output import record_dict
 
     marker = str(tmp_path / "crashed")
@@ -95,9 +102,9 @@ def test_every_record_exactly_once_when_an_actor_dies(ray_cluster, folder, class
                 os._exit(1)
             return super().__call__(batch)
 
-    options = Options(inputs=(str(folder),), weights=str(classic_file), batch_size=4, engine="ray")
+    config, inputs = _ray_run(classic_file, folder)
     skipped = []
-    records = ray_engine.records(options, discover(options.inputs), 5, on_skip=skipped.append, predictor=CrashOnce)
+    records = ray_engine.records(config, inputs, discover(inputs.inputs), 5, on_skip=skipped.append, predictor=CrashOnce)
     records = [record_dict(r) for r in records]
     assert os.path.exists(marker), "the actor never crashed: the test proved nothing"
     assert_same_records(records, local_records)
@@ -185,15 +192,14 @@ def test_a_failure_ray_gives_up_on_is_one_user_error(ray_cluster, classic_file):
     from resnet_cli import ray_engine
     from resnet_cli.errors import UserError
     from resnet_cli.images import discover
-    from resnet_cli.options import Options
 
     class Broken(ray_engine.Predictor):
         def __init__(self, **arguments):
             raise OSError("weights file vanished on this node")
 
-    options = Options(inputs=(str(SAMPLES),), weights=str(classic_file), batch_size=4, engine="ray")
+    config, inputs = _ray_run(classic_file, SAMPLES)
     with pytest.raises(UserError, match="^the ray engine failed: OSError: weights file vanished on this node$"):
-        list(ray_engine.records(options, discover(options.inputs), 5, predictor=Broken))
+        list(ray_engine.records(config, inputs, discover(inputs.inputs), 5, predictor=Broken))
 
 
 def test_relative_paths_work_though_workers_run_elsewhere(ray_cluster, folder, classic_file, monkeypatch):
@@ -212,10 +218,9 @@ def test_inputs_split_into_runs_give_the_same_records(ray_cluster, folder, class
     """The driver holds one run's paths at a time; across run boundaries nothing changes."""
     from resnet_cli import ray_engine
     from resnet_cli.images import discover
-    from resnet_cli.options import Options
     from resnet_cli.output import record_dict
 
     monkeypatch.setattr(ray_engine, "ROWS_PER_RUN", 7)  # 24 inputs: 4 runs
-    options = Options(inputs=(str(folder),), weights=str(classic_file), batch_size=4, engine="ray")
-    records = [record_dict(r) for r in ray_engine.records(options, discover(options.inputs), 5)]
+    config, inputs = _ray_run(classic_file, folder)
+    records = [record_dict(r) for r in ray_engine.records(config, inputs, discover(inputs.inputs), 5)]
     assert_same_records(records, local_records)

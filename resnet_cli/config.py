@@ -1,0 +1,105 @@
+"""One frozen ModelConfig per run, resolved once: CLI overrides → the weights' spec → defaults.
+
+The way timm's ``pretrained_cfg`` + ``resolve_data_config`` work: everything that belongs to
+the weights (input size, preprocessing, pool1 padding, BN epsilon, resize, interpolation, crop
+ratio, classes) comes from their spec unless the user overrode it; the runtime and precision
+are settled against what this machine can do. The builder, the exporter, the decoder, the
+runtimes and the engines only read the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .backend import cpu_has_bf16, gpu_driver_present, gpu_visible, onnxruntime_available
+from .console import stderr_line
+from .images import DecodeOptions
+from .options import ModelRequest
+from .spec import DEFAULT, WeightsSpec
+from .weights import locate
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    weights: str | None  # absolute path of the weight file (None: a model without weights)
+    weights_md5: str | None
+    input_size: int = DEFAULT.input_size
+    preprocessing: str = DEFAULT.preprocessing
+    mean_bgr: tuple[float, float, float] = DEFAULT.mean_bgr
+    pool1_padding: str = DEFAULT.pool1_padding
+    bn_epsilon: float = DEFAULT.bn_epsilon
+    resize: str = DEFAULT.resize
+    interpolation: str = DEFAULT.interpolation
+    crop_ratio: float = DEFAULT.crop_ratio
+    fast_decode: bool = False
+    classes: str = DEFAULT.classes
+    include_top: bool = True  # False: pooled features (``pooling``) instead of class scores
+    pooling: str | None = None
+    runtime: str = "onnx"  # "keras" or "onnx": never "auto" once resolved
+    precision: str = "fp32"
+    device: str = "auto"
+    threads: int = 0
+    calibration: str | None = None
+
+    @property
+    def decode(self) -> DecodeOptions:
+        """How a file becomes the model's input."""
+        return DecodeOptions(self.input_size, self.resize, self.interpolation, self.crop_ratio, self.fast_decode)
+
+    def features(self, pooling: str = "avg") -> "ModelConfig":
+        """The same network ending in pooled features instead of fc1000."""
+        return dataclasses.replace(self, include_top=False, pooling=pooling)
+
+
+def _numerics(request: ModelRequest, spec: WeightsSpec) -> dict:
+    """Each model option: what the user asked for, else what these weights were trained with."""
+    asked = {"pool1_padding": request.pool1_padding, "bn_epsilon": request.bn_epsilon, "resize": request.resize, "interpolation": request.interpolation}
+    trained = {f.name: getattr(spec, f.name) for f in dataclasses.fields(WeightsSpec)}
+    fields = ("input_size", "preprocessing", "mean_bgr", "pool1_padding", "bn_epsilon", "resize", "interpolation", "crop_ratio", "classes")
+    return {name: trained[name] if asked.get(name) is None else asked[name] for name in fields}
+
+
+def _runtime(request: ModelRequest, precision: str) -> str:
+    """"auto" → onnx when ONNX Runtime is installed (fastest on CPU, starts without
+    TensorFlow), else keras. int8 exists only on onnx, bf16 only on keras."""
+    if request.runtime != "auto":
+        return request.runtime
+    if precision == "bf16":
+        return "keras"
+    return "onnx" if onnxruntime_available() else "keras"
+
+
+def _precision(request: ModelRequest) -> str:
+    """bf16 where the machine computes in bf16 (AVX512-BF16/AMX CPU, or a GPU); elsewhere it
+    would be emulated (no faster, less exact), so fall back to fp32 and say so."""
+    if request.precision != "bf16":
+        return request.precision
+    if cpu_has_bf16() or (request.device != "cpu" and gpu_driver_present() and gpu_visible(request.device)):
+        return "bf16"
+    stderr_line("warning: --precision bf16: no bf16 arithmetic here (needs an AVX512-BF16/AMX CPU or a GPU); running fp32")
+    return "fp32"
+
+
+def resolve(request: ModelRequest, include_top: bool = True, pooling: str | None = None, with_weights: bool = True) -> ModelConfig:
+    """The run's one ModelConfig: weights located (and md5-known), every option settled.
+    bf16 is settled first: where it falls back to fp32, "auto" picks the fp32 runtime."""
+    if with_weights:
+        found = locate(request.weights, offline=request.offline, include_top=include_top)
+        spec, weights, md5 = found.spec, str(found.path), found.md5
+    else:
+        spec, weights, md5 = DEFAULT, None, None
+    precision = _precision(request)
+    return ModelConfig(
+        weights=weights,
+        weights_md5=md5,
+        fast_decode=request.fast_decode,
+        include_top=include_top,
+        pooling=pooling,
+        runtime=_runtime(request, precision),
+        precision=precision,
+        device=request.device,
+        threads=request.threads,
+        calibration=request.calibration,
+        **_numerics(request, spec),
+    )

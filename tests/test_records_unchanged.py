@@ -1,0 +1,46 @@
+"""Records of every runtime, precision and engine equal those the code gave before its last
+refactor (tests/data/golden, written by tests/golden.py on the same random weights): to the
+byte where the machine and packages are the ones that wrote them, else to float rounding."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import golden
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+
+
+def _load(lines):
+    return {r["path"]: r for r in map(json.loads, lines)}
+
+
+@pytest.mark.parametrize("variant", list(golden.VARIANTS))
+def test_records_equal_the_golden_ones(classic_file, variant):
+    if variant.startswith("ray"):
+        pytest.importorskip("ray", reason="the ray extra is not installed")
+    expected = (GOLDEN / f"{variant}.jsonl").read_text().splitlines()
+    got = golden.records(classic_file, variant)
+    names = {Path(p).name for p in golden.photos()}
+    expected = [line for line in expected if json.loads(line)["path"] in names]  # no ../shared: the samples
+    assert len(got) == len(expected) >= 7
+    recorded = {k: v for k, v in json.loads((GOLDEN / "fingerprint.json").read_text()).items() if k != "made_by"}
+    if golden.fingerprint(classic_file) == recorded:
+        assert got == expected  # the same machine kind and packages: not one byte may move
+        return
+    # Another CPU or package version: the same classes, scores to float rounding.
+    mine, theirs = _load(got), _load(expected)
+    assert list(mine) == list(theirs)
+    agree = []
+    for path, record in theirs.items():
+        assert mine[path].get("error") == record.get("error")
+        if "predictions" not in record:
+            continue
+        a = [p["score"] for p in mine[path]["predictions"]]
+        b = [p["score"] for p in record["predictions"]]
+        agree.append(mine[path]["predictions"][0]["index"] == record["predictions"][0]["index"])
+        if variant != "onnx-int8":
+            np.testing.assert_allclose(a, b, atol=1e-3)
+    assert np.mean(agree) >= (0.9 if variant == "onnx-int8" else 0.98)
