@@ -14,8 +14,6 @@ import click
 from .options import DEVICES, ENGINES, FORMATS, RUNTIMES, InputOptions, ModelRequest, OutputOptions, conflicts
 from .spec import INTERPOLATIONS, POOL1_PADDINGS, PRECISIONS, RESIZES
 
-EXIT_TERMINATED = 143
-
 
 class DefaultGroup(click.Group):
     """``resnet-classify PHOTO…`` means ``resnet-classify classify PHOTO…``, and options may
@@ -159,6 +157,10 @@ def _call(command, *args, **kwargs) -> None:
         raise click.UsageError(str(problem)) from None
     except (UserError, WeightsError) as error:
         stderr_line(f"error: {error}")
+        code = 1
+    except OSError as error:  # the disk or the system said no while writing a result
+        where = f"{error.filename}: " if error.filename else ""
+        stderr_line(f"error: {where}{error.strerror or error}")
         code = 1
     except KeyboardInterrupt:
         stderr_line("interrupted")

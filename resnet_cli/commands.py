@@ -20,33 +20,40 @@ from .console import stderr_line
 from .errors import UserError
 from .images import discover
 from .options import InputOptions, ModelRequest, OutputOptions
-from .output import EXIT_SOME_FAILED, Report, open_sink, recorded_paths
+from .output import EXIT_SOME_FAILED, Report, open_sink, prepare_output, recorded_paths
 
 
 class _StopFlag:
-    """First Ctrl-C asks the run to stop after the batch in hand (records stay whole);
-    a second one interrupts at once."""
+    """Ctrl-C (SIGINT) or SIGTERM. Once records flow, the first asks the run to stop after the
+    record in hand (records stay whole, the summary is printed); a second one interrupts at
+    once. Before the first record (the model loading, stdin still empty) it interrupts at once:
+    nothing is half-written yet."""
 
     def __init__(self):
         self.requested = False
+        self.terminated = False
+        self.writing = False
 
     def __call__(self, signum, frame):
-        if self.requested:
+        self.terminated = self.terminated or signum == signal.SIGTERM
+        if self.requested or not self.writing:
+            self.requested = True
             raise KeyboardInterrupt
         self.requested = True
 
 
 @contextlib.contextmanager
-def _graceful_sigint():
+def _graceful_stop():
     flag = _StopFlag()
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
-    previous = signal.signal(signal.SIGINT, flag)
+    previous = {sig: signal.signal(sig, flag) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _progress(inputs: InputOptions):
@@ -80,13 +87,14 @@ def _peek_batch_size(sources, batch_size: int):
     return size, itertools.chain(head, sources)
 
 
-def _count_in_background(inputs: InputOptions, progress, task) -> None:
-    """Folders make the total unknown up front; count them on the side for the ETA."""
+def _count_in_background(inputs: InputOptions, progress, task, skip=frozenset()) -> None:
+    """Folders make the total unknown up front; count them on the side for the ETA (without
+    the inputs a resumed run skips)."""
     if "-" in inputs.inputs:
         return
 
     def count():
-        total = sum(1 for _ in _sources(inputs))
+        total = sum(1 for _ in _sources(inputs, skip))
         progress.update(task, total=total)
 
     threading.Thread(target=count, daemon=True, name="count").start()
@@ -95,48 +103,43 @@ def _count_in_background(inputs: InputOptions, progress, task) -> None:
 def classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions) -> int:
     report = Report()
     done: set[str] = set()
+    if output.output:
+        prepare_output(output.output)
     if output.resume:
-        if not output.output:
-            raise UserError("--resume needs --output FILE (the file to continue).")
-        try:
-            done = recorded_paths(output.output, output.format)
-        except ValueError as error:
-            raise UserError(str(error)) from None
+        done = recorded_paths(output.output, output.format)
         report.resumed = len(done)
     config = resolve(request)
-    # In table format the table row is the error line; elsewhere stdout may be a file or jq.
-    echo_errors = output.format != "table" or output.output is not None
-    records = _records(config, inputs, report, skip=done, echo_errors=echo_errors, top_k=output.top_k)
-    try:
-        first = next(records, None)  # opens the runtime: model errors surface before any output
-    except KeyboardInterrupt:
-        records.close()
-        raise
-    try:
-        sink = open_sink(output.format, output.output, appending=output.resume)
-    except (OSError, ValueError) as error:
-        records.close()
-        raise UserError(f"--output: {error}") from None
-    try:
-        with _graceful_sigint() as stop, _progress(inputs) as progress:
-            task = progress.add_task("classify", total=None, rate=0.0) if progress else None
-            if progress:
-                _count_in_background(inputs, progress, task)
-            try:
-                for record in itertools.chain([first] if first else [], records):
-                    sink.write(record)
-                    if progress:
-                        elapsed = max(1e-9, time.perf_counter() - report.started)
-                        progress.update(task, advance=1, rate=report.classified / elapsed)
-                    if stop.requested:
-                        report.interrupted = True
-                        break
-            except KeyboardInterrupt:
-                report.interrupted = True
-            finally:
-                records.close()
-    finally:
-        sink.close()
+    # A table on a terminal shows the error in its row; anywhere else stdout may be a file or
+    # jq, so the terminal gets each error line on stderr.
+    echo_errors = output.format != "table" or output.output is not None or not sys.stdout.isatty()
+    with contextlib.ExitStack() as stack:
+        stop = stack.enter_context(_graceful_stop())
+        records = _records(config, inputs, report, skip=done, echo_errors=echo_errors, top_k=output.top_k)
+        stack.callback(records.close)
+        try:
+            first = [next(records)]  # opens the runtime: model errors surface before any output
+        except StopIteration:
+            first = []
+        except KeyboardInterrupt:
+            first, report.interrupted = [], True
+        sink = stack.enter_context(open_sink(output.format, output.output, appending=output.resume))
+        progress = stack.enter_context(_progress(inputs))
+        task = progress.add_task("classify", total=None, rate=0.0) if progress else None
+        if progress:
+            _count_in_background(inputs, progress, task, skip=done)
+        stop.writing = True
+        try:
+            for record in itertools.chain(first, records) if not report.interrupted else ():
+                sink.write(record)
+                if progress:
+                    elapsed = max(1e-9, time.perf_counter() - report.started)
+                    progress.update(task, advance=1, rate=report.classified / elapsed)
+                if stop.requested:
+                    report.interrupted = True
+                    break
+        except KeyboardInterrupt:
+            report.interrupted = True
+        report.terminated = stop.terminated
     if not inputs.quiet or report.interrupted:
         stderr_line(report.summary())
     return report.exit_code
@@ -147,6 +150,7 @@ def summary(request: ModelRequest) -> int:
     from .backend import import_keras
 
     config = resolve(request, with_weights=False)
+    stderr_line("starting Keras…")
     import_keras(config.device)
     from .model import from_config
 
@@ -213,13 +217,13 @@ def evaluate(request: ModelRequest, inputs: InputOptions, labels: str | None = N
         print(json.dumps(result, indent=2))
     else:
         print(f"images  {result['images']}")
-        print(f"top-1   {result['top1']:.4f}")
-        print(f"top-5   {result['top5']:.4f}")
+        for key, name in (("top1", "top-1"), ("top5", "top-5")):
+            print(f"{name}   {result[key]:.4f}" if result[key] is not None else f"{name}   n/a (no labeled images)")
         if accuracy.unlabeled:
             print(f"unlabeled (not counted)  {accuracy.unlabeled}")
         print("worst classes (top-1):")
         for row in result["worst_classes"]:
-            print(f"  {row['top1']:.2f}  {row['label']} ({row['wnid']}, {row['images']} images)")
+            print(f"  {row['top1']:.2f}  {row['label']} ({row['wnid']}, {row['images']} image{'s' if row['images'] != 1 else ''})")
     if not inputs.quiet:
         stderr_line(report.summary())
     if accuracy.images == 0:
@@ -237,6 +241,9 @@ def embed(request: ModelRequest, inputs: InputOptions, output: str, normalize: b
     from .cache import write_atomic
     from .spec import FEATURES
 
+    prepare_output(output)
+    if output.endswith(".npy"):
+        prepare_output(str(Path(output).with_suffix(".txt")))
     config = resolve(request, include_top=False, pooling="avg")
     report = Report()
     paths, vectors = [], []
@@ -274,6 +281,9 @@ def explain(request: ModelRequest, image: str, output: str, target_class: str | 
         target = find_class(target_class) if target_class else None
     except ValueError as error:
         raise UserError(f"--class: {error}") from None
+    for path in (output, raw):
+        if path:
+            prepare_output(path)
     config = resolve(dataclasses.replace(request, runtime="keras"))
     try:
         pixels = decode(image, config.decode)
@@ -281,6 +291,8 @@ def explain(request: ModelRequest, image: str, output: str, target_class: str | 
     except ImageError as error:
         stderr_line(f"error: {image}: {error}")
         return EXIT_SOME_FAILED
+    if not quiet:
+        stderr_line("starting Keras and loading the weights…")
     model = build_model(config)
     features, probabilities = features_and_scores(model, pixels)
     target = int(np.argmax(probabilities)) if target is None else target
@@ -301,6 +313,7 @@ def export(request: ModelRequest, output: str, quiet: bool = False) -> int:
 
     from .export import ensure_onnx_model
 
+    prepare_output(output)
     config = resolve(dataclasses.replace(request, runtime="onnx"))
     shutil.copyfile(ensure_onnx_model(config, quiet), output)
     if not quiet:

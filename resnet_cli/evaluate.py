@@ -94,11 +94,12 @@ class Accuracy:
         ]
 
     def as_dict(self) -> dict:
-        n = max(self.images, 1)
+        """Accuracies are null when no image had a label: 0.0 would read as a real result."""
+        n = self.images
         return {
             "images": self.images,
-            "top1": self.top1 / n,
-            "top5": self.top5 / n,
+            "top1": self.top1 / n if n else None,
+            "top5": self.top5 / n if n else None,
             "unlabeled": self.unlabeled,
             "worst_classes": self.worst(),
         }

@@ -82,4 +82,16 @@ def find_class(query: str) -> int:
     for index, (wnid, label) in enumerate(class_index()):
         if wanted in (wnid.lower(), label.lower()):
             return index
-    raise ValueError(f"Unknown ImageNet class. Received: {query!r}")
+    raise ValueError(f"Unknown ImageNet class{_suggestions(wanted)}. Received: {query!r}")
+
+
+def _suggestions(wanted: str, count: int = 5) -> str:
+    """" (did you mean: African_elephant, tusker, …?)" from labels that contain the query or
+    are spelled like it."""
+    import difflib
+
+    labels = list(dict.fromkeys(label for _, label in class_index()))
+    containing = [label for label in labels if wanted and wanted in label.lower()]
+    close = difflib.get_close_matches(wanted, labels, n=count, cutoff=0.6)
+    found = list(dict.fromkeys(containing + close))[:count]
+    return f" (did you mean: {', '.join(found)}?)" if found else ""

@@ -59,10 +59,12 @@ IMAGE_EXTENSIONS = frozenset(
 
 @dataclass(frozen=True)
 class Source:
-    """One input: its path as the user will see it, and whether the user named it."""
+    """One input: its path as the user will see it, whether the user named it, and the reason
+    it cannot be read when discovery already knows (a folder that cannot be listed)."""
 
     path: str
     explicit: bool = True
+    error: str | None = None
 
 
 # ---------------------------------------------------------------------------- discovery
@@ -83,7 +85,8 @@ def _walk(folder: Path, recursive: bool, include_hidden: bool, seen_dirs: set) -
     seen_dirs.add(key)
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
+    except OSError as error:
+        yield Source(str(folder), explicit=True, error=f"cannot read the folder ({_open_error(str(folder), error)})")
         return
     subfolders = []
     for entry in entries:

@@ -11,12 +11,13 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .records import Record
 
 CSV_COLUMNS = ("path", "rank", "index", "wnid", "label", "score", "error")
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 def record_dict(record: Record) -> dict:
@@ -46,6 +47,12 @@ class Sink:
         self.stream.flush()
         if self.owns_stream:
             self.stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 class JsonlSink(Sink):
@@ -95,7 +102,9 @@ class TableSink(Sink):
         super().__init__(stream)
         from rich.console import Console
 
-        self.console = Console(file=stream, highlight=False, soft_wrap=True)
+        # Cut to the terminal's width on a terminal only: piped or in a file, nothing is cut.
+        width = None if stream.isatty() else 1_000_000
+        self.console = Console(file=stream, highlight=False, soft_wrap=True, width=width)
 
     def write(self, record: Record) -> None:
         from rich.markup import escape
@@ -170,6 +179,29 @@ class ShardSink(Sink):
     def close(self) -> None:
         if self.shard is not None:
             self.shard.close()
+
+
+def prepare_output(path: str) -> None:
+    """Before any work: make ``path``'s missing parent folders (or the shard folder) and check
+    that a file can be written there. A problem is one UserError line."""
+    import tempfile
+
+    from .errors import UserError
+
+    target = os.path.abspath(path)
+    folder = target if is_shard_folder(path) else os.path.dirname(target)
+    try:
+        if os.path.isdir(target) and not is_shard_folder(path):
+            raise IsADirectoryError(21, "is a folder")
+        os.makedirs(folder, exist_ok=True)
+        if os.path.exists(target) and not os.path.isdir(target) and not os.access(target, os.W_OK):
+            raise PermissionError(13, "permission denied")
+        tempfile.TemporaryFile(dir=folder).close()
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((a for a in (Path(folder), *Path(folder).parents) if a.exists() and not a.is_dir()), folder)
+        raise UserError(f"cannot write {path} ({blocker} is a file, not a folder)") from None
+    except OSError as error:
+        raise UserError(f"cannot write {path} ({error.strerror or error})") from None
 
 
 def open_sink(fmt: str, output: str | None, appending: bool = False) -> Sink:
@@ -283,6 +315,7 @@ class Report:
     skipped: int = 0
     resumed: int = 0
     interrupted: bool = False
+    terminated: bool = False  # stopped by SIGTERM (a job scheduler), not by Ctrl-C
     started: float = field(default_factory=time.perf_counter)
 
     def add(self, record: Record) -> None:
@@ -296,6 +329,8 @@ class Report:
 
     @property
     def exit_code(self) -> int:
+        if self.terminated:
+            return EXIT_TERMINATED
         if self.interrupted:
             return EXIT_INTERRUPTED
         if self.failed or (self.classified + self.resumed == 0):
@@ -308,7 +343,7 @@ class Report:
         parts = [f"{self.classified} classified", f"{self.failed} failed", f"{self.skipped} skipped"]
         if self.resumed:
             parts.append(f"{self.resumed} already done")
-        head = "interrupted: " if self.interrupted else ""
-        if self.classified + self.failed + self.resumed == 0 and not self.interrupted:
+        head = "terminated: " if self.terminated else "interrupted: " if self.interrupted else ""
+        if self.classified + self.failed + self.resumed == 0 and not (self.interrupted or self.terminated):
             head = "no images found: "
         return f"{head}{', '.join(parts)} in {seconds:.1f} s ({rate:.1f} images/s)"

@@ -8,6 +8,9 @@ Records come out in input order, one per source (skipped non-images give none).
 from __future__ import annotations
 
 import itertools
+import sys
+import threading
+import traceback
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
@@ -23,14 +26,30 @@ class Skipped:
 
 
 def decode_source(source: Source, options: DecodeOptions):
+    """A uint8 array, an ImageError (the record's reason) or Skipped. An exception of any
+    other kind is a bug of ours, not a bad file: the run goes on, the record says "internal
+    error", and the first such traceback is printed on stderr so it can be reported."""
+    if source.error is not None:
+        return ImageError(source.error)
     try:
         return decode(source.path, options, explicit=source.explicit)
     except NotAnImage:
         return Skipped
     except ImageError as error:
         return error
-    except Exception as error:  # noqa: BLE001 - no bad file may crash a run
-        return ImageError(f"cannot decode ({type(error).__name__}: {error})")
+    except Exception as error:  # noqa: BLE001 - no file may crash a run
+        _report_internal_error()
+        return ImageError(f"internal error ({type(error).__name__}: {error}); please report it with the traceback above")
+
+
+_internal_error_reported = threading.Event()
+
+
+def _report_internal_error() -> None:
+    """Print the current traceback on stderr, once per process."""
+    if not _internal_error_reported.is_set():
+        _internal_error_reported.set()
+        traceback.print_exc(file=sys.stderr)
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:

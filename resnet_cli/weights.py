@@ -77,11 +77,15 @@ def _official_for(path: Path) -> WeightsSpec | None:
 
 
 def _corrupt(path: Path, reason: str) -> WeightsError:
+    """The message for a file that is not usable weights. Deleting it is advised only for a
+    file in the Keras cache (ours to fetch again), never for a file the user named."""
     spec = _official_for(path) or DEFAULT
     expected = ", ".join(f"{s.md5} ({s.layout} layout)" for s in OFFICIAL if s.file_name == spec.file_name)
+    in_cache = Path(path).resolve().parent in {d.resolve() for d in keras_cache_dirs()}
+    advice = "delete it to have it downloaded again" if in_cache else "pass the official file with --weights"
     return WeightsError(
         f"{path}: cannot read the weights ({reason}). The official {spec.file_name} has md5 "
-        f"{expected}; delete the file and download it again, or pass another with --weights."
+        f"{expected}; {advice}."
     )
 
 
@@ -142,9 +146,26 @@ def load_into(model, weights: dict[str, list[np.ndarray]], source: Path | str = 
 # ---------------------------------------------------------------------------- finding
 
 
+def _keras_homes() -> tuple[Path, Path]:
+    """``$KERAS_HOME`` (default ``~/.keras``), and the fallback Keras' get_file uses when
+    that is not writable: ``/tmp/.keras``."""
+    import tempfile
+
+    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
+    return home, Path("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()) / ".keras"
+
+
 def keras_cache_dir() -> Path:
-    """Where keras.utils.get_file keeps models: ``$KERAS_HOME/models`` (default ``~/.keras/models``)."""
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models"
+    """Where keras.utils.get_file puts models: ``$KERAS_HOME/models``, or ``/tmp/.keras/models``
+    when that home cannot be written (Keras creates the home when it is missing)."""
+    home, fallback = _keras_homes()
+    existing = next(p for p in (home, *home.parents) if p.exists())
+    return (home if os.access(existing, os.W_OK) else fallback) / "models"
+
+
+def keras_cache_dirs() -> list[Path]:
+    """Every folder a downloaded file may be in (the home's, then the fallback)."""
+    return list(dict.fromkeys(h / "models" for h in _keras_homes()))
 
 
 def missing_message(include_top: bool, reason: str, offline: bool = True) -> str:
@@ -193,10 +214,11 @@ def locate(explicit: str | os.PathLike | None = None, offline: bool = False, inc
                 raise WeightsError(f"{path}: no such weights file (from {origin}).")
             return ResolvedWeights(path.resolve(), _official_for(path) or DEFAULT, file_md5(path))
     wanted = [s for s in OFFICIAL if s.include_top or not include_top]
-    for spec in wanted:
-        path = keras_cache_dir() / spec.file_name
-        if path.is_file():
-            return _checked(path, spec)
+    for folder in keras_cache_dirs():
+        for spec in wanted:
+            path = folder / spec.file_name
+            if path.is_file():
+                return _checked(path, spec)
     if offline:
         raise WeightsError(missing_message(include_top, "--offline, and none in the Keras cache"))
     spec = DEFAULT

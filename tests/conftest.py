@@ -35,9 +35,6 @@ requires_real_weights = pytest.mark.skipif(
     reason="the real pretrained resnet50_weights_tf_dim_ordering_tf_kernels.h5 is not on this machine "
     "(set RESNET_CLI_WEIGHTS or put it in ~/.keras/models to run this test)",
 )
-requires_dev_images = pytest.mark.skipif(
-    not (DEV / "labels.csv").is_file(), reason=f"the ImageNet dev photos are not at {DEV}"
-)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -105,13 +102,36 @@ def keras_file(weights, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def dev_images():
-    """(paths, class indices) of the 100 real ImageNet photos."""
-    if not (DEV / "labels.csv").is_file():
-        pytest.skip(f"the ImageNet dev photos are not at {DEV}")
-    with open(DEV / "labels.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    return [str(DEV / r["file"]) for r in rows], [int(r["class_index"]) for r in rows]
+def dev_images(tmp_path_factory):
+    """(paths, class indices) of real photos: the 100 ImageNet dev photos where ../shared is
+    beside the repo; on a clone without it, 28 photos made from sample_images/ (each sample
+    as it is, mirrored, cropped, and turned and tinted), named like ImageNet files
+    (``n01440764_1.JPEG``, one class each) so the wnid-based tests run too."""
+    if (DEV / "labels.csv").is_file():
+        with open(DEV / "labels.csv") as handle:
+            rows = list(csv.DictReader(handle))
+        return [str(DEV / r["file"]) for r in rows], [int(r["class_index"]) for r in rows]
+    from PIL import Image, ImageOps
+
+    from resnet_cli.imagenet import class_index
+
+    folder = tmp_path_factory.mktemp("dev-from-samples")
+    variants = [
+        lambda im: im,
+        ImageOps.mirror,
+        lambda im: im.crop((im.width // 8, im.height // 8, im.width * 7 // 8, im.height * 7 // 8)),
+        lambda im: Image.blend(im.rotate(12, expand=True), Image.new("RGB", im.rotate(12, expand=True).size, (40, 90, 160)), 0.25),
+    ]
+    paths, labels = [], []
+    for n, sample in enumerate(sorted(SAMPLES.glob("*.jpg"))):
+        photo = Image.open(sample).convert("RGB")
+        for k, variant in enumerate(variants):
+            index = (37 * (n * len(variants) + k)) % 1000
+            path = folder / f"{class_index()[index][0]}_{k}.JPEG"
+            variant(photo).save(path, quality=90)
+            paths.append(str(path))
+            labels.append(index)
+    return paths, labels
 
 
 @pytest.fixture(scope="session")

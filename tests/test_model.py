@@ -31,13 +31,14 @@ def test_parameter_count_and_classic_layer_names(keras):
     assert model.get_layer("avg_pool").output.shape == (None, 1, 1, 2048) and model.output.shape == (None, 1000)
 
 
-@pytest.mark.parametrize("padding, size", [("same", 56), ("pad1", 56), ("valid", 55)])
+@pytest.mark.parametrize("padding, size", [("same", 16), ("pad1", 16), ("valid", 15)])
 def test_pool1_padding_shapes(keras, padding, size):
+    """At 64×64 conv1 gives 32×32; Caffe's ceil pooling and pad1 keep 16, valid drops to 15."""
     from resnet_cli.model import resnet50
 
-    model = resnet50(include_top=False, pool1_padding=padding)
+    model = resnet50(include_top=False, pool1_padding=padding, input_shape=(64, 64, 3))
     assert model.get_layer("pool1").output.shape == (None, size, size, 64)
-    assert model.output.shape == (None, 7, 7, 2048)
+    assert model.output.shape == (None, 2, 2, 2048)
 
 
 @pytest.mark.parametrize(

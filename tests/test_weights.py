@@ -74,11 +74,14 @@ def test_missing_layer_and_wrong_shape(keras, weights):
         W.load_into(resnet50(), wrong)
 
 
-def test_full_file_serves_a_model_without_top(keras, weights):
+def test_full_file_serves_a_model_without_top(keras, weights, sample_arrays):
     from resnet_cli.model import resnet50
 
-    model = resnet50(include_top=False, pooling="avg")
+    model = resnet50(include_top=False, pooling="avg", preprocess=True)
     W.load_into(model, weights)  # fc1000 in the file is simply not needed
+    full = ours(weights, preprocess=True)
+    pooled = keras.Model(full.input, full.get_layer("flatten").output).predict(sample_arrays, verbose=0)
+    np.testing.assert_allclose(model.predict(sample_arrays, verbose=0), pooled, rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------- locating
