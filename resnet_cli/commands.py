@@ -108,20 +108,21 @@ def classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions)
     if output.resume:
         done = recorded_paths(output.output, output.format)
         report.resumed = len(done)
-    config = resolve(request)
     # A table on a terminal shows the error in its row; anywhere else stdout may be a file or
     # jq, so the terminal gets each error line on stderr.
     echo_errors = output.format != "table" or output.output is not None or not sys.stdout.isatty()
     with contextlib.ExitStack() as stack:
         stop = stack.enter_context(_graceful_stop())
-        records = _records(config, inputs, report, skip=done, echo_errors=echo_errors, top_k=output.top_k)
-        stack.callback(records.close)
+        first, records = [], iter(())
         try:
+            config = resolve(request)
+            records = _records(config, inputs, report, skip=done, echo_errors=echo_errors, top_k=output.top_k)
+            stack.callback(records.close)
             first = [next(records)]  # opens the runtime: model errors surface before any output
         except StopIteration:
-            first = []
-        except KeyboardInterrupt:
-            first, report.interrupted = [], True
+            pass
+        except KeyboardInterrupt:  # before any record: the sink still writes a whole (empty) document
+            report.interrupted = True
         sink = stack.enter_context(open_sink(output.format, output.output, appending=output.resume))
         progress = stack.enter_context(_progress(inputs))
         task = progress.add_task("classify", total=None, rate=0.0) if progress else None

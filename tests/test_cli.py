@@ -18,7 +18,7 @@ CAT = str(SAMPLES / "cat.jpg")
 
 
 def invoke(*args, input=None):
-    return CliRunner().invoke(main, [str(a) for a in args], input=input)
+    return CliRunner().invoke(main, [str(a) for a in args], input=input, prog_name="resnet-classify")
 
 
 def test_help_and_version_do_not_import_tensorflow():
@@ -161,3 +161,177 @@ def test_the_keras_runtime_runs_on_the_jax_backend(weights, classic_file):
     for record, top in zip(records, expected):
         assert [p["index"] for p in record["predictions"]] == [p.index for p in top]
         np.testing.assert_allclose([p["score"] for p in record["predictions"]], [p.score for p in top], atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- usage errors
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("--offline", "--bn-epsilon", "0", CAT), "'--bn-epsilon': 0.0 is not in the range x>0"),
+        (("--offline", "--bn-epsilon", "-1", CAT), "'--bn-epsilon': -1.0 is not in the range x>0"),
+        (("--offline", "--resume", CAT), "--resume needs --output"),
+        (("--offline", "--precision", "int8", "--runtime", "keras", CAT), "Received: --runtime keras"),
+        (("--offline", "--precision", "bf16", "--runtime", "onnx", CAT), "Received: --runtime onnx"),
+        (("--offline", "--calibration", SAMPLES, CAT), "--calibration is for --precision int8"),
+        (("--offline", "-k", "0", CAT), "0 is not in the range 1<=x<=1000"),
+        (("embed", "--offline", "-o", "features.txt", CAT), "must end in .npz or .npy. Received: features.txt"),
+        (("--offline", "--ray-actors", "3", CAT), "--ray-actors is for --engine ray"),
+        (("--offline", "--ray-address", "nonsense", CAT), "--ray-address is for --engine ray"),
+        (("--offline", "-f", "json", "-o", "shards/", CAT), "a folder of shards needs --format jsonl or csv"),
+        (("-q", "summary"), "No such option '-q'"),
+    ],
+)
+def test_usage_errors_exit_2_before_any_work(args, says, tmp_path, monkeypatch):
+    """--offline with no weights anywhere: had the run looked for weights, it would exit 1."""
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*args)
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert "Usage: resnet-classify" in result.stderr and says in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written, no folder made
+
+
+def test_option_before_the_subcommand_goes_to_it(classic_file, tmp_path):
+    png = tmp_path / "h.png"
+    result = invoke("--weights", classic_file, "explain", CAT, "-o", png)
+    assert result.exit_code == 0, result.stderr
+    with open(png, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"  # a heat-map, never a table of text
+    assert result.stdout == ""
+
+
+def test_implicit_classify_never_swallows_a_subcommand(classic_file, tmp_path):
+    """`-o summary` makes "summary" the value of -o, not a photo; a subcommand name after
+    options is the subcommand."""
+    result = invoke("--weights", classic_file, "-f", "jsonl", "-o", tmp_path / "summary", CAT)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((tmp_path / "summary").read_text())["path"] == CAT
+
+
+@pytest.mark.parametrize("command", ["classify", "embed", "explain", "export"])
+def test_unwritable_output_is_one_line_before_the_work(classic_file, tmp_path, command):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    target = {"classify": "out.jsonl", "embed": "f.npz", "explain": "h.png", "export": "m.onnx"}[command]
+    args = {"classify": [CAT, "-o"], "embed": [CAT, "-o"], "explain": [CAT, "-o"], "export": ["-o"]}[command]
+    result = invoke(command, "--weights", classic_file, *args, blocker / target)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == f"resnet-classify: error: cannot write {blocker / target} ({blocker} is a file, not a folder)\n"
+
+
+def test_missing_parent_folders_are_made_by_every_command(classic_file, tmp_path):
+    for command, args, name in [("classify", [CAT, "-o"], "r.csv"), ("embed", [CAT, "-o"], "f.npz"), ("export", ["-o"], "m.onnx")]:
+        target = tmp_path / command / "deeper" / name
+        result = invoke(command, "--weights", classic_file, "-q", *args, target)
+        assert result.exit_code == 0, result.stderr
+        assert target.stat().st_size > 0
+
+
+# ---------------------------------------------------------------------------- formats and files
+
+
+def test_format_follows_the_output_extension(classic_file, tmp_path):
+    for name, check in [("r.jsonl", lambda t: json.loads(t.splitlines()[0])), ("r.json", json.loads), ("r.csv", lambda t: next(csv.DictReader(io.StringIO(t))))]:
+        out = tmp_path / name
+        assert invoke("--weights", classic_file, "-q", "-o", out, CAT).exit_code == 0
+        parsed = check(out.read_text())
+        assert (parsed[0] if isinstance(parsed, list) else parsed)["path"] == CAT
+
+
+def test_csv_resume_appends_without_a_second_header(classic_file, tmp_path):
+    out = tmp_path / "r.csv"
+    assert invoke("--weights", classic_file, "-q", "-k", 2, "-o", out, CAT).exit_code == 0
+    result = invoke("--weights", classic_file, "-k", 2, "-o", out, "--resume", CAT, ELEPHANT)
+    assert result.exit_code == 0, result.stderr
+    assert "1 already done" in result.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [r["path"] for r in rows] == [CAT, CAT, ELEPHANT, ELEPHANT]
+    assert out.read_text().count("path,rank") == 1
+
+
+def test_resume_never_mixes_formats(classic_file, tmp_path):
+    out = tmp_path / "r.jsonl"
+    invoke("--weights", classic_file, "-q", "-o", out, CAT)
+    before = out.read_bytes()
+    result = invoke("--weights", classic_file, "-f", "csv", "-o", out, "--resume", CAT, ELEPHANT)
+    assert result.exit_code == 2 and "holds jsonl records" in result.stderr and result.stdout == ""
+    assert out.read_bytes() == before
+
+
+def test_evaluate_without_labels_says_null_not_zero(classic_file):
+    result = invoke("evaluate", "--weights", classic_file, "-f", "json", CAT)
+    report = json.loads(result.stdout)
+    assert report["images"] == 0 and report["top1"] is None and report["top5"] is None
+    assert result.exit_code == 1 and "no labeled images" in result.stderr
+    table = invoke("evaluate", "--weights", classic_file, CAT)
+    assert "top-1   n/a (no labeled images)" in table.stdout
+
+
+def test_piped_table_is_never_cut_and_errors_reach_stderr(classic_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "20")
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not a photo")
+    result = invoke("--weights", classic_file, "-k", 1, CAT, bad)
+    label = json.loads(invoke("--weights", classic_file, "-f", "jsonl", "-k", 1, CAT).stdout)["predictions"][0]
+    row = next(line for line in result.stdout.splitlines() if line.startswith("1 "))
+    assert label["label"] in row and label["wnid"] in row and f"{label['score']:.4f}" in row
+    assert f"resnet-classify: error: {bad}: not an image" in result.stderr
+
+
+def test_stdin_paths_through_the_cli(classic_file, tmp_path):
+    result = invoke("--weights", classic_file, "-f", "jsonl", "-", input=f"{CAT}\n\n{ELEPHANT}\n")
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line)["path"] for line in result.stdout.splitlines()] == [CAT, ELEPHANT]
+
+
+def test_no_images_found_is_exit_1(classic_file, tmp_path):
+    (tmp_path / "notes.txt").write_text("no photos here")
+    result = invoke("--weights", classic_file, "-f", "json", tmp_path)
+    assert result.exit_code == 1 and json.loads(result.stdout) == []
+    assert "no images found" in result.stderr
+
+
+def test_runtime_auto_without_onnxruntime_is_keras(classic_file, monkeypatch):
+    from resnet_cli import config
+
+    keras_run = invoke("--weights", classic_file, "--runtime", "keras", "-f", "jsonl", CAT, ELEPHANT)
+    monkeypatch.setattr(config, "onnxruntime_available", lambda: False)
+    assert config.resolve(config.ModelRequest(weights=str(classic_file))).runtime == "keras"
+    auto = invoke("--weights", classic_file, "-f", "jsonl", CAT, ELEPHANT)
+    assert auto.exit_code == 0 and auto.stdout == keras_run.stdout
+
+
+# ---------------------------------------------------------------------------- help and smaller edges
+
+
+def test_group_help_shows_the_classify_options():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for option in ("--top-k", "--format", "--output", "--resume", "--precision [fp32|int8|bf16]", "--engine"):
+        assert option in result.stdout
+
+
+def test_shell_completion_offers_files_for_the_implicit_classify(tmp_path):
+    import os
+
+    env = dict(os.environ, _RESNET_CLASSIFY_COMPLETE="bash_complete", COMP_WORDS="resnet-classify mixed/m", COMP_CWORD="1")
+    done = subprocess.run([sys.executable, "-c", "from resnet_cli.cli import main; main(prog_name='resnet-classify')"], env=env, capture_output=True, text=True)
+    assert "file,mixed/m" in done.stdout.splitlines(), done.stdout + done.stderr
+    env.update(COMP_WORDS="resnet-classify ex", COMP_CWORD="1")
+    done = subprocess.run([sys.executable, "-c", "from resnet_cli.cli import main; main(prog_name='resnet-classify')"], env=env, capture_output=True, text=True)
+    assert {"plain,explain", "plain,export"} <= set(done.stdout.splitlines())
+
+
+def test_weights_messages_never_advise_deleting_a_users_file(tmp_path):
+    photo = invoke("--weights", CAT, CAT)
+    assert photo.exit_code == 1 and "delete" not in photo.stderr and "pass the official file with --weights" in photo.stderr
+    folder = invoke("--weights", tmp_path, CAT)
+    assert folder.exit_code == 1 and f"{tmp_path}: is a folder, not a weights file" in folder.stderr
+
+
+def test_explain_suggests_classes(classic_file, tmp_path):
+    result = invoke("explain", "--weights", classic_file, CAT, "-o", tmp_path / "h.png", "--class", "elephant")
+    assert result.exit_code == 1 and "African_elephant" in result.stderr and "Received: 'elephant'" in result.stderr
+    assert not (tmp_path / "h.png").exists()

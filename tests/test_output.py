@@ -29,3 +29,20 @@ def test_shards_rotate_and_resume_continues_after_them(tmp_path):
 def test_a_shard_folder_needs_a_line_format(tmp_path):
     with pytest.raises(ValueError, match="Received: --format json"):
         open_sink("json", f"{tmp_path}/out/")
+
+
+def test_output_format_from_flag_extension_and_existing_records(tmp_path):
+    from resnet_cli.output import output_format
+
+    assert output_format(None, None) == "table"
+    assert output_format(None, str(tmp_path / "a.JSONL")) == "jsonl"
+    assert output_format(None, str(tmp_path / "a.csv")) == "csv"
+    assert output_format(None, f"{tmp_path}/shards/") == "jsonl"
+    assert output_format("csv", str(tmp_path / "a.jsonl")) == "csv"  # -f wins when nothing is there yet
+    existing = tmp_path / "old.txt"
+    existing.write_text('{"path": "a.jpg", "error": "x"}\n')
+    assert output_format(None, str(existing), resume=True) == "jsonl"
+    with pytest.raises(ValueError, match="holds jsonl records"):
+        output_format("csv", str(existing), resume=True)
+    with pytest.raises(ValueError, match="--resume needs --format jsonl or csv. Received: --format json"):
+        output_format(None, str(tmp_path / "new.json"), resume=True)

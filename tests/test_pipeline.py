@@ -246,3 +246,120 @@ def test_memory_does_not_grow_with_the_number_of_files(tmp_path):
     count_big, peak_big = _peak_bytes(big_folder)
     assert (count_small, count_big) == (200, 2000)
     assert peak_big < peak_small * 1.5 + 2_000_000, (peak_small, peak_big)
+
+
+# ---------------------------------------------------------------------------- signals
+
+
+def _classify_process(classic_file, *args, **popen):
+    command = [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "--runtime", "onnx", *map(str, args)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def _wait_for_lines(path: Path, count: int, limit: float = 240) -> None:
+    deadline = time.time() + limit
+    while time.time() < deadline and (not path.exists() or path.read_text().count("\n") < count):
+        time.sleep(0.05)
+
+
+def test_sigterm_is_like_ctrl_c_exit_143(classic_file, tmp_path):
+    paths = _make_folder(tmp_path / "photos", 48)
+    out = tmp_path / "out.jsonl"
+    run = _classify_process(classic_file, "-b", 2, "-o", out, tmp_path / "photos")
+    _wait_for_lines(out, 6)
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 143, stderr
+    assert "terminated: " in stderr and " classified" in stderr and "Traceback" not in stderr
+    lines = out.read_text().splitlines()
+    assert 6 <= len(lines) < len(paths) and all(json.loads(line)["path"] for line in lines)
+
+
+def test_json_stays_valid_after_ctrl_c(classic_file, tmp_path):
+    _make_folder(tmp_path / "photos", 48)
+    out = tmp_path / "out.json"
+    run = _classify_process(classic_file, "-b", 2, "-o", out, tmp_path / "photos")
+    _wait_for_lines(out, 6)
+    run.send_signal(signal.SIGINT)
+    run.communicate(timeout=120)
+    assert run.returncode == 130
+    records = json.loads(out.read_text())
+    assert 4 <= len(records) < 48
+
+
+def test_ctrl_c_while_stdin_is_empty_is_an_interrupt_with_a_whole_document(classic_file):
+    """`-` waits for paths; Ctrl-C then is "interrupted" (exit 130), and -f json still prints
+    a whole (empty) JSON array."""
+    run = _classify_process(classic_file, "-f", "json", "-", stdin=subprocess.PIPE)
+    time.sleep(4)  # imports done, blocked on stdin
+    run.send_signal(signal.SIGINT)
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130, stderr
+    assert json.loads(stdout) == []
+    assert "interrupted: 0 classified" in stderr and "no images found" not in stderr and "Traceback" not in stderr
+
+
+# ---------------------------------------------------------------------------- odd sources
+
+
+def test_unreadable_folder_is_an_error_record(classic_file, tmp_path, monkeypatch):
+    from resnet_cli import images
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "a.jpg").write_bytes(ELEPHANT.read_bytes())
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(images.os, "scandir", scandir)
+    result = CliRunner().invoke(main, ["--weights", str(classic_file), "-f", "jsonl", str(locked), str(ELEPHANT)])
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records[0] == {"path": str(locked), "error": "cannot read the folder (permission denied)"}
+    assert "predictions" in records[1] and result.exit_code == 1
+
+
+def test_a_bug_of_ours_is_an_internal_error_record_and_one_traceback(classic_file, tmp_path, monkeypatch):
+    from resnet_cli import pipeline
+
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (tmp_path / name).write_bytes(ELEPHANT.read_bytes())
+    real_decode = pipeline.decode
+
+    def buggy(path, options, explicit=True):
+        if not path.endswith("b.jpg"):
+            return real_decode(path, options, explicit)
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(pipeline, "decode", buggy)
+    monkeypatch.setattr(pipeline, "_internal_error_reported", pipeline.threading.Event())
+    result = CliRunner().invoke(main, ["--weights", str(classic_file), "-f", "jsonl", str(tmp_path)])
+    records = {Path(r["path"]).name: r for r in map(json.loads, result.stdout.splitlines())}
+    assert records["b.jpg"]["error"].startswith("internal error (TypeError: a bug)")
+    assert "predictions" in records["a.jpg"] and "predictions" in records["c.jpg"]
+    assert result.stderr.count("Traceback") == 1 and result.exit_code == 1
+
+
+def test_progress_total_leaves_out_what_resume_skips(tmp_path):
+    import threading as _threading
+
+    from resnet_cli.commands import _count_in_background
+    from resnet_cli.options import InputOptions
+
+    paths = _make_folder(tmp_path / "photos", 5, size=(8, 8))
+
+    class Progress:
+        total = None
+
+        def update(self, task, total):
+            self.total = total
+
+    progress = Progress()
+    _count_in_background(InputOptions(inputs=(str(tmp_path / "photos"),)), progress, 0, skip={str(paths[0]), str(paths[1])})
+    for thread in _threading.enumerate():
+        if thread.name == "count":
+            thread.join()
+    assert progress.total == 3

@@ -195,3 +195,21 @@ def test_download_chatter_goes_to_stderr_not_into_the_records(monkeypatch, class
     assert result.exit_code == 0, result.stderr
     assert [json.loads(line)["path"] for line in result.stdout.splitlines()] == [str(SAMPLES / "elephant.jpg")]
     assert f"Downloading data from {W.CLASSIC.url}" in result.stderr
+
+
+def test_keras_tmp_fallback_is_searched(monkeypatch, tmp_path, classic_file):
+    """Keras' get_file writes to /tmp/.keras when the home is not writable; --offline must
+    find the file there."""
+    import shutil
+
+    home, fallback = tmp_path / "home", tmp_path / "tmp-keras"
+    monkeypatch.setattr(W, "_keras_homes", lambda: (home, fallback))
+    real_access = os.access
+    monkeypatch.setattr(W.os, "access", lambda p, mode: False if Path(p) in (home, home.parent) else real_access(p, mode))
+    assert W.keras_cache_dir() == fallback / "models"
+    data = classic_file.read_bytes()
+    spec = W.WeightsSpec(W.CLASSIC.file_name, "https://example.invalid/w.h5", hashlib.md5(data).hexdigest(), "classic")
+    monkeypatch.setattr(W, "OFFICIAL", (spec,))
+    (fallback / "models").mkdir(parents=True)
+    shutil.copy(classic_file, fallback / "models" / spec.file_name)
+    assert W.locate(offline=True).path == (fallback / "models" / spec.file_name).resolve()
