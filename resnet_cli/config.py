@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .backend import cpu_has_bf16, gpu_driver_present, gpu_visible, onnxruntime_available
+from .backend import cpu_has_bf16, gpu_visible, onnxruntime_available
 from .console import stderr_line
 from .images import DecodeOptions
 from .options import ModelRequest
@@ -75,7 +75,7 @@ def _precision(request: ModelRequest) -> str:
     would be emulated (no faster, less exact), so fall back to fp32 and say so."""
     if request.precision != "bf16":
         return request.precision
-    if cpu_has_bf16() or (request.device != "cpu" and gpu_driver_present() and gpu_visible(request.device)):
+    if cpu_has_bf16() or (request.device != "cpu" and gpu_visible(request.device)):
         return "bf16"
     stderr_line("warning: --precision bf16: no bf16 arithmetic here (needs an AVX512-BF16/AMX CPU or a GPU); running fp32")
     return "fp32"
