@@ -130,6 +130,45 @@ def ray_engine_rates(weights: Path, folder: Path) -> tuple[float, float, float]:
     return first - start, (count - 1) / (end - first), count / (end - start)
 
 
+def labeled_folder(count: int) -> Path:
+    """``count`` 500×375 JPEGs in 4 class folders (the samples grey or tinted red/green/blue)."""
+    from PIL import Image, ImageOps
+
+    folder = WORK / f"labeled_{count}"
+    if folder.exists() and sum(1 for _ in folder.rglob("*.jpg")) == count:
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    tints = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 70, 220), "grey": None}
+    sources = [ImageOps.grayscale(Image.open(p).convert("RGB")).convert("RGB").resize((500, 375)) for p in sorted((ROOT / "sample_images").glob("*.jpg"))]
+    for i in range(count):
+        name, colour = list(tints.items())[i % 4]
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        photo = sources[(i // 4) % len(sources)].rotate((i // 4) * 7 % 360)
+        image = photo if colour is None else Image.blend(photo, Image.new("RGB", photo.size, colour), 0.35)
+        image.save(folder / name / f"photo{i:04d}.jpg", quality=90)
+    return folder
+
+
+def head_rates(wflag: list[str]) -> None:
+    """train vs embed on 1,000 labeled photos; classify with a head vs without."""
+    say("heads: train on 1,000 photos vs embed; classify with a head")
+    folder = labeled_folder(1000)
+    embed_wall, _, _ = run_cli([*wflag, "embed", "-q", "-r", "-b", "16", str(folder), "-o", str(WORK / "features.npz")])
+    train_wall, _, _ = run_cli([*wflag, "train", "-q", "-b", "16", str(folder), "-o", str(WORK / "head.npz")])
+    record("`train` on 1,000 photos (4 classes), wall", f"{train_wall:.1f} s", f"(÷ `embed` on the same photos {train_wall / embed_wall:.2f}; embed {embed_wall:.1f} s)")
+    photos = photo_folder("jpeg_500x375", (500, 375), 192)
+    plain = rate_of(run_cli([*wflag, "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), str(photos)])[1])
+    headed = rate_of(run_cli([*wflag, "--head", str(WORK / "head.npz"), "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), str(photos)])[1])
+    record("end-to-end onnx fp32 with --head, 500x375", f"{headed:.1f} img/s", f"(÷ without a head {headed / plain:.2f}; without {plain:.1f} img/s)")
+
+
+def print_table() -> None:
+    print(f"\nMachine: {machine()}; Python {platform.python_version()}; BENCH_SECONDS={SECONDS:g}\n")
+    print("| measurement | value | note |\n|---|---|---|")
+    for what, value, note in rows:
+        print(f"| {what} | {value} | {note} |")
+
+
 def rate_of(stderr: str) -> float:
     return float(re.search(r"\(([\d.]+) images/s\)", stderr).group(1))
 
@@ -139,6 +178,9 @@ def main() -> None:
     say(f"machine: {machine()}")
     weights = weights_file()
     wflag = ["--weights", str(weights)]
+    if os.environ.get("BENCH_ONLY") == "heads":  # one section, for a quick re-measure
+        head_rates(wflag)
+        return print_table()
     from resnet_cli.images import decode
 
     photos = np.stack([decode(str(p)) for p in sorted((ROOT / "sample_images").glob("*.jpg"))])
@@ -217,6 +259,8 @@ def main() -> None:
         record("--engine ray start-up (local Ray, actor, model) to the first record", f"{startup:.1f} s",
                f"(whole run {overall:.1f} img/s, ÷ local {overall / local:.2f})")
 
+    head_rates(wflag)
+
     # ---------------------------------------------------------------- cold start
     say("cold start (median of 5)")
     elephant = str(ROOT / "sample_images/elephant.jpg")
@@ -233,10 +277,7 @@ def main() -> None:
     for runtime in ("onnx", "keras"):
         record(f"cold `resnet-classify --runtime {runtime} elephant.jpg`", f"{median_wall([*wflag, '--runtime', runtime, elephant]):.2f} s", "(model cached)" if runtime == "onnx" else "")
 
-    print(f"\nMachine: {machine()}; Python {platform.python_version()}; BENCH_SECONDS={SECONDS:g}\n")
-    print("| measurement | value | note |\n|---|---|---|")
-    for what, value, note in rows:
-        print(f"| {what} | {value} | {note} |")
+    print_table()
 
 
 if __name__ == "__main__":

@@ -112,10 +112,8 @@ decode_options = _options(
 )
 fast_decode_option = click.option("--fast-decode", is_flag=True, help="Decode big JPEGs at reduced scale (faster; pixels differ slightly).")
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
-input_options = _options(
+stream_options = _options(
     [
-        click.argument("inputs", nargs=-1, required=True, metavar="PATHS…", type=click.Path()),
-        click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders."),
         click.option("--hidden", "include_hidden", is_flag=True, help="Include hidden files and folders."),
         click.option("-b", "--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True),
         click.option("--workers", type=click.IntRange(0, 64), default=0, help="Decode threads (0 = one per core, at least 2)."),
@@ -123,6 +121,14 @@ input_options = _options(
         quiet_option,
     ]
 )
+input_options = _options(
+    [
+        click.argument("inputs", nargs=-1, required=True, metavar="PATHS…", type=click.Path()),
+        click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders."),
+        stream_options,
+    ]
+)
+head_option = click.option("--head", metavar="FILE.npz", type=click.Path(dir_okay=False), help="A head from 'train': your classes instead of ImageNet's (on every runtime and precision).")
 
 
 def _model_request(kwargs: dict, **fixed) -> ModelRequest:
@@ -191,7 +197,8 @@ def main():
 @weights_options
 @numerics_options
 @runtime_options
-@click.option("-k", "--top-k", type=click.IntRange(1, 1000), default=5, show_default=True, help="Classes per image.")
+@head_option
+@click.option("-k", "--top-k", type=click.IntRange(1, 1000), default=5, show_default=True, help="Classes per image (all of them when there are fewer).")
 @click.option("-f", "--format", type=click.Choice(FORMATS), default=None, help="table for people; json, jsonl, csv for programs. Default: from -o's extension, else table.")
 @click.option("-o", "--output", metavar="FILE|DIR/", type=click.Path(), help="Write records to FILE (or to part-N files in DIR/) instead of stdout.")
 @click.option("--resume", is_flag=True, help="With --output (jsonl/csv): skip inputs already there, append the rest.")
@@ -234,7 +241,8 @@ def summary(**kwargs):
 @weights_options
 @numerics_options
 @runtime_options
-@click.option("--labels", metavar="CSV", type=click.Path(dir_okay=False), help="file,class_index or file,wnid. Default: wnid folders (n01440764/…) or wnid file-name prefixes (n01440764_….JPEG).")
+@head_option
+@click.option("--labels", metavar="CSV", type=click.Path(dir_okay=False), help="file,class_index or file,wnid (with --head: file,class name). Default: wnid folders (n01440764/…) or wnid file-name prefixes (n01440764_….JPEG); with --head, folders named like its classes.")
 @click.option("-f", "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
 def evaluate(**kwargs):
     """Top-1 / top-5 accuracy on labeled images (folders are searched recursively)."""
@@ -244,10 +252,13 @@ def evaluate(**kwargs):
     _call(commands.evaluate, request, inputs, **kwargs)
 
 
-def _embed_suffix(ctx, param, value):
-    if value is not None and not value.endswith((".npz", ".npy")):
-        raise click.BadParameter(f"must end in .npz or .npy. Received: {value}")
-    return value
+def _suffix(*suffixes: str):
+    def check(ctx, param, value):
+        if value is not None and not value.endswith(suffixes):
+            raise click.BadParameter(f"must end in {' or '.join(suffixes)}. Received: {value}")
+        return value
+
+    return check
 
 
 @main.command()
@@ -256,7 +267,7 @@ def _embed_suffix(ctx, param, value):
 @weights_options
 @numerics_options
 @runtime_options
-@click.option("-o", "--output", required=True, metavar="FILE", type=click.Path(dir_okay=False), callback=_embed_suffix, help="features.npz (features + paths), or features.npy with features.txt of paths.")
+@click.option("-o", "--output", required=True, metavar="FILE", type=click.Path(dir_okay=False), callback=_suffix(".npz", ".npy"), help="features.npz (features + paths), or features.npy with features.txt of paths.")
 @click.option("--normalize", is_flag=True, help="L2-normalise each vector.")
 def embed(**kwargs):
     """2048-d pooled ResNet50 features of images, for search and clustering."""
@@ -288,6 +299,7 @@ def explain(**kwargs):
 @numerics_options
 @click.option("--precision", type=click.Choice(("fp32", "int8")), default="fp32", show_default=True, help="int8: statically quantized, calibrated on --calibration images.")
 @click.option("--calibration", metavar="DIR", type=click.Path(file_okay=False), help="With --precision int8: images to calibrate on (default: the bundled sample images).")
+@head_option
 @click.option("-o", "--output", required=True, metavar="FILE.onnx", type=click.Path(dir_okay=False))
 @quiet_option
 def export(**kwargs):
@@ -295,3 +307,26 @@ def export(**kwargs):
     from . import commands
 
     _call(commands.export, _model_request(kwargs, runtime="onnx"), **kwargs)
+
+
+@main.command()
+@click.argument("directory", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+@stream_options
+@decode_options
+@weights_options
+@numerics_options
+@runtime_options
+@click.option("-o", "--output", required=True, metavar="FILE.npz", type=click.Path(dir_okay=False), callback=_suffix(".npz"), help="The head: weights, class names, and what its features were computed with.")
+@click.option("--labels", metavar="CSV", type=click.Path(dir_okay=False), help="file,label rows instead of one sub-folder per class.")
+@click.option("--val-fraction", type=click.FloatRange(0, 0.9), default=0.2, show_default=True, help="Share of each class held out to measure the head (0: none).")
+@click.option("--augment", type=click.IntRange(0, 32), default=0, show_default=True, help="Random flips/crops per photo added to the training features (for few photos per class).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split, the cross-validation folds and the augmentation.")
+@click.option("-f", "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+def train(directory, **kwargs):
+    """Learn your own classes: a linear head on the pooled features of DIR/<class>/… photos."""
+    from . import commands
+
+    request = _model_request(kwargs)
+    kwargs.update(inputs=(directory,), recursive=True)
+    inputs = _input_options(kwargs)
+    _call(commands.train, request, inputs, **kwargs)

@@ -159,12 +159,14 @@ def summary(request: ModelRequest) -> int:
     return 0
 
 
-def _records(config: ModelConfig, inputs: InputOptions, report: Report, skip=frozenset(), echo_errors=True, top_k=5):
-    """Open the runtime and stream records for the inputs, counted in ``report``."""
+def _records(config: ModelConfig, inputs: InputOptions, report: Report, skip=frozenset(), echo_errors=True, top_k=5, sources=None, wrap_predict=None):
+    """Open the runtime and stream records for the inputs (or the given ``sources``), counted
+    in ``report``. ``wrap_predict`` (local engine) changes what the runtime is asked per batch."""
+    sources = _sources(inputs, skip) if sources is None else iter(sources)
     if inputs.engine == "ray":
-        records = _ray_records(config, inputs, report, skip, top_k)
+        records = _ray_records(config, inputs, report, sources, top_k)
     else:
-        records = _local_records(config, inputs, report, skip, top_k)
+        records = _local_records(config, inputs, report, sources, top_k, wrap_predict)
     for record in records:
         report.add(record)
         if record.error is not None and echo_errors:
@@ -172,23 +174,24 @@ def _records(config: ModelConfig, inputs: InputOptions, report: Report, skip=fro
         yield record
 
 
-def _local_records(config: ModelConfig, inputs: InputOptions, report: Report, skip, top_k: int):
+def _local_records(config: ModelConfig, inputs: InputOptions, report: Report, sources, top_k: int, wrap_predict=None):
     from .pipeline import prediction_records, run, vector_records
     from .runtimes.factory import open_runtime
 
-    batch_size, sources = _peek_batch_size(_sources(inputs, skip), inputs.batch_size)
+    batch_size, sources = _peek_batch_size(sources, inputs.batch_size)
     runtime = open_runtime(config, batch_size=batch_size, quiet=inputs.quiet)
     report.started = time.perf_counter()
-    to_records = prediction_records(top_k) if config.include_top else vector_records
-    return run(sources, runtime.predict, to_records, config.decode, batch_size, inputs.decode_workers(), on_skip=report.skip)
+    to_records = prediction_records(top_k, config.labels) if config.include_top else vector_records
+    predict = wrap_predict(runtime.predict) if wrap_predict else runtime.predict
+    return run(sources, predict, to_records, config.decode, batch_size, inputs.decode_workers(), on_skip=report.skip)
 
 
-def _ray_records(config: ModelConfig, inputs: InputOptions, report: Report, skip, top_k: int):
+def _ray_records(config: ModelConfig, inputs: InputOptions, report: Report, sources, top_k: int):
     from . import ray_engine
 
     ray_engine.import_ray()  # "how to install" before anything else
     report.started = time.perf_counter()
-    yield from ray_engine.records(config, inputs, _sources(inputs, skip), top_k, on_skip=report.skip)
+    yield from ray_engine.records(config, inputs, sources, top_k, on_skip=report.skip)
 
 
 def evaluate(request: ModelRequest, inputs: InputOptions, labels: str | None = None, fmt: str = "table") -> int:
@@ -196,19 +199,25 @@ def evaluate(request: ModelRequest, inputs: InputOptions, labels: str | None = N
     import dataclasses
     import json
 
-    from .evaluate import Accuracy, label_for, read_label_csv
+    from .evaluate import Accuracy, label_for, read_label_csv, read_label_rows
 
     try:
-        csv_labels = read_label_csv(labels) if labels else None
+        if labels:
+            read_label_rows(labels)  # an unreadable CSV fails before the weights are looked for
     except (OSError, ValueError) as error:
         raise UserError(f"--labels: {error}") from None
-    inputs = dataclasses.replace(inputs, recursive=True)  # folder-per-wnid layouts are trees
+    inputs = dataclasses.replace(inputs, recursive=True)  # folder-per-class layouts are trees
     config = resolve(request)
-    report, accuracy = Report(), Accuracy()
+    classes = config.labels if config.head is not None else None  # None: ImageNet's
+    try:
+        csv_labels = read_label_csv(labels, classes) if labels else None
+    except (OSError, ValueError) as error:
+        raise UserError(f"--labels: {error}") from None
+    report, accuracy = Report(), Accuracy(labels=classes)
     for record in _records(config, inputs, report):
         if not record.ok:
             continue
-        truth = label_for(record.path, csv_labels)
+        truth = label_for(record.path, csv_labels, classes)
         if truth is None:
             accuracy.unlabeled += 1
             continue
@@ -224,11 +233,13 @@ def evaluate(request: ModelRequest, inputs: InputOptions, labels: str | None = N
             print(f"unlabeled (not counted)  {accuracy.unlabeled}")
         print("worst classes (top-1):")
         for row in result["worst_classes"]:
-            print(f"  {row['top1']:.2f}  {row['label']} ({row['wnid']}, {row['images']} image{'s' if row['images'] != 1 else ''})")
+            wnid = f"{row['wnid']}, " if row["wnid"] else ""
+            print(f"  {row['top1']:.2f}  {row['label']} ({wnid}{row['images']} image{'s' if row['images'] != 1 else ''})")
     if not inputs.quiet:
         stderr_line(report.summary())
     if accuracy.images == 0:
-        stderr_line("error: no labeled images (labels come from --labels CSV, wnid folders, or n01440764_… file names).")
+        where = "class-name folders" if classes else "wnid folders, or n01440764_… file names"
+        stderr_line(f"error: no labeled images (labels come from --labels CSV, {where}).")
         return EXIT_SOME_FAILED
     return report.exit_code
 
@@ -319,5 +330,65 @@ def export(request: ModelRequest, output: str, quiet: bool = False) -> int:
     shutil.copyfile(ensure_onnx_model(config, quiet), output)
     if not quiet:
         size = config.input_size
-        stderr_line(f"wrote {output} ({config.precision}; input uint8 [N, {size}, {size}, 3] RGB, output probabilities [N, 1000])")
+        stderr_line(f"wrote {output} ({config.precision}; input uint8 [N, {size}, {size}, 3] RGB, output probabilities [N, {len(config.labels)}]; class labels in its metadata)")
     return 0
+
+
+def train(
+    request: ModelRequest,
+    inputs: InputOptions,
+    output: str,
+    labels: str | None = None,
+    val_fraction: float = 0.2,
+    augment: int = 0,
+    seed: int = 0,
+    fmt: str = "table",
+) -> int:
+    """Fit a head (the user's classes) on the pooled features of labeled photos; report its
+    accuracy on a held-out split; write it to ``output`` (.npz)."""
+    import json
+
+    import numpy as np
+
+    from . import train as training
+    from .cache import write_atomic
+    from .evaluate import read_label_rows
+    from .head import head_bytes
+
+    prepare_output(output)
+    try:
+        rows = read_label_rows(labels) if labels else None
+    except (OSError, ValueError) as error:
+        raise UserError(f"--labels: {error}") from None
+    (directory,) = inputs.inputs
+    sources, names, unlabeled = training.labeled_sources(directory, rows, inputs.include_hidden)
+    training.check_counts(names)
+    if unlabeled:
+        where = "in --labels" if labels else "in a class sub-folder"
+        stderr_line(f"warning: {unlabeled} image file(s) under {directory} not {where}: left out")
+    config = resolve(request, include_top=False, pooling="avg")
+    class_of = dict(zip((s.path for s in sources), names))
+    wrap = (lambda predict: training.augmenting(predict, augment, seed)) if augment else None
+    report, paths, vectors = Report(), [], []
+    for record in _records(config, inputs, report, sources=sources, wrap_predict=wrap):
+        if record.ok:
+            paths.append(record.path)
+            vectors.append(np.asarray(record.vector, dtype=np.float32).reshape(1 + augment, -1))
+    classes = training.check_counts([class_of[p] for p in paths], "images (bad files left out)")
+    targets = np.array([classes.index(class_of[p]) for p in paths])
+    features = np.stack(vectors)  # (images, 1 + augment, 2048)
+    fit_rows, held = training.stratified_split(targets, val_fraction, seed)
+    fit = training.fit_head(
+        features[fit_rows].reshape(-1, features.shape[-1]), np.repeat(targets[fit_rows], 1 + augment), len(classes), seed
+    )
+    predicted = training.scores(features[held, 0], fit.kernel, fit.bias).argmax(axis=1)
+    result = training.Validation.of(
+        classes, targets[held], predicted,
+        train_images=len(fit_rows), augmented=len(fit_rows) * augment, C=fit.C, cv_folds=fit.folds, output=output,
+    ).as_dict()
+    facts = {key: result[key] for key in ("train_images", "augmented", "C", "cv_folds", "val_images", "val_accuracy")}
+    write_atomic(Path(output), head_bytes(fit.kernel, fit.bias, classes, config, {**facts, "seed": seed, "val_fraction": val_fraction}))
+    print(json.dumps(result, indent=2) if fmt == "json" else training.format_table(result))
+    if not inputs.quiet:
+        stderr_line(report.summary().replace("classified", "embedded", 1))
+    return report.exit_code

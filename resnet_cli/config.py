@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from .backend import cpu_has_bf16, gpu_visible, onnxruntime_available
 from .console import stderr_line
+from .head import Head, check_fits, read_head
+from .imagenet import class_index
 from .images import DecodeOptions
 from .options import ModelRequest
 from .spec import DEFAULT, WeightsSpec
@@ -41,21 +43,36 @@ class ModelConfig:
     device: str = "auto"
     threads: int = 0
     calibration: str | None = None
+    head: Head | None = None  # the user's classes in place of fc1000
 
     @property
     def decode(self) -> DecodeOptions:
         """How a file becomes the model's input."""
         return DecodeOptions(self.input_size, self.resize, self.interpolation, self.crop_ratio, self.fast_decode)
 
+    @property
+    def labels(self) -> tuple[tuple[str | None, str], ...]:
+        """(wnid, label) per output column: ImageNet's, or the head's classes (no wnid)."""
+        if self.head is not None:
+            return tuple((None, name) for name in self.head.classes)
+        return class_index()
+
     def features(self, pooling: str = "avg") -> "ModelConfig":
         """The same network ending in pooled features instead of fc1000."""
         return dataclasses.replace(self, include_top=False, pooling=pooling)
 
 
-def _numerics(request: ModelRequest, spec: WeightsSpec) -> dict:
-    """Each model option: what the user asked for, else what these weights were trained with."""
-    asked = {"pool1_padding": request.pool1_padding, "bn_epsilon": request.bn_epsilon, "resize": request.resize, "interpolation": request.interpolation}
+def _asked(request: ModelRequest) -> dict:
+    return {"pool1_padding": request.pool1_padding, "bn_epsilon": request.bn_epsilon, "resize": request.resize, "interpolation": request.interpolation}
+
+
+def _numerics(request: ModelRequest, spec: WeightsSpec, head: Head | None = None) -> dict:
+    """Each model option: what the user asked for, else what the head's features were
+    computed with, else what these weights were trained with."""
+    asked = _asked(request)
     trained = {f.name: getattr(spec, f.name) for f in dataclasses.fields(WeightsSpec)}
+    if head is not None:
+        trained.update(head.trained_with)
     fields = ("input_size", "preprocessing", "mean_bgr", "pool1_padding", "bn_epsilon", "resize", "interpolation", "crop_ratio", "classes")
     return {name: trained[name] if asked.get(name) is None else asked[name] for name in fields}
 
@@ -83,12 +100,16 @@ def _precision(request: ModelRequest) -> str:
 
 def resolve(request: ModelRequest, include_top: bool = True, pooling: str | None = None, with_weights: bool = True) -> ModelConfig:
     """The run's one ModelConfig: weights located (and md5-known), every option settled.
-    bf16 is settled first: where it falls back to fp32, "auto" picks the fp32 runtime."""
+    bf16 is settled first: where it falls back to fp32, "auto" picks the fp32 runtime.
+    A head is checked against the weights and options before anything is built."""
+    head = read_head(request.head) if request.head else None
     if with_weights:
         found = locate(request.weights, offline=request.offline, include_top=include_top)
         spec, weights, md5 = found.spec, str(found.path), found.md5
     else:
         spec, weights, md5 = DEFAULT, None, None
+    if head is not None:
+        check_fits(head, md5, _asked(request))
     precision = _precision(request)
     return ModelConfig(
         weights=weights,
@@ -101,5 +122,6 @@ def resolve(request: ModelRequest, include_top: bool = True, pooling: str | None
         device=request.device,
         threads=request.threads,
         calibration=request.calibration,
-        **_numerics(request, spec),
+        head=head,
+        **_numerics(request, spec, head),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,50 +18,67 @@ def _wnid_to_index() -> dict[str, int]:
     return {wnid: i for i, (wnid, _) in enumerate(class_index())}
 
 
-def _class_of(value: str) -> int:
+@functools.lru_cache(maxsize=4)
+def _lookup(labels) -> dict[str, int]:
+    """Names a label may be given by → class index: ImageNet wnids, or a head's class names."""
+    if labels is None:
+        return _wnid_to_index()
+    return {label: i for i, (_, label) in enumerate(labels)}
+
+
+def _class_of(value: str, labels=None) -> int:
     value = value.strip()
-    if value.isdigit() and int(value) < NUM_CLASSES:
+    count = NUM_CLASSES if labels is None else len(labels)
+    if value.isdigit() and int(value) < count:
         return int(value)
-    index = _wnid_to_index().get(value)
+    index = _lookup(labels).get(value)
     if index is None:
-        raise ValueError(f"not a class index or ImageNet wnid. Received: {value!r}")
+        kind = "ImageNet wnid" if labels is None else "class of the head"
+        raise ValueError(f"not a class index or {kind}. Received: {value!r}")
     return index
 
 
-def read_label_csv(path: str) -> dict[str, int]:
-    """``file,class_index`` or ``file,wnid`` (header optional; a ``class_index`` or ``wnid``
-    column is used when named) → {file name or relative path: class index}."""
+def read_label_rows(path: str) -> list[tuple[int, str, str]]:
+    """``file,label`` rows (header optional; a ``class_index``, ``wnid``, ``label`` or
+    ``class`` column is used when named) → (line, file name or relative path, label as written)."""
     with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
+        rows = list(enumerate(csv.reader(handle), start=1))
     if not rows:
-        return {}
-    header = [h.strip().lower() for h in rows[0]]
-    if "class_index" in header or "wnid" in header:
-        column = header.index("class_index") if "class_index" in header else header.index("wnid")
+        return []
+    header = [h.strip().lower() for h in rows[0][1]]
+    named = [name for name in ("class_index", "wnid", "label", "class") if name in header]
+    column = 1
+    if named:
+        column = header.index(named[0])
         rows = rows[1:]
-    else:
-        column = 1
-    labels = {}
-    for line, row in enumerate(rows, start=2):
-        if len(row) <= column or not row[0].strip():
-            continue
+    return [(line, row[0].strip(), row[column].strip()) for line, row in rows if len(row) > column and row[0].strip()]
+
+
+def read_label_csv(path: str, labels=None) -> dict[str, int]:
+    """A label CSV (see ``read_label_rows``) → {file: class index}; ``labels``: a head's
+    (wnid, label) pairs, or None for ImageNet (index or wnid)."""
+    mapped = {}
+    for line, name, value in read_label_rows(path):
         try:
-            labels[row[0].strip()] = _class_of(row[column])
+            mapped[name] = _class_of(value, labels)
         except ValueError as error:
             raise ValueError(f"{path}, line {line}: {error}") from None
-    return labels
+    return mapped
 
 
-def label_for(path: str, csv_labels: dict[str, int] | None = None) -> int | None:
-    """The true class of an image: from the CSV (by relative path or file name), else its
-    folder's wnid (ImageNet train layout), else a wnid prefix of its file name."""
+def label_for(path: str, csv_labels: dict[str, int] | None = None, labels=None) -> int | None:
+    """The true class of an image: from the CSV (by relative path or file name); else, for a
+    head, the nearest folder named like one of its classes; for ImageNet, its folder's wnid
+    (ImageNet train layout), else a wnid prefix of its file name."""
     p = Path(path)
     if csv_labels:
         for key in (path, p.name):
             if key in csv_labels:
                 return csv_labels[key]
         return None
-    lookup = _wnid_to_index()
+    lookup = _lookup(labels)
+    if labels is not None:
+        return next((lookup[folder.name] for folder in p.parents if folder.name in lookup), None)
     if p.parent.name in lookup:
         return lookup[p.parent.name]
     match = _WNID.match(p.name)
@@ -71,6 +89,7 @@ def label_for(path: str, csv_labels: dict[str, int] | None = None) -> int | None
 class Accuracy:
     """Running top-1/top-5 counts, overall and per class."""
 
+    labels: tuple | None = None  # (wnid, label) per class; None: ImageNet's
     images: int = 0
     top1: int = 0
     top5: int = 0
@@ -86,7 +105,7 @@ class Accuracy:
         self.per_class[true_index][1] += hit1
 
     def worst(self, count: int = 5) -> list[dict]:
-        classes = class_index()
+        classes = class_index() if self.labels is None else self.labels
         ranked = sorted(self.per_class.items(), key=lambda kv: (kv[1][1] / kv[1][0], -kv[1][0], kv[0]))
         return [
             {"index": i, "wnid": classes[i][0], "label": classes[i][1], "images": seen, "top1": hits / seen}

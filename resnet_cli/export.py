@@ -25,11 +25,12 @@ from .cache import cache_dir, file_digest, write_atomic
 from .config import ModelConfig
 from .console import stderr_line
 from .errors import UserError
+from .head import with_head
 from .images import IMAGE_EXTENSIONS, DecodeOptions, ImageError, decode
 from .spec import FEATURES, block_names, blocks
 from .weights import read_weights
 
-EXPORTER_VERSION = 3
+EXPORTER_VERSION = 4  # 4: class labels and input options as model metadata
 OPSET = 17
 CALIBRATION_LIMIT = 500  # images: plenty for per-channel min/max statistics
 
@@ -52,6 +53,8 @@ def graph_key(config: ModelConfig, calibration_digest: str = "") -> str:
         "opset": OPSET,
         "onnx": onnx.__version__,
     }
+    if config.include_top and config.head is not None:
+        payload["head"] = config.head.sha256
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -104,7 +107,7 @@ class _GraphBuilder:
 
 
 def build_onnx(weights: dict[str, list[np.ndarray]], config: ModelConfig):
-    """The ONNX ModelProto: uint8 RGB NHWC [N, S, S, 3] → probabilities [N, 1000]
+    """The ONNX ModelProto: uint8 RGB NHWC [N, S, S, 3] → probabilities [N, classes]
     (or pooled features [N, 2048], or the NHWC feature map)."""
     from onnx import TensorProto, helper
 
@@ -145,7 +148,27 @@ def build_onnx(weights: dict[str, list[np.ndarray]], config: ModelConfig):
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="resnet-classify")
     model.ir_version = 8
+    helper.set_model_props(model, _metadata(config))
     return model
+
+
+def _metadata(config: ModelConfig) -> dict[str, str]:
+    """What a user of the .onnx file elsewhere needs: the class names (in output order) and
+    how to make the input (uint8 RGB at input_size; means and BGR are in the graph)."""
+    meta = {
+        "input": f"uint8 RGB NHWC [N, {config.input_size}, {config.input_size}, 3], 0-255; BGR flip and mean subtraction are in the graph",
+        "resize": config.resize,
+        "interpolation": config.interpolation,
+        "crop_ratio": str(config.crop_ratio),
+        "weights_md5": str(config.weights_md5),
+    }
+    if config.include_top:
+        meta["labels"] = json.dumps([label for _, label in config.labels])
+        if config.head is None:
+            meta["wnids"] = json.dumps([wnid for wnid, _ in config.labels])
+        else:
+            meta["head_sha256"] = config.head.sha256
+    return meta
 
 
 # ---------------------------------------------------------------------------- int8
@@ -271,5 +294,5 @@ def ensure_onnx_model(config: ModelConfig, quiet: bool = False) -> Path:
     else:
         if not quiet:
             stderr_line("exporting the ONNX model (once per weights and options)…")
-        data = build_onnx(read_weights(Path(config.weights)), config).SerializeToString()
+        data = build_onnx(with_head(read_weights(Path(config.weights)), config.head), config).SerializeToString()
     return _store(path, data)

@@ -19,7 +19,7 @@ from .spec import NUM_CLASSES
 class Prediction:
     rank: int
     index: int
-    wnid: str
+    wnid: str | None  # None for a head's own classes
     label: str
     score: float
 
@@ -41,37 +41,38 @@ def class_index() -> tuple[tuple[str, str], ...]:
     return tuple((raw[str(i)][0], raw[str(i)][1]) for i in range(NUM_CLASSES))
 
 
-def top_k(probabilities: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 1000) scores → the k best class indices (N, k) and their scores (N, k), best first.
+def top_k(probabilities: np.ndarray, k: int = 5, classes: int = NUM_CLASSES) -> tuple[np.ndarray, np.ndarray]:
+    """(N, classes) scores → the k best class indices (N, k) and their scores (N, k), best first.
 
-    Ties are broken by the lower class index, so the order is deterministic.
+    ``k`` beyond the number of classes gives all of them. Ties are broken by the lower class
+    index, so the order is deterministic.
     """
     probabilities = np.asarray(probabilities)
-    if probabilities.ndim != 2 or probabilities.shape[1] != NUM_CLASSES:
-        raise ValueError(
-            f"Expected scores of shape (N, {NUM_CLASSES}). Received: shape={probabilities.shape}"
-        )
-    if not 1 <= k <= NUM_CLASSES:
-        raise ValueError(f"k must be between 1 and {NUM_CLASSES}. Received: k={k}")
-    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    if probabilities.ndim != 2 or probabilities.shape[1] != classes:
+        raise ValueError(f"Expected scores of shape (N, {classes}). Received: shape={probabilities.shape}")
+    if k < 1:
+        raise ValueError(f"k must be at least 1. Received: k={k}")
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, : min(k, classes)]
     return order, np.take_along_axis(probabilities, order, axis=1)
 
 
-def predictions(indices: np.ndarray, scores: np.ndarray) -> list[list[Prediction]]:
-    """Rows of (index, score) → labelled, ranked predictions."""
-    classes = class_index()
+def predictions(indices: np.ndarray, scores: np.ndarray, labels=None) -> list[list[Prediction]]:
+    """Rows of (index, score) → labelled, ranked predictions. ``labels``: (wnid, label) per
+    class, ImageNet's by default."""
+    labels = class_index() if labels is None else labels
     return [
         [
-            Prediction(rank, int(i), classes[i][0], classes[i][1], float(score))
+            Prediction(rank, int(i), labels[i][0], labels[i][1], float(score))
             for rank, (i, score) in enumerate(zip(row_indices, row_scores), start=1)
         ]
         for row_indices, row_scores in zip(indices, scores)
     ]
 
 
-def decode_top_k(probabilities: np.ndarray, k: int = 5) -> list[list[Prediction]]:
-    """(N, 1000) scores → for each row the k best classes, best first."""
-    return predictions(*top_k(probabilities, k))
+def decode_top_k(probabilities: np.ndarray, k: int = 5, labels=None) -> list[list[Prediction]]:
+    """(N, classes) scores → for each row the k best classes, best first."""
+    labels = class_index() if labels is None else labels
+    return predictions(*top_k(probabilities, k, len(labels)), labels)
 
 
 def find_class(query: str) -> int:

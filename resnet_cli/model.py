@@ -116,11 +116,13 @@ def resnet50(
 
 
 def from_config(config) -> keras.Model:
-    """The network a resolved ``config.ModelConfig`` describes (uint8 RGB in), no weights."""
+    """The network a resolved ``config.ModelConfig`` describes (uint8 RGB in), no weights.
+    With a head, ``fc1000`` has the head's classes."""
     if config.preprocessing != "caffe":
         raise ValueError(f"Only caffe preprocessing is built. Received: preprocessing={config.preprocessing!r}")
     return resnet50(
         include_top=config.include_top,
+        classes=len(config.labels),
         input_shape=(config.input_size, config.input_size, 3),
         pooling=config.pooling,
         pool1_padding=config.pool1_padding,

@@ -28,6 +28,7 @@ class ModelRequest:
     device: str = "auto"
     threads: int = 0  # inference threads; 0 = one per core
     calibration: str | None = None  # int8: folder of calibration images
+    head: str | None = None  # a head file from `train`: the user's classes instead of ImageNet's
 
 
 def conflicts(request: ModelRequest) -> str | None:

@@ -113,11 +113,12 @@ def run(
                 yield results[source.path]
 
 
-def prediction_records(top_k: int) -> Callable[[list[Source], np.ndarray], list[Record]]:
+def prediction_records(top_k: int, labels=None) -> Callable[[list[Source], np.ndarray], list[Record]]:
+    """Scores → records of the ``top_k`` best classes; ``labels``: (wnid, label) per class."""
     from .imagenet import decode_top_k
 
     def to_records(sources: list[Source], probabilities: np.ndarray) -> list[Record]:
-        return [Record(s.path, predictions=p) for s, p in zip(sources, decode_top_k(probabilities, top_k))]
+        return [Record(s.path, predictions=p) for s, p in zip(sources, decode_top_k(probabilities, top_k, labels))]
 
     return to_records
 

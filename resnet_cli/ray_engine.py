@@ -112,7 +112,8 @@ class Predictor:
         from .runtimes.factory import open_runtime
 
         self.runtime = open_runtime(config, batch_size=batch_size)
-        self.top_k = top_k
+        self.classes = len(config.labels)
+        self.top_k = min(top_k, self.classes)
 
     def __call__(self, batch: dict) -> dict:
         from .imagenet import top_k
@@ -121,7 +122,7 @@ class Predictor:
         indices = np.zeros((len(good), self.top_k), dtype=np.int64)
         scores = np.zeros((len(good), self.top_k), dtype=np.float32)
         if good.any():
-            indices[good], scores[good] = top_k(self.runtime.predict(batch["image"][good]), self.top_k)
+            indices[good], scores[good] = top_k(self.runtime.predict(batch["image"][good]), self.top_k, self.classes)
         return {"path": batch["path"], "status": batch["status"], "error": batch["error"], "index": indices, "score": scores}
 
 
@@ -179,7 +180,7 @@ def records(
         # read absolute paths, while records keep the path as the user gave it, as locally.
         rows = [{"path": s.path, "location": _absolute(s.path), "explicit": s.explicit} for s in chunk]
         for batch in _batches(ray, _dataset(ray, rows, config, plan, top_k, predictor)):
-            ranked = predictions(batch["index"], batch["score"])
+            ranked = predictions(batch["index"], batch["score"], config.labels)
             for path, status, error, ranking in zip(batch["path"], batch["status"], batch["error"], ranked):
                 path = str(path)
                 if status == SKIPPED:

@@ -158,3 +158,40 @@ def ours(weights, **kwargs):
     model = resnet50(**kwargs)
     load_into(model, weights)
     return model
+
+
+TINTS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 70, 220), "grey": None}
+
+
+@pytest.fixture(scope="session")
+def tinted(dev_images, tmp_path_factory):
+    """train/<tint>/ and test/<tint>/ folders of real photos made grey or tinted red, green or
+    blue: classes a linear probe separates even on random-weight features. Different photos
+    in train and test (20 and 10 per class with the full dev set)."""
+    from PIL import Image, ImageOps
+
+    root = tmp_path_factory.mktemp("tinted")
+    paths = dev_images[0]
+    split = min(20, len(paths) * 2 // 3)
+    for index, path in enumerate(paths[: split + 10]):
+        photo = ImageOps.grayscale(Image.open(path).convert("RGB")).convert("RGB")
+        photo.thumbnail((320, 320))
+        for name, colour in TINTS.items():
+            folder = root / ("train" if index < split else "test") / name
+            folder.mkdir(parents=True, exist_ok=True)
+            image = photo if colour is None else Image.blend(photo, Image.new("RGB", photo.size, colour), 0.35)
+            image.save(folder / Path(path).with_suffix(".jpg").name, quality=90)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_head(tinted, classic_file, tmp_path_factory):
+    """(head file, train's JSON report): `train` run through the real CLI on ``tinted/train``."""
+    from click.testing import CliRunner
+
+    from resnet_cli.cli import main
+
+    head = tmp_path_factory.mktemp("head") / "tints.npz"
+    result = CliRunner().invoke(main, ["train", "--weights", str(classic_file), str(tinted / "train"), "-o", str(head), "-f", "json", "-q"])
+    assert result.exit_code == 0, result.stderr
+    return head, json.loads(result.stdout)

@@ -75,3 +75,16 @@ def test_evaluate_table_and_no_labels(classic_file, tmp_path):
 
     result = CliRunner().invoke(main, ["evaluate", "--weights", str(classic_file), "--runtime", "keras", str(SAMPLES / "cat.jpg")])
     assert result.exit_code == 1 and "no labeled images" in result.stderr
+
+
+def test_label_csv_with_a_heads_class_names(tmp_path):
+    from resnet_cli.evaluate import label_for, read_label_csv
+
+    labels = ((None, "cat"), (None, "dog"))
+    (tmp_path / "l.csv").write_text("file,label\na.jpg,dog\nb.jpg,0\n")
+    assert read_label_csv(str(tmp_path / "l.csv"), labels) == {"a.jpg": 1, "b.jpg": 0}
+    (tmp_path / "bad.csv").write_text("file,label\na.jpg,dog\nb.jpg,n01440764\n")
+    with pytest.raises(ValueError, match="line 3: not a class index or class of the head"):
+        read_label_csv(str(tmp_path / "bad.csv"), labels)
+    assert label_for("x/dog/sub/a.jpg", None, labels) == 1
+    assert label_for("x/cow/a.jpg", None, labels) is None

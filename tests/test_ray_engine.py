@@ -225,3 +225,15 @@ def test_inputs_split_into_runs_give_the_same_records(ray_cluster, folder, class
     config, inputs = _ray_run(classic_file, folder)
     records = [record_dict(r) for r in ray_engine.records(config, inputs, discover(inputs.inputs), 5)]
     assert_same_records(records, local_records)
+
+
+def test_a_head_runs_on_the_ray_engine(ray_cluster, trained_head, tinted, classic_file):
+    """--head on --engine ray (int8, as the issue asks): the local engine's records, the head's classes."""
+    head, report = trained_head
+    photos = sorted((tinted / "test").rglob("*.jpg"))[::5]
+    args = ("--head", head, "--precision", "int8", "--weights", classic_file, "-k", 9, *photos)
+    result, records = classify("--engine", "ray", *args)
+    local, expected = classify(*args)
+    assert result.exit_code == 0 and local.exit_code == 0, result.stderr + local.stderr
+    assert_same_records(records, expected)
+    assert all(sorted(p["label"] for p in r["predictions"]) == report["classes"] for r in records)

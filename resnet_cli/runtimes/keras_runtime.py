@@ -19,11 +19,12 @@ def build_model(config):
     keras = import_keras(config.device, config.threads)
     if config.device == "gpu" and not has_gpu(keras):
         raise UserError("--device gpu: no GPU is visible to the Keras backend.")
+    from ..head import with_head
     from ..model import from_config
     from ..weights import load_into, read_weights
 
     model = from_config(config)
-    load_into(model, read_weights(Path(config.weights)), source=config.weights)
+    load_into(model, with_head(read_weights(Path(config.weights)), config.head), source=config.weights)
     return model
 
 
