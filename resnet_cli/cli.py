@@ -128,6 +128,13 @@ input_options = _options(
         stream_options,
     ]
 )
+engine_options = _options(
+    [
+        click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True, help="ray: run on a Ray cluster with Ray Data (needs the ray extra)."),
+        click.option("--ray-address", metavar="ADDRESS", help="With --engine ray: the cluster to join (default: start a local Ray on this machine)."),
+        click.option("--ray-actors", type=click.IntRange(1, 100000), help="With --engine ray: model actors (default: fit to the cluster's CPUs, one per GPU)."),
+    ]
+)
 head_option = click.option("--head", metavar="FILE.npz", type=click.Path(dir_okay=False), help="A head from 'train': your classes instead of ImageNet's (on every runtime and precision).")
 
 
@@ -144,10 +151,16 @@ def _model_request(kwargs: dict, **fixed) -> ModelRequest:
 
 
 def _input_options(kwargs: dict) -> InputOptions:
+    """The InputOptions fields out of a command's parsed options; Ray's flags only with ray."""
     import dataclasses
 
     names = {f.name for f in dataclasses.fields(InputOptions)}
-    return InputOptions(**{name: kwargs.pop(name) for name in list(kwargs) if name in names})
+    inputs = InputOptions(**{name: kwargs.pop(name) for name in list(kwargs) if name in names})
+    if inputs.engine != "ray":
+        for flag, value in (("--ray-address", inputs.ray_address), ("--ray-actors", inputs.ray_actors)):
+            if value is not None:
+                raise click.UsageError(f"{flag} is for --engine ray. Received: --engine {inputs.engine}")
+    return inputs
 
 
 def _call(command, *args, **kwargs) -> None:
@@ -202,19 +215,13 @@ def main():
 @click.option("-f", "--format", type=click.Choice(FORMATS), default=None, help="table for people; json, jsonl, csv for programs. Default: from -o's extension, else table.")
 @click.option("-o", "--output", metavar="FILE|DIR/", type=click.Path(), help="Write records to FILE (or to part-N files in DIR/) instead of stdout.")
 @click.option("--resume", is_flag=True, help="With --output (jsonl/csv): skip inputs already there, append the rest.")
-@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True, help="ray: run on a Ray cluster with Ray Data (needs the ray extra).")
-@click.option("--ray-address", metavar="ADDRESS", help="With --engine ray: the cluster to join (default: start a local Ray on this machine).")
-@click.option("--ray-actors", type=click.IntRange(1, 100000), help="With --engine ray: model actors (default: fit to the cluster's CPUs, one per GPU).")
+@engine_options
 def classify(**kwargs):
     """Classify images (the default command): files, folders, or - for paths on stdin."""
     from .output import output_format
 
     request = _model_request(kwargs)
     inputs = _input_options(kwargs)
-    if inputs.engine != "ray":
-        for flag, value in (("--ray-address", inputs.ray_address), ("--ray-actors", inputs.ray_actors)):
-            if value is not None:
-                raise click.UsageError(f"{flag} is for --engine ray. Received: --engine {inputs.engine}")
     if kwargs["resume"] and not kwargs["output"]:
         raise click.UsageError("--resume needs --output FILE (the file to continue).")
     try:
@@ -244,6 +251,7 @@ def summary(**kwargs):
 @head_option
 @click.option("--labels", metavar="CSV", type=click.Path(dir_okay=False), help="file,class_index or file,wnid (with --head: file,class name). Default: wnid folders (n01440764/…) or wnid file-name prefixes (n01440764_….JPEG); with --head, folders named like its classes.")
 @click.option("-f", "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+@engine_options
 def evaluate(**kwargs):
     """Top-1 / top-5 accuracy on labeled images (folders are searched recursively)."""
     from . import commands
@@ -269,6 +277,7 @@ def _suffix(*suffixes: str):
 @runtime_options
 @click.option("-o", "--output", required=True, metavar="FILE", type=click.Path(dir_okay=False), callback=_suffix(".npz", ".npy"), help="features.npz (features + paths), or features.npy with features.txt of paths.")
 @click.option("--normalize", is_flag=True, help="L2-normalise each vector.")
+@engine_options
 def embed(**kwargs):
     """2048-d pooled ResNet50 features of images, for search and clustering."""
     from . import commands
@@ -322,6 +331,7 @@ def export(**kwargs):
 @click.option("--augment", type=click.IntRange(0, 32), default=0, show_default=True, help="Random flips/crops per photo added to the training features (for few photos per class).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split, the cross-validation folds and the augmentation.")
 @click.option("-f", "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+@engine_options
 def train(directory, **kwargs):
     """Learn your own classes: a linear head on the pooled features of DIR/<class>/… photos."""
     from . import commands
@@ -329,4 +339,6 @@ def train(directory, **kwargs):
     request = _model_request(kwargs)
     kwargs.update(inputs=(directory,), recursive=True)
     inputs = _input_options(kwargs)
+    if kwargs["augment"] and inputs.engine == "ray":
+        raise click.UsageError("--augment runs on the local engine. Received: --engine ray")
     _call(commands.train, request, inputs, **kwargs)

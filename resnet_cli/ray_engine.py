@@ -31,6 +31,7 @@ from .images import DecodeOptions, ImageError, Source, is_uri
 from .options import InputOptions
 from .pipeline import Skipped, chunks, decode_source
 from .records import Record
+from .spec import FEATURES
 
 INSTALL_HINT = 'the ray engine needs Ray Data: pip install "resnet-cli[ray]"'
 
@@ -106,12 +107,14 @@ def decode_batch(batch: dict, decode_options: DecodeOptions) -> dict:
 
 
 class Predictor:
-    """Ray actor: one runtime (ONNX or Keras), opened once, scoring the decoded rows."""
+    """Ray actor: one runtime (ONNX or Keras), opened once, scoring the decoded rows: top-k
+    classes, or (a config without top: embed, train) the pooled feature vectors."""
 
     def __init__(self, config: ModelConfig, batch_size: int, top_k: int):
         from .runtimes.factory import open_runtime
 
         self.runtime = open_runtime(config, batch_size=batch_size)
+        self.include_top = config.include_top
         self.classes = len(config.labels)
         self.top_k = min(top_k, self.classes)
 
@@ -119,11 +122,17 @@ class Predictor:
         from .imagenet import top_k
 
         good = batch["status"] == OK
+        rows = {"path": batch["path"], "status": batch["status"], "error": batch["error"]}
+        if not self.include_top:
+            vectors = np.zeros((len(good), FEATURES), dtype=np.float32)
+            if good.any():
+                vectors[good] = self.runtime.predict(batch["image"][good])
+            return {**rows, "vector": vectors}
         indices = np.zeros((len(good), self.top_k), dtype=np.int64)
         scores = np.zeros((len(good), self.top_k), dtype=np.float32)
         if good.any():
             indices[good], scores[good] = top_k(self.runtime.predict(batch["image"][good]), self.top_k, self.classes)
-        return {"path": batch["path"], "status": batch["status"], "error": batch["error"], "index": indices, "score": scores}
+        return {**rows, "index": indices, "score": scores}
 
 
 @dataclass(frozen=True)
@@ -180,19 +189,21 @@ def records(
         # read absolute paths, while records keep the path as the user gave it, as locally.
         rows = [{"path": s.path, "location": _absolute(s.path), "explicit": s.explicit} for s in chunk]
         for batch in _batches(ray, _dataset(ray, rows, config, plan, top_k, predictor)):
-            ranked = predictions(batch["index"], batch["score"], config.labels)
-            for path, status, error, ranking in zip(batch["path"], batch["status"], batch["error"], ranked):
+            outcomes = predictions(batch["index"], batch["score"], config.labels) if config.include_top else batch["vector"]
+            for path, status, error, outcome in zip(batch["path"], batch["status"], batch["error"], outcomes):
                 path = str(path)
                 if status == SKIPPED:
                     on_skip(Source(path, explicit=False))
                 elif status == FAILED:
                     yield Record(path, error=str(error))
+                elif config.include_top:
+                    yield Record(path, predictions=outcome)
                 else:
-                    yield Record(path, predictions=ranking)
+                    yield Record(path, vector=outcome)
 
 
 def _dataset(ray, rows: list[dict], config: ModelConfig, plan: Plan, top_k: int, predictor: type):
-    """paths → decode tasks → model actors → top-k rows (lazy: runs when iterated)."""
+    """paths → decode tasks → model actors → top-k (or feature) rows (lazy: runs when iterated)."""
     return (
         ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // plan.batch_size)))
         .map_batches(decode_batch, fn_kwargs={"decode_options": config.decode}, batch_size=plan.batch_size, batch_format="numpy", num_cpus=1, memory=DECODE_MEMORY)

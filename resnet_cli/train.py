@@ -140,8 +140,11 @@ def fit_head(features: np.ndarray, targets: np.ndarray, num_classes: int, seed: 
     cross-validation (log-loss) where every class has enough training images."""
     features = np.asarray(features, dtype=np.float64)
     mean = features.mean(axis=0)
-    scale = features.std(axis=0)
-    scale[scale < 1e-8] = 1.0
+    # Standardised, except that dimensions with almost no spread (channels a ReLU nearly always
+    # zeroes) are not blown up: their raw-space weights would multiply tiny differences, such
+    # as int8's rounding, by thousands.
+    spread = features.std(axis=0)
+    scale = np.maximum(spread, max(0.1 * float(np.median(spread)), 1e-12))
     folds = min(MAX_FOLDS, int(np.bincount(targets, minlength=num_classes).min()))
     with warnings.catch_warnings():  # scikit-learn's notices of future defaults are not the user's
         warnings.simplefilter("ignore", FutureWarning)

@@ -237,3 +237,23 @@ def test_a_head_runs_on_the_ray_engine(ray_cluster, trained_head, tinted, classi
     assert result.exit_code == 0 and local.exit_code == 0, result.stderr + local.stderr
     assert_same_records(records, expected)
     assert all(sorted(p["label"] for p in r["predictions"]) == report["classes"] for r in records)
+
+
+def test_embed_on_the_ray_engine_gives_the_local_features(ray_cluster, folder, classic_file, tmp_path):
+    import numpy as np
+
+    common = ["embed", "-q", "-b", "4", "--weights", str(classic_file), str(folder)]
+    ray_run = CliRunner().invoke(main, [*common, "--engine", "ray", "-o", str(tmp_path / "ray.npz")])
+    local_run = CliRunner().invoke(main, [*common, "-o", str(tmp_path / "local.npz")])
+    assert ray_run.exit_code == local_run.exit_code == 1, ray_run.stderr  # the bad files
+    ours, reference = np.load(tmp_path / "ray.npz"), np.load(tmp_path / "local.npz")
+    assert list(ours["paths"]) == list(reference["paths"]) and len(ours["paths"]) == len(list(folder.glob("*"))) - 4
+    np.testing.assert_allclose(ours["features"], reference["features"], rtol=1e-5, atol=1e-5)
+
+
+def test_ray_only_flags_need_the_ray_engine_on_every_command(tinted, tmp_path):
+    for args in (["embed", str(tinted), "-o", str(tmp_path / "f.npz")], ["evaluate", str(tinted)], ["train", str(tinted / "train"), "-o", str(tmp_path / "h.npz")]):
+        result = CliRunner().invoke(main, [*args, "--ray-actors", "2"])
+        assert result.exit_code == 2 and "--ray-actors is for --engine ray" in result.stderr, args
+    result = CliRunner().invoke(main, ["train", str(tinted / "train"), "-o", str(tmp_path / "h.npz"), "--engine", "ray", "--augment", "1"])
+    assert result.exit_code == 2 and "--augment runs on the local engine" in result.stderr

@@ -149,7 +149,7 @@ def test_fit_head_folds_standardisation_into_the_kernel():
         fit = train.fit_head(features, targets, classes)
         assert fit.kernel.shape == (2048, classes) and fit.folds == 3 and fit.C in train.C_GRID
         exact = features.astype(np.float64)  # what fit_head fits on: the same optimum, to L-BFGS's tolerance
-        mean, scale = exact.mean(0), exact.std(0)
+        mean, scale = exact.mean(0), exact.std(0)  # (no dimension here has a spread below the floor)
         reference = LogisticRegression(C=fit.C, class_weight="balanced", max_iter=2000).fit((exact - mean) / scale, targets)
         np.testing.assert_allclose(train.scores(features, fit.kernel, fit.bias), reference.predict_proba((exact - mean) / scale), atol=1e-3)
 
