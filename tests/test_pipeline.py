@@ -1,6 +1,7 @@
 """Messy folders through the real CLI: every bad or odd file gets its outcome, nothing crashes,
 an interrupted run resumes to exactly-once output, and memory does not grow with the file count."""
 
+import gc
 import json
 import os
 import signal
@@ -227,6 +228,7 @@ def _peak_bytes(folder: Path) -> tuple[int, int]:
         scores[:, 0] = batch.mean(axis=(1, 2, 3))
         return scores
 
+    gc.collect()  # garbage of earlier tests is not this run's memory
     tracemalloc.start()
     count = 0
     for record in run(discover([str(folder)]), predict, prediction_records(5), DecodeOptions(), 16, 2):
@@ -242,8 +244,9 @@ def test_memory_does_not_grow_with_the_number_of_files(tmp_path):
     big_folder.mkdir()
     for i in range(2000):
         os.link(small[i % 200], big_folder / f"img{i:05d}.png")
-    count_small, peak_small = _peak_bytes(tmp_path / "small")
-    count_big, peak_big = _peak_bytes(big_folder)
+    # The least of two runs each: tracemalloc also counts what other threads of the test
+    # process allocate meanwhile (seen once in the full suite: +5.6 MB in one run).
+    (count_small, peak_small), (count_big, peak_big) = (min(_peak_bytes(folder) for _ in range(2)) for folder in (tmp_path / "small", big_folder))
     assert (count_small, count_big) == (200, 2000)
     assert peak_big < peak_small * 1.5 + 2_000_000, (peak_small, peak_big)
 
