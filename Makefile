@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-test run test bench clean
+.PHONY: install install-test run test bench gpu-check gpu-carry clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,22 @@ bench: install-test
 	-$(BIN)/pip install --quiet -e '.[test,ray,bench]'  # the PyTorch peer; the bench skips it if this fails
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/fast_decode.py
+
+# The GPU check (issue #16). On a machine with a GPU and the gpu extra: make gpu-check.
+# Here, on the CPU, the same script at small sizes runs in the tests (tests/test_gpu_check.py).
+gpu-check: install-test
+	$(BIN)/pip install --quiet -e '.[gpu]'
+	$(BIN)/python benchmarks/gpu_check.py --device gpu
+
+# What a lent device machine (Python 3.12, JAX + CUDA, no Keras) needs carried: Keras' wheels and
+# the dev photos; then run benchmarks/gpu_device.sh there (see its header).
+gpu-carry:
+	rm -rf .whl && mkdir -p .whl .bench/imagenet-dev
+	grep -qx '/.whl/' .git/info/exclude || echo '/.whl/' >> .git/info/exclude
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d .whl keras==3.15.1 namex==0.1.0 optree==0.20.0
+	cp ../shared/images/imagenet-dev/*.JPEG .bench/imagenet-dev/
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

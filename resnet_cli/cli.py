@@ -115,7 +115,7 @@ quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress and
 stream_options = _options(
     [
         click.option("--hidden", "include_hidden", is_flag=True, help="Include hidden files and folders."),
-        click.option("-b", "--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True),
+        click.option("-b", "--batch-size", type=click.IntRange(1, 1024), default=None, help="Images per model call (default: 32 on a CPU, 256 on a GPU)."),
         click.option("--workers", type=click.IntRange(0, 64), default=0, help="Decode threads (0 = one per core, at least 2)."),
         fast_decode_option,
         quiet_option,

@@ -115,7 +115,7 @@ def classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions)
         stop = stack.enter_context(_graceful_stop())
         first, records = [], iter(())
         try:
-            config = resolve(request)
+            config = resolve(request, local=inputs.engine != "ray")
             records = _records(config, inputs, report, skip=done, echo_errors=echo_errors, top_k=output.top_k)
             stack.callback(records.close)
             first = [next(records)]  # opens the runtime: model errors surface before any output
@@ -178,18 +178,31 @@ def _local_records(config: ModelConfig, inputs: InputOptions, report: Report, so
     from .pipeline import prediction_records, run, vector_records
     from .runtimes.factory import open_runtime
 
-    batch_size, sources = _peek_batch_size(sources, inputs.batch_size)
+    batch_size, sources = _peek_batch_size(sources, inputs.batch_for(config.device))
     runtime = open_runtime(config, batch_size=batch_size, quiet=inputs.quiet)
+    report.ran_on = f"{_device_name(config)} ({config.runtime} {config.precision})"
     report.started = time.perf_counter()
     to_records = prediction_records(top_k, config.labels) if config.include_top else vector_records
     predict = wrap_predict(runtime.predict) if wrap_predict else runtime.predict
     return run(sources, predict, to_records, config.decode, batch_size, inputs.decode_workers(), on_skip=report.skip)
 
 
+def _device_name(config: ModelConfig) -> str:
+    """"cpu", or the GPU's name where the keras runtime runs on one."""
+    if config.device != "gpu":
+        return "cpu"
+    if config.runtime != "keras":
+        return "gpu"
+    from .backend import gpu_name, import_keras
+
+    return f"gpu {gpu_name(import_keras())}"
+
+
 def _ray_records(config: ModelConfig, inputs: InputOptions, report: Report, sources, top_k: int):
     from . import ray_engine
 
     ray_engine.import_ray()  # "how to install" before anything else
+    report.ran_on = f"Ray ({config.runtime} {config.precision}, device {config.device})"
     report.started = time.perf_counter()
     yield from ray_engine.records(config, inputs, sources, top_k, on_skip=report.skip)
 
@@ -207,7 +220,7 @@ def evaluate(request: ModelRequest, inputs: InputOptions, labels: str | None = N
     except (OSError, ValueError) as error:
         raise UserError(f"--labels: {error}") from None
     inputs = dataclasses.replace(inputs, recursive=True)  # folder-per-class layouts are trees
-    config = resolve(request)
+    config = resolve(request, local=inputs.engine != "ray")
     classes = config.labels if config.head is not None else None  # None: ImageNet's
     try:
         csv_labels = read_label_csv(labels, classes) if labels else None
@@ -256,7 +269,7 @@ def embed(request: ModelRequest, inputs: InputOptions, output: str, normalize: b
     prepare_output(output)
     if output.endswith(".npy"):
         prepare_output(str(Path(output).with_suffix(".txt")))
-    config = resolve(request, include_top=False, pooling="avg")
+    config = resolve(request, include_top=False, pooling="avg", local=inputs.engine != "ray")
     report = Report()
     paths, vectors = [], []
     for record in _records(config, inputs, report):
@@ -366,7 +379,7 @@ def train(
     if unlabeled:
         where = "in --labels" if labels else "in a class sub-folder"
         stderr_line(f"warning: {unlabeled} image file(s) under {directory} not {where}: left out")
-    config = resolve(request, include_top=False, pooling="avg")
+    config = resolve(request, include_top=False, pooling="avg", local=inputs.engine != "ray")
     class_of = dict(zip((s.path for s in sources), names))
     wrap = (lambda predict: training.augmenting(predict, augment, seed)) if augment else None
     report, paths, vectors = Report(), [], []

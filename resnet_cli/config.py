@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .backend import cpu_has_bf16, gpu_visible, onnxruntime_available
+from .backend import GPU_INSTALL_HINT, cpu_has_bf16, gpu_problem, onnxruntime_available, onnxruntime_has_cuda
 from .console import stderr_line
+from .errors import UserError
 from .head import Head, check_fits, read_head
 from .imagenet import class_index
 from .images import DecodeOptions
@@ -40,7 +41,7 @@ class ModelConfig:
     pooling: str | None = None
     runtime: str = "onnx"  # "keras" or "onnx": never "auto" once resolved
     precision: str = "fp32"
-    device: str = "auto"
+    device: str = "auto"  # "cpu" or "gpu" once resolved for this machine; a Ray run leaves it as asked
     threads: int = 0
     calibration: str | None = None
     head: Head | None = None  # the user's classes in place of fc1000
@@ -77,30 +78,57 @@ def _numerics(request: ModelRequest, spec: WeightsSpec, head: Head | None = None
     return {name: trained[name] if asked.get(name) is None else asked[name] for name in fields}
 
 
-def _runtime(request: ModelRequest, precision: str) -> str:
-    """"auto" → onnx when ONNX Runtime is installed (fastest on CPU, starts without
-    TensorFlow), else keras. int8 exists only on onnx, bf16 only on keras."""
+def _device(request: ModelRequest) -> str:
+    """"cpu" or "gpu". auto: the GPU where one is visible to the runtime that will run
+    (Keras on a GPU backend; ONNX Runtime only with its CUDA build), else the CPU. gpu where
+    that runtime has none: one line saying what is missing and what to install."""
+    if request.device == "cpu":
+        return "cpu"
+    if request.runtime == "onnx" or (request.precision == "int8" and request.runtime == "auto"):
+        if onnxruntime_has_cuda():
+            return "gpu"
+        if request.device == "gpu":
+            raise UserError(
+                f"--device gpu: {'int8 runs on ONNX Runtime, and ' if request.precision == 'int8' else ''}this ONNX Runtime build has no CUDA provider "
+                "(pip install onnxruntime-gpu in place of onnxruntime, or run fp32/bf16 on the keras runtime)."
+            )
+        return "cpu"
+    problem = gpu_problem(request.device)
+    if problem is None:
+        return "gpu"
+    if request.device == "gpu":
+        raise UserError(f"--device gpu: {problem}. For GPU support: {GPU_INSTALL_HINT}, on a machine with an NVIDIA driver.")
+    return "cpu"
+
+
+def _runtime(request: ModelRequest, precision: str, device: str) -> str:
+    """"auto" → keras on a GPU (Keras on JAX was the fastest GPU path); on the CPU onnx when
+    ONNX Runtime is installed (fastest there, starts without TensorFlow), else keras. int8
+    exists only on onnx, bf16 only on keras."""
     if request.runtime != "auto":
         return request.runtime
-    if precision == "bf16":
+    if precision == "int8":
+        return "onnx"
+    if precision == "bf16" or device == "gpu":
         return "keras"
     return "onnx" if onnxruntime_available() else "keras"
 
 
-def _precision(request: ModelRequest) -> str:
-    """bf16 where the machine computes in bf16 (AVX512-BF16/AMX CPU, or a GPU); elsewhere it
-    would be emulated (no faster, less exact), so fall back to fp32 and say so."""
+def _precision(request: ModelRequest, device: str) -> str:
+    """bf16 where the machine computes in bf16 (a GPU, or an AVX512-BF16/AMX CPU); elsewhere
+    it would be emulated (no faster, less exact), so fall back to fp32 and say so."""
     if request.precision != "bf16":
         return request.precision
-    if cpu_has_bf16() or (request.device != "cpu" and gpu_visible(request.device)):
+    if device == "gpu" or cpu_has_bf16():
         return "bf16"
     stderr_line("warning: --precision bf16: no bf16 arithmetic here (needs an AVX512-BF16/AMX CPU or a GPU); running fp32")
     return "fp32"
 
 
-def resolve(request: ModelRequest, include_top: bool = True, pooling: str | None = None, with_weights: bool = True) -> ModelConfig:
+def resolve(request: ModelRequest, include_top: bool = True, pooling: str | None = None, with_weights: bool = True, local: bool = True) -> ModelConfig:
     """The run's one ModelConfig: weights located (and md5-known), every option settled.
-    bf16 is settled first: where it falls back to fp32, "auto" picks the fp32 runtime.
+    The device is settled first (``local``: on this machine; a Ray run leaves "auto" to the
+    cluster), then bf16 (where it falls back to fp32, "auto" picks the fp32 runtime).
     A head is checked against the weights and options before anything is built."""
     head = read_head(request.head) if request.head else None
     if with_weights:
@@ -110,16 +138,17 @@ def resolve(request: ModelRequest, include_top: bool = True, pooling: str | None
         spec, weights, md5 = DEFAULT, None, None
     if head is not None:
         check_fits(head, md5, _asked(request))
-    precision = _precision(request)
+    device = _device(request) if local else request.device
+    precision = _precision(request, device)
     return ModelConfig(
         weights=weights,
         weights_md5=md5,
         fast_decode=request.fast_decode,
         include_top=include_top,
         pooling=pooling,
-        runtime=_runtime(request, precision),
+        runtime=_runtime(request, precision, device),
         precision=precision,
-        device=request.device,
+        device=device,
         threads=request.threads,
         calibration=request.calibration,
         head=head,

@@ -10,6 +10,7 @@ FORMATS = ("table", "json", "jsonl", "csv")
 DEVICES = ("auto", "cpu", "gpu")
 RUNTIMES = ("auto", "keras", "onnx")
 ENGINES = ("local", "ray")
+CPU_BATCH, GPU_BATCH = 32, 256
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,18 @@ class InputOptions:
     inputs: tuple[str, ...] = ()
     recursive: bool = False
     include_hidden: bool = False
-    batch_size: int = 32
+    batch_size: int | None = None  # None: CPU_BATCH, or GPU_BATCH on a GPU
     workers: int = 0  # decode threads; 0 = one per core (at least 2)
     quiet: bool = False
     progress: bool | None = None  # None: only when stderr is a terminal
     engine: str = "local"  # local: this process; ray: Ray Data on a cluster (or a local Ray)
     ray_address: str | None = None  # None: start a local Ray sized to this machine
     ray_actors: int | None = None  # model actors; None: ray_engine.Plan sizes the pool
+
+    def batch_for(self, device: str) -> int:
+        """The batch asked for, else one that suits the device: a GPU needs big batches to be
+        busy; on a CPU 32 is as fast as larger ones and starts sooner."""
+        return self.batch_size or (GPU_BATCH if device == "gpu" else CPU_BATCH)
 
     def decode_workers(self) -> int:
         return self.workers or max(2, os.cpu_count() or 2)

@@ -317,6 +317,7 @@ class Report:
     interrupted: bool = False
     terminated: bool = False  # stopped by SIGTERM (a job scheduler), not by Ctrl-C
     started: float = field(default_factory=time.perf_counter)
+    ran_on: str = ""  # the device and runtime that ran, for the summary line
 
     def add(self, record: Record) -> None:
         if record.ok:
@@ -346,4 +347,5 @@ class Report:
         head = "terminated: " if self.terminated else "interrupted: " if self.interrupted else ""
         if self.classified + self.failed + self.resumed == 0 and not (self.interrupted or self.terminated):
             head = "no images found: "
-        return f"{head}{', '.join(parts)} in {seconds:.1f} s ({rate:.1f} images/s)"
+        where = f" on {self.ran_on}" if self.ran_on else ""
+        return f"{head}{', '.join(parts)} in {seconds:.1f} s ({rate:.1f} images/s){where}"

@@ -181,7 +181,7 @@ def records(
     gpus = 0 if config.device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
     if config.device == "gpu" and not gpus:
         raise UserError("--device gpu: the Ray cluster has no GPUs.")
-    plan = Plan.for_cluster(node_cpus, inputs.batch_size, inputs.ray_actors, config.threads, gpus)
+    plan = Plan.for_cluster(node_cpus, inputs.batch_for("gpu" if gpus else "cpu"), inputs.ray_actors, config.threads, gpus)
     # The driver holds one run's paths at a time, so 100 million inputs cost it no more memory
     # than ROWS_PER_RUN (each run starts its actors anew: seconds per million photos).
     for chunk in chunks(sources, ROWS_PER_RUN):

@@ -120,9 +120,9 @@ def test_user_errors_are_one_line(classic_file, tmp_path):
 def test_bf16_without_bf16_hardware_falls_back_to_fp32(classic_file):
     """Where bf16 would only be emulated (slower, less exact), the run says so once on stderr
     and gives exactly the fp32 records."""
-    from resnet_cli.backend import cpu_has_bf16, gpu_visible
+    from resnet_cli.backend import cpu_has_bf16, gpu_problem
 
-    if cpu_has_bf16() or gpu_visible():
+    if cpu_has_bf16() or gpu_problem() is None:
         pytest.skip("this machine computes in bf16: nothing to fall back from")
     fp32 = invoke("-q", "-f", "jsonl", "--weights", classic_file, ELEPHANT, CAT)
     bf16 = invoke("-q", "-f", "jsonl", "--weights", classic_file, "--precision", "bf16", ELEPHANT, CAT)
