@@ -26,23 +26,7 @@ WORK = ROOT / ".bench"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "6"))
 CLI = [sys.executable, "-m", "resnet_cli"]
 ENV = dict(os.environ, RESNET_CLI_CACHE=str(WORK / "cache"), TF_CPP_MIN_LOG_LEVEL="3")
-rows: list[tuple[str, str, str]] = []
-
-
-def say(*parts) -> None:
-    print(*parts, file=sys.stderr, flush=True)
-
-
-def record(what: str, value: str, note: str = "") -> None:
-    rows.append((what, value, note))
-    say(f"  {what}: {value} {note}")
-
-
-def machine() -> str:
-    flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
-    model = re.search(r"model name\s*:\s*(.*)", flags)
-    isa = sorted({f for f in re.findall(r"\b(avx512\w*|amx\w*|avx2|avx_vnni)\b", flags)})
-    return f"{model.group(1) if model else platform.processor()}, {os.cpu_count()} cores, {' '.join(isa) or 'no AVX2'}"
+from table import machine, print_table as _print_table, record, say  # noqa: E402
 
 
 def throughput(call, batch: np.ndarray) -> float:
@@ -163,10 +147,7 @@ def head_rates(wflag: list[str]) -> None:
 
 
 def print_table() -> None:
-    print(f"\nMachine: {machine()}; Python {platform.python_version()}; BENCH_SECONDS={SECONDS:g}\n")
-    print("| measurement | value | note |\n|---|---|---|")
-    for what, value, note in rows:
-        print(f"| {what} | {value} | {note} |")
+    _print_table(f"Machine: {machine()}; Python {platform.python_version()}; BENCH_SECONDS={SECONDS:g}")
 
 
 def rate_of(stderr: str) -> float:

@@ -34,25 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-rows: list[tuple[str, str, str]] = []
-
-
-def say(*parts) -> None:
-    print(*parts, file=sys.stderr, flush=True)
-
-
-def record(what: str, value: str, note: str = "") -> None:
-    rows.append((what, value, note))
-    say(f"  {what}: {value} {note}")
-
-
-def cpu_flags() -> str:
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return "?"
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
-    return " ".join(f for f in wanted if f in flags) or "none of " + "/".join(wanted)
+from table import machine, print_table, record, say  # noqa: E402
 
 
 def weights_file(work: Path, given: str | None) -> Path:
@@ -189,10 +171,10 @@ def main() -> None:
     keras = import_keras(config.device)
     device = f"{gpu_name(keras)}" if config.device == "gpu" else "CPU"
     cores = os.cpu_count() or 1
-    say(f"device: {device}; Keras {keras.__version__} on {keras.backend.backend()}; {cores} cores, CPU flags {cpu_flags()}; Python {platform.python_version()}")
+    say(f"device: {device}; Keras {keras.__version__} on {keras.backend.backend()}; CPU: {machine()}; Python {platform.python_version()}")
     folder = jpeg_folder(work, min(total, 500), total)
     photos = dev_photos(args.dev, dev_count)
-    results: dict = {"device": device, "backend": keras.backend.backend(), "cores": cores, "cpu_flags": cpu_flags(), "photos": total, "rates": {}}
+    results: dict = {"device": device, "backend": keras.backend.backend(), "cores": cores, "cpu": machine(), "photos": total, "rates": {}}
 
     say("decode ceiling (no model)")
     threads, processes = decode_ceiling(config, folder, cores)
@@ -226,10 +208,7 @@ def main() -> None:
     results.update(top5_identical=same, dev_photos=len(photos), bf16_cosine_median=float(statistics.median(cosine)), bf16_cosine_min=float(cosine.min()))
     results["seconds"] = time.perf_counter() - started
 
-    print(f"\nDevice: {device}; Keras {keras.__version__} on {keras.backend.backend()}; {cores} cores (CPU flags {cpu_flags()}); {results['seconds']:.0f} s in all\n")
-    print("| measurement | value | note |\n|---|---|---|")
-    for what, value, note in rows:
-        print(f"| {what} | {value} | {note} |")
+    print_table(f"Device: {device}; Keras {keras.__version__} on {keras.backend.backend()}; CPU: {machine()}; {results['seconds']:.0f} s in all")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
