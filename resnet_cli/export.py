@@ -12,6 +12,7 @@ cached file carries its own sha256, so a stale or corrupt file is rebuilt, never
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -273,7 +274,11 @@ def _store(path: Path, data: bytes) -> Path:
 
 
 def ensure_onnx_model(config: ModelConfig, quiet: bool = False) -> Path:
-    """The ONNX model for ``config`` (fp32 or int8), from the cache or exported now."""
+    """The ONNX model for ``config`` (fp32 or int8), from the cache or exported now.
+
+    Safe for many processes at once (runs, Ray actors on one node): a builder holds a lock
+    file per cache key, builds in a private temporary folder and moves the finished file into
+    place; the others wait on the lock, then find the model verified and use it."""
     calibration_files: list[Path] = []
     calibration_digest = ""
     if config.precision == "int8":
@@ -281,18 +286,46 @@ def ensure_onnx_model(config: ModelConfig, quiet: bool = False) -> Path:
     path = cache_dir() / "onnx" / f"resnet50-{graph_key(config, calibration_digest)}.onnx"
     if _is_verified(path):
         return path
-    if config.precision == "int8":
-        import dataclasses
+    with _build_lock(path):
+        if _is_verified(path):  # built by another process while this one waited
+            return path
+        return _store(path, _build(config, calibration_files, quiet))
 
-        fp32 = ensure_onnx_model(dataclasses.replace(config, precision="fp32", calibration=None), quiet)
-        if not quiet:
-            stderr_line(f"quantizing the model to int8 on {len(calibration_files)} calibration images (once per weights and options)…")
-        with tempfile.TemporaryDirectory() as scratch:
-            images = _decode_calibration(calibration_files, DecodeOptions(size=config.input_size))
-            quantize_int8(fp32, Path(scratch) / "int8.onnx", images)
-            data = (Path(scratch) / "int8.onnx").read_bytes()
-    else:
+
+@contextlib.contextmanager
+def _build_lock(path: Path):
+    """The cache key's lock file; where the cache cannot be written, no lock (the model then
+    goes to a temporary file of this run, see ``_store``)."""
+    from filelock import FileLock
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path.with_suffix(".lock")))
+        lock.acquire()
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _build(config: ModelConfig, calibration_files: list[Path], quiet: bool) -> bytes:
+    """The model's bytes: exported from the weights, or quantized from the (cached) fp32 model.
+    The quantizer writes helper models beside its input, so it works on a private copy."""
+    if config.precision != "int8":
         if not quiet:
             stderr_line("exporting the ONNX model (once per weights and options)…")
-        data = build_onnx(with_head(read_weights(Path(config.weights)), config.head), config).SerializeToString()
-    return _store(path, data)
+        return build_onnx(with_head(read_weights(Path(config.weights)), config.head), config).SerializeToString()
+    import dataclasses
+    import shutil
+
+    fp32 = ensure_onnx_model(dataclasses.replace(config, precision="fp32", calibration=None), quiet)
+    if not quiet:
+        stderr_line(f"quantizing the model to int8 on {len(calibration_files)} calibration images (once per weights and options)…")
+    with tempfile.TemporaryDirectory(prefix="resnet-classify-int8-") as scratch:
+        shutil.copyfile(fp32, Path(scratch) / "fp32.onnx")
+        images = _decode_calibration(calibration_files, DecodeOptions(size=config.input_size))
+        quantize_int8(Path(scratch) / "fp32.onnx", Path(scratch) / "int8.onnx", images)
+        return (Path(scratch) / "int8.onnx").read_bytes()

@@ -189,17 +189,32 @@ def _checked(path: Path, spec: WeightsSpec) -> ResolvedWeights:
 
 def _download(spec: WeightsSpec) -> Path:
     """The network boundary (tests replace it): Keras' get_file with its md5 check. Its
-    "Downloading data from …" line and progress bar go to stderr: stdout carries only records."""
+    "Downloading data from …" line and progress bar go to stderr: stdout carries only records.
+
+    Several runs at once download once: the others wait on a lock file, then find the file.
+    get_file writes to a name of this process's own, renamed into place when whole, so no run
+    ever sees (or md5-fails on) another's partial download."""
     import contextlib
     import sys
 
+    from filelock import FileLock
+
     from .backend import import_keras
 
-    keras = import_keras()
-    with contextlib.redirect_stdout(sys.stderr):
-        return Path(
-            keras.utils.get_file(spec.file_name, spec.url, file_hash=spec.md5, cache_subdir="models")
-        )
+    folder = keras_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / spec.file_name
+    with FileLock(str(folder / f".{spec.file_name}.lock")):
+        if target.is_file():
+            return target
+        partial = f".{spec.file_name}.{os.getpid()}.part"
+        keras = import_keras()
+        with contextlib.redirect_stdout(sys.stderr):
+            got = Path(keras.utils.get_file(partial, spec.url, file_hash=spec.md5, cache_subdir="models"))
+        if got.name != partial:  # a get_file that keeps its own files (tests) returns them as they are
+            return got
+        os.replace(got, target)
+        return target
 
 
 def locate(explicit: str | os.PathLike | None = None, offline: bool = False, include_top: bool = True) -> ResolvedWeights:

@@ -146,3 +146,24 @@ def test_exported_imagenet_model_names_its_classes(classic_file):
     meta = {p.key: p.value for p in onnx.load(str(ensure_onnx_model(_config(classic_file), quiet=True)), load_external_data=False).metadata_props}
     assert json.loads(meta["wnids"]) == [w for w, _ in class_index()] and json.loads(meta["labels"])[386] == "African_elephant"
     assert meta["resize"] == "stretch" and meta["interpolation"] == "nearest"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_four_runs_at_once_on_an_empty_cache(classic_file, tmp_path, precision):
+    """Bar 12-io-concurrent-cold-cache: four processes build the same model at once (int8 from
+    a cache without even the fp32 model): one builds, the others wait and reuse it; all exit 0
+    with identical records, no traceback, and the cache holds whole files only."""
+    import os
+
+    env = dict(os.environ, RESNET_CLI_CACHE=str(tmp_path / "cache"))
+    command = [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "--runtime", "onnx", "--precision", precision,
+               "-f", "jsonl", "-k", "3", str(SAMPLES / "cat.jpg"), str(SAMPLES / "elephant.jpg")]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(4)]
+    outcomes = [run.communicate(timeout=600) + (run.returncode,) for run in runs]
+    for stdout, stderr, code in outcomes:
+        assert code == 0 and "Traceback" not in stderr, stderr
+        assert len(stdout.splitlines()) == 2
+    assert len({stdout for stdout, _, _ in outcomes}) == 1
+    models = sorted((tmp_path / "cache" / "onnx").glob("*.onnx"))
+    assert len(models) == (2 if precision == "int8" else 1)
+    assert not [p for p in (tmp_path / "cache" / "onnx").iterdir() if p.suffix not in (".onnx", ".sha256", ".lock")]

@@ -1,5 +1,6 @@
 """Loading the weight files in both official layouts, finding them, and failing clearly."""
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -137,8 +138,41 @@ def test_download_goes_through_get_file_with_md5(monkeypatch, classic_file):
 
     monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
     resolved = W.locate()
-    assert calls == [(W.CLASSIC.file_name, W.CLASSIC.url, W.CLASSIC.md5, "models")]
+    ((fname, origin, file_hash, subdir),) = calls
+    assert fname == f".{W.CLASSIC.file_name}.{os.getpid()}.part"  # a name of its own, renamed when whole
+    assert (origin, file_hash, subdir) == (W.CLASSIC.url, W.CLASSIC.md5, "models")
     assert resolved.path == classic_file
+
+
+def test_concurrent_downloads_fetch_once_and_never_show_a_partial_file(monkeypatch, classic_file, tmp_path):
+    """Four runs on an empty Keras cache at once: one download, every run gets the whole file."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import keras
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    downloads = []
+
+    def slow_get_file(fname, origin, file_hash=None, cache_subdir=None):
+        downloads.append(fname)
+        target = W.keras_cache_dir() / fname
+        data = classic_file.read_bytes()
+        with open(target, "wb") as handle:  # written in pieces, as a download is
+            for start in range(0, len(data), len(data) // 4):
+                handle.write(data[start : start + len(data) // 4])
+                threading.Event().wait(0.05)
+        return str(target)
+
+    monkeypatch.setattr(keras.utils, "get_file", slow_get_file)
+    monkeypatch.setattr(W, "OFFICIAL", (dataclasses.replace(W.CLASSIC, md5=W.file_md5(classic_file)),))
+    monkeypatch.setattr(W, "DEFAULT", W.OFFICIAL[0])
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: W.locate(), range(4)))
+    assert len(downloads) == 1
+    assert {r.path for r in results} == {(W.keras_cache_dir() / W.CLASSIC.file_name).resolve()}
+    assert W.file_md5(results[0].path) == W.file_md5(classic_file)
+    assert not list(W.keras_cache_dir().glob("*.part"))
 
 
 def test_download_failure_is_the_clear_message(monkeypatch):
