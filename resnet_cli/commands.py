@@ -20,7 +20,7 @@ from .console import stderr_line
 from .errors import UserError
 from .images import discover
 from .options import InputOptions, ModelRequest, OutputOptions
-from .output import EXIT_SOME_FAILED, Report, open_sink, prepare_output, recorded_paths
+from .output import EXIT_SOME_FAILED, Report, open_sink, prepare_output, recorded_paths, records_only_stdout
 
 
 class _StopFlag:
@@ -113,6 +113,8 @@ def classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions)
     echo_errors = output.format != "table" or output.output is not None or not sys.stdout.isatty()
     with contextlib.ExitStack() as stack:
         stop = stack.enter_context(_graceful_stop())
+        # Ray and its workers print (to fd 1) from threads and native code: keep stdout for records.
+        records_stdout = stack.enter_context(records_only_stdout()) if inputs.engine == "ray" and output.output is None else None
         first, records = [], iter(())
         try:
             config = resolve(request, local=inputs.engine != "ray")
@@ -123,7 +125,7 @@ def classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions)
             pass
         except KeyboardInterrupt:  # before any record: the sink still writes a whole (empty) document
             report.interrupted = True
-        sink = stack.enter_context(open_sink(output.format, output.output, appending=output.resume))
+        sink = stack.enter_context(open_sink(output.format, output.output, appending=output.resume, stdout=records_stdout))
         progress = stack.enter_context(_progress(inputs))
         task = progress.add_task("classify", total=None, rate=0.0) if progress else None
         if progress:

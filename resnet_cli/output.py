@@ -3,6 +3,7 @@ that counts outcomes and turns them into the exit code. All talk goes to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -120,7 +121,7 @@ class TableSink(Sink):
             table.add_column("index", justify="right")
             table.add_column("score", justify="right")
             for p in record.predictions:
-                table.add_row(str(p.rank), escape(p.label), p.wnid, str(p.index), f"{p.score:.4f}")
+                table.add_row(str(p.rank), escape(p.label), p.wnid or "", str(p.index), f"{p.score:.4f}")
             self.console.print(table)
         self.stream.flush()
 
@@ -204,13 +205,40 @@ def prepare_output(path: str) -> None:
         raise UserError(f"cannot write {path} ({error.strerror or error})") from None
 
 
-def open_sink(fmt: str, output: str | None, appending: bool = False) -> Sink:
-    """The sink for ``--output``: stdout, one file (appended to on resume), or a shard folder."""
+def open_sink(fmt: str, output: str | None, appending: bool = False, stdout=None) -> Sink:
+    """The sink for ``--output``: stdout (or the records' own ``stdout``, see
+    ``records_only_stdout``), one file (appended to on resume), or a shard folder."""
     if output is None:
-        return make_sink(fmt, sys.stdout)
+        return make_sink(fmt, stdout or sys.stdout)
     if is_shard_folder(output):
         return ShardSink(output, fmt)
     return _file_sink(fmt, output, appending)
+
+
+@contextlib.contextmanager
+def records_only_stdout():
+    """A stream on the real stdout for the records, while file descriptor 1 — what anything
+    else in the process prints to, Python's sys.stdout and native code alike (Ray's raylet
+    and worker messages) — goes to stderr meanwhile. Where stdout is no file descriptor (a
+    test runner's capture), the plain sys.stdout."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield sys.stdout
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    os.dup2(sys.stderr.fileno(), fd)
+    records = open(saved, "w", encoding=sys.stdout.encoding or "utf-8", newline=None, closefd=True)
+    try:
+        yield records
+    finally:
+        try:
+            records.flush()
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, fd)
+            records.close()
 
 
 def _file_sink(fmt: str, path: str, appending: bool = False) -> Sink:

@@ -26,6 +26,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .config import ModelConfig
+from .console import stderr_line
 from .errors import UserError
 from .images import DecodeOptions, ImageError, Source, is_uri
 from .options import InputOptions
@@ -143,7 +144,7 @@ class Plan:
     batch_size: int
     min_actors: int = 1
     max_actors: int = 1
-    cpus_per_actor: int = 1
+    cpus_per_actor: float = 1
     threads: int = 1
     gpus_per_actor: int = 0
 
@@ -160,6 +161,11 @@ class Plan:
             cpus_per_actor, default_threads = 4, 4
         else:
             cpus_per_actor, default_threads = max(1, largest - 1), largest
+        if actors and actors * cpus_per_actor > total - 1:
+            # Asked for more actors than fit beside one decoding CPU: each gets a share (Ray
+            # takes fractions), so decode tasks still run; a full pool would wait for ever.
+            cpus_per_actor = max(total - 1, total / 2) / actors
+            default_threads = max(1, int(cpus_per_actor))
         most = actors or max(1, int(total * 0.8) // cpus_per_actor)
         return cls(batch_size, actors or 1, most, cpus_per_actor, threads or default_threads)
 
@@ -182,6 +188,8 @@ def records(
     if config.device == "gpu" and not gpus:
         raise UserError("--device gpu: the Ray cluster has no GPUs.")
     plan = Plan.for_cluster(node_cpus, inputs.batch_for("gpu" if gpus else "cpu"), inputs.ray_actors, config.threads, gpus)
+    if not float(plan.cpus_per_actor).is_integer():
+        stderr_line(f"warning: --ray-actors {plan.max_actors} on a cluster of {sum(node_cpus)} CPUs: {plan.cpus_per_actor:g} CPU each, so decoding keeps a CPU")
     # The driver holds one run's paths at a time, so 100 million inputs cost it no more memory
     # than ROWS_PER_RUN (each run starts its actors anew: seconds per million photos).
     for chunk in chunks(sources, ROWS_PER_RUN):

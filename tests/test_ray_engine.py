@@ -170,6 +170,8 @@ def test_an_unreachable_cluster_is_one_line_in_seconds(classic_file):
         ([16, 16], None, 0, (1, 6, 4, 4)),  # big nodes: 4-CPU actors, a fifth left for decoding
         ([16], 2, 0, (2, 2, 4, 4)),  # --ray-actors fixes the pool
         ([16], None, 2, (1, 3, 4, 2)),  # --threads wins
+        ([2], 2, 0, (2, 2, 0.5, 1)),  # more actors than fit beside a decoding CPU: a share each
+        ([16], 5, 0, (5, 5, 3.0, 3)),
     ],
 )
 def test_plan_fits_actors_to_the_nodes(nodes, actors, threads, expected):
@@ -257,3 +259,22 @@ def test_ray_only_flags_need_the_ray_engine_on_every_command(tinted, tmp_path):
         assert result.exit_code == 2 and "--ray-actors is for --engine ray" in result.stderr, args
     result = CliRunner().invoke(main, ["train", str(tinted / "train"), "-o", str(tmp_path / "h.npz"), "--engine", "ray", "--augment", "1"])
     assert result.exit_code == 2 and "--augment runs on the local engine" in result.stderr
+
+
+def test_ray_int8_on_an_empty_cache_keeps_stdout_for_records(ray_cluster, folder, classic_file, tmp_path):
+    """Bar 12-io-ray-cold-actors: two actors build the int8 model at once on an empty cache (a
+    real process, so Ray's own output has a real stdout to land on): exit as the local engine,
+    stdout only JSON lines, the local engine's records."""
+    import subprocess
+
+    photos = [str(p) for p in sorted(folder.glob("*.jpg")) if p.name not in ("empty.jpg", "notes.jpg", "truncated.jpg")][:12]
+    env = dict(os.environ, RESNET_CLI_CACHE=str(tmp_path / "cache"))
+    done = subprocess.run(
+        [sys.executable, "-m", "resnet_cli", "--engine", "ray", "--ray-actors", "2", "--precision", "int8", "-b", "4",
+         "--weights", str(classic_file), "-f", "jsonl", *photos],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = [json.loads(line) for line in done.stdout.splitlines()]  # every line is a record
+    _, expected = classify("--precision", "int8", "--weights", classic_file, *photos)
+    assert_same_records(records, expected)
