@@ -125,6 +125,7 @@ input_options = _options(
     [
         click.argument("inputs", nargs=-1, required=True, metavar="PATHS…", type=click.Path()),
         click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders."),
+        click.option("-0", "--null", is_flag=True, help="Paths on stdin (-) are NUL-separated, as find -print0 writes them."),
         stream_options,
     ]
 )

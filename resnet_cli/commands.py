@@ -76,7 +76,7 @@ def _progress(inputs: InputOptions):
 
 
 def _sources(inputs: InputOptions, skip: set[str] = frozenset()):
-    sources = discover(inputs.inputs, recursive=inputs.recursive, include_hidden=inputs.include_hidden)
+    sources = discover(inputs.inputs, recursive=inputs.recursive, include_hidden=inputs.include_hidden, null=inputs.null)
     return (s for s in sources if s.path not in skip)
 
 

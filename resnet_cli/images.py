@@ -105,11 +105,24 @@ def _walk(folder: Path, recursive: bool, include_hidden: bool, seen_dirs: set) -
             yield from _walk(folder / entry.name, recursive, include_hidden, seen_dirs)
 
 
-def _stdin_paths(stream) -> Iterator[str]:
-    for line in stream:
-        line = line.rstrip("\r\n")
-        if line:
-            yield line
+def _stdin_paths(stream, null: bool = False) -> Iterator[str]:
+    """Paths from stdin, one a line (or NUL-separated, as ``find -print0`` writes them),
+    streamed. Read as bytes where the stream has them: a file name need not be valid UTF-8
+    (undecodable bytes survive as ``os.fsdecode`` surrogates, so the file still opens)."""
+    raw = getattr(stream, "buffer", None)
+    if raw is not None:
+        read, empty, separator, decode = raw.read1 if hasattr(raw, "read1") else raw.read, b"", (b"\0" if null else b"\n"), os.fsdecode
+    else:  # a text stream (tests)
+        read, empty, separator, decode = stream.read, "", ("\0" if null else "\n"), str
+    carriage = separator[:0] if null else ("\r" if separator == "\n" else b"\r")
+    rest = empty
+    while chunk := read(1 << 16):
+        *parts, rest = (rest + chunk).split(separator)
+        for part in parts:
+            if part := part.rstrip(carriage) if carriage else part:
+                yield decode(part)
+    if rest := rest.rstrip(carriage) if carriage else rest:
+        yield decode(rest)
 
 
 def discover(
@@ -117,13 +130,18 @@ def discover(
     recursive: bool = False,
     include_hidden: bool = False,
     stdin=None,
+    null: bool = False,
 ) -> Iterator[Source]:
-    """Expand files, folders and ``-`` (paths on stdin, one a line) lazily, in a fixed order,
-    each file once. Named files that do not exist still come out (they become error records)."""
+    """Expand files, folders and ``-`` (paths on stdin, one a line, or NUL-separated with
+    ``null``) lazily, in a fixed order, each file once. Named files that do not exist still
+    come out (they become error records), as do paths no file can have (a NUL byte in them)."""
     seen_files: set[str] = set()
     seen_dirs: set = set()
 
     def expand(raw: str, explicit: bool) -> Iterator[Source]:
+        if "\0" in raw:
+            yield Source(raw.replace("\0", "\\0"), explicit=explicit, error="the path holds a NUL byte, which no file name can (NUL-separated paths on stdin need -0)")
+            return
         if is_uri(raw):
             yield from _walk_uri(raw, recursive, include_hidden)
             return
@@ -136,7 +154,7 @@ def discover(
     for raw in inputs:
         if raw == "-":
             stream = stdin if stdin is not None else sys.stdin
-            candidates = (s for line in _stdin_paths(stream) for s in expand(line, True))
+            candidates = (s for line in _stdin_paths(stream, null) for s in expand(line, True))
         else:
             candidates = expand(raw, True)
         for source in candidates:

@@ -49,6 +49,7 @@ class InputOptions:
 
     inputs: tuple[str, ...] = ()
     recursive: bool = False
+    null: bool = False  # paths on stdin separated by NUL (find -print0), not newlines
     include_hidden: bool = False
     batch_size: int | None = None  # None: CPU_BATCH, or GPU_BATCH on a GPU
     workers: int = 0  # decode threads; 0 = one per core (at least 2)

@@ -56,9 +56,21 @@ class Sink:
         self.close()
 
 
+def _json(record: Record) -> str:
+    """The record as JSON text that is valid UTF-8: a file name's undecodable bytes (kept by
+    ``os.fsdecode`` as lone surrogates) are written as \\udcXX escapes, which read back (json,
+    then os.fsencode) to the same bytes."""
+    text = json.dumps(record_dict(record), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 class JsonlSink(Sink):
     def render(self, record: Record) -> str:
-        return json.dumps(record_dict(record), ensure_ascii=False) + "\n"
+        return _json(record) + "\n"
 
 
 class JsonSink(Sink):
@@ -71,7 +83,7 @@ class JsonSink(Sink):
     def render(self, record: Record) -> str:
         separator = "[\n" if self.count == 0 else ",\n"
         self.count += 1
-        return separator + "  " + json.dumps(record_dict(record), ensure_ascii=False)
+        return separator + "  " + _json(record)
 
     def close(self) -> None:
         self.stream.write("[]\n" if self.count == 0 else "\n]\n")
@@ -283,6 +295,10 @@ def output_format(fmt: str | None, output: str | None, resume: bool = False) -> 
     """The run's format: -f as given, else what -o's records already are (with --resume), else
     -o's extension (a shard folder: jsonl), else table. A choice that cannot work is a
     ValueError, worded for a usage error."""
+    if output is not None and not resume and is_shard_folder(output):
+        existing = sorted(p for f in LINE_FORMATS for p in _shards(output, f))
+        if existing:  # a second run would add every record again, in new shards
+            raise ValueError(f"{output} already holds records ({os.path.basename(existing[0])}…): add --resume to continue it, or name an empty folder.")
     found = written_format(output) if resume and output else None
     if fmt is None:
         if found is not None:

@@ -88,3 +88,29 @@ def test_uris_decode_like_paths_and_fail_in_plain_words(tmp_path):
     (tmp_path / "a.jpg").write_bytes(photo.read_bytes())
     (tmp_path / ".hidden.jpg").write_bytes(photo.read_bytes())
     assert [s.path for s in discover([tmp_path.as_uri()])] == [(tmp_path / "a.jpg").as_uri()]
+
+
+def test_nul_separated_paths_and_any_bytes_from_stdin(classic_file, tmp_path):
+    """find -print0 | resnet-classify -0 -: names with newlines and non-UTF-8 bytes are
+    classified; a NUL in newline-separated input is an error record, not a crash."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import SAMPLES
+
+    odd = sorted([os.fsencode(tmp_path) + b"/new\nline.jpg", os.fsencode(tmp_path) + b"/latin-\xe9.jpg"])
+    for name in odd:
+        with open(name, "wb") as handle:
+            handle.write((SAMPLES / "cat.jpg").read_bytes())
+    listed = subprocess.run(["find", str(tmp_path), "-name", "*.jpg", "-print0"], capture_output=True, check=True).stdout
+    command = [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "-f", "jsonl", "-q", "-k", "1"]
+    done = subprocess.run([*command, "-0", "-"], input=listed, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted(os.fsencode(r["path"]) for r in records) == odd and all(r["predictions"] for r in records)
+    done = subprocess.run([*command, "-"], input=b"a\0b.jpg\n", capture_output=True)
+    assert done.returncode == 1 and b"Traceback" not in done.stderr
+    (record,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert "NUL byte" in record["error"] and "-0" in record["error"]

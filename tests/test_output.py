@@ -66,3 +66,21 @@ def test_records_only_stdout_sends_everything_else_to_stderr():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout == '{"path": "a.jpg"}\nafter\n'
     assert "python noise" in done.stderr and "native noise" in done.stderr
+
+
+def test_a_shard_folder_with_records_needs_resume(tmp_path):
+    from click.testing import CliRunner
+
+    from conftest import SAMPLES
+    from resnet_cli.cli import main
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "part-00000.jsonl").write_text('{"path": "a.jpg", "predictions": []}\n')
+    result = CliRunner().invoke(main, ["-o", f"{folder}/", str(SAMPLES / "cat.jpg")])
+    assert result.exit_code == 2 and "add --resume to continue it" in result.stderr and result.stdout == ""
+    assert sorted(p.name for p in folder.iterdir()) == ["part-00000.jsonl"]
+    (tmp_path / "empty").mkdir()
+    from resnet_cli.output import output_format
+
+    assert output_format(None, f"{tmp_path / 'empty'}/") == "jsonl"  # an empty folder is fine
