@@ -343,3 +343,13 @@ def train(directory, **kwargs):
     if kwargs["augment"] and inputs.engine == "ray":
         raise click.UsageError("--augment runs on the local engine. Received: --engine ray")
     _call(commands.train, request, inputs, **kwargs)
+
+
+@main.command()
+@click.argument("action", type=click.Choice(("list", "clear")), default="list")
+@click.option("-f", "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+def cache(action, fmt):
+    """The model cache: list what it holds (size, weights md5, options, last use), or clear it."""
+    from . import commands
+
+    _call(commands.cache, clear=action == "clear", fmt=fmt)

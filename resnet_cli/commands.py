@@ -407,3 +407,40 @@ def train(
     if not inputs.quiet:
         stderr_line(report.summary().replace("classified", "embedded", 1))
     return report.exit_code
+
+
+def cache(clear: bool = False, fmt: str = "table") -> int:
+    """What the model cache holds (size, weights md5, options, last use), or clear it."""
+    import json
+
+    from .cache import cache_dir
+    from .export import cached_models, clear_cache
+
+    if clear:
+        files, size = clear_cache()
+        stderr_line(f"removed {files} file(s), {size / 2**20:.0f} MiB, from {cache_dir() / 'onnx'}")
+        return 0
+    models = cached_models()
+    rows = [
+        {
+            "file": str(m.path),
+            "size_mib": round(m.size / 2**20, 1),
+            "weights_md5": m.options.get("weights_md5"),
+            "precision": m.options.get("precision"),
+            "head": m.options.get("head"),
+            "options": {k: v for k, v in m.options.items() if k not in ("weights_md5", "precision", "head")},
+            "last_used": time.strftime("%Y-%m-%d %H:%M", time.localtime(m.last_used)),
+        }
+        for m in models
+    ]
+    if fmt == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        what = f"{row['precision'] or '?'}" + (f", head {row['head'][:12]}" if row["head"] else "")
+        options = row["options"]
+        detail = ", ".join(f"{k}={options[k]}" for k in ("pool1_padding", "bn_epsilon", "include_top", "pooling") if k in options) or "options unknown (an older version's file)"
+        print(f"{row['last_used']}  {row['size_mib']:7.1f} MiB  {what:<8}  weights {row['weights_md5'] or '?'}  {detail}  {row['file']}")
+    total = sum(m.size for m in models)
+    stderr_line(f"{len(models)} cached model(s), {total / 2**20:.0f} MiB in {cache_dir() / 'onnx'} ('resnet-classify cache clear' removes them)")
+    return 0

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -38,6 +39,12 @@ CALIBRATION_LIMIT = 500  # images: plenty for per-channel min/max statistics
 
 def graph_key(config: ModelConfig, calibration_digest: str = "") -> str:
     """Everything that changes the exported graph, hashed: the cache file's name."""
+    return hashlib.sha256(json.dumps(graph_options(config, calibration_digest), sort_keys=True).encode()).hexdigest()[:24]
+
+
+def graph_options(config: ModelConfig, calibration_digest: str = "") -> dict:
+    """Everything that changes the exported graph (also kept beside the cached file, for
+    ``resnet-classify cache``)."""
     import onnx
 
     payload = {
@@ -56,7 +63,7 @@ def graph_key(config: ModelConfig, calibration_digest: str = "") -> str:
     }
     if config.include_top and config.head is not None:
         payload["head"] = config.head.sha256
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+    return payload
 
 
 class _GraphBuilder:
@@ -255,11 +262,13 @@ def _is_verified(path: Path) -> bool:
         return False
 
 
-def _store(path: Path, data: bytes) -> Path:
-    """Into the cache, whole or not at all; where the cache cannot be written, into a
-    temporary file for this run, said once on stderr (instead of silently re-exporting)."""
+def _store(path: Path, data: bytes, options: dict) -> Path:
+    """Into the cache, whole or not at all, with its sha256 and its options beside it; where
+    the cache cannot be written, into a temporary file for this run, said once on stderr
+    (instead of silently re-exporting)."""
     try:
         write_atomic(path, data)
+        write_atomic(path.with_suffix(".json"), json.dumps(options, sort_keys=True).encode())
         write_atomic(path.with_suffix(".sha256"), hashlib.sha256(data).hexdigest().encode())
         return path
     except OSError as error:
@@ -285,11 +294,53 @@ def ensure_onnx_model(config: ModelConfig, quiet: bool = False) -> Path:
         calibration_files, calibration_digest = _calibration_files(config.calibration)
     path = cache_dir() / "onnx" / f"resnet50-{graph_key(config, calibration_digest)}.onnx"
     if _is_verified(path):
-        return path
+        return _used(path)
     with _build_lock(path):
         if _is_verified(path):  # built by another process while this one waited
-            return path
-        return _store(path, _build(config, calibration_files, quiet))
+            return _used(path)
+        return _store(path, _build(config, calibration_files, quiet), graph_options(config, calibration_digest))
+
+
+def _used(path: Path) -> Path:
+    """Mark the cached model as used now (its options file's mtime: ``cache`` shows it)."""
+    with contextlib.suppress(OSError):
+        os.utime(path.with_suffix(".json"))
+    return path
+
+
+@dataclass(frozen=True)
+class CachedModel:
+    path: Path
+    size: int
+    options: dict  # graph_options, or {} for a file cached by an older version
+    last_used: float
+
+
+def cached_models() -> list[CachedModel]:
+    """The ONNX models in the cache, most recently used first."""
+    folder = cache_dir() / "onnx"
+    found = []
+    for path in sorted(folder.glob("resnet50-*.onnx")) if folder.is_dir() else ():
+        try:
+            options = json.loads(path.with_suffix(".json").read_text())
+            last_used = path.with_suffix(".json").stat().st_mtime
+        except (OSError, ValueError):
+            options, last_used = {}, path.stat().st_mtime
+        found.append(CachedModel(path, path.stat().st_size, options, last_used))
+    return sorted(found, key=lambda m: -m.last_used)
+
+
+def clear_cache() -> tuple[int, int]:
+    """Remove every cached model and its companions: (files, bytes) removed. Lock files stay
+    (empty; a run holding one must keep excluding the others)."""
+    folder = cache_dir() / "onnx"
+    files = size = 0
+    for path in folder.iterdir() if folder.is_dir() else ():
+        if path.is_file() and path.name.startswith(("resnet50-", ".resnet50-")) and path.suffix != ".lock":
+            size += path.stat().st_size
+            path.unlink(missing_ok=True)
+            files += 1
+    return files, size
 
 
 @contextlib.contextmanager

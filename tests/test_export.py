@@ -166,4 +166,26 @@ def test_four_runs_at_once_on_an_empty_cache(classic_file, tmp_path, precision):
     assert len({stdout for stdout, _, _ in outcomes}) == 1
     models = sorted((tmp_path / "cache" / "onnx").glob("*.onnx"))
     assert len(models) == (2 if precision == "int8" else 1)
-    assert not [p for p in (tmp_path / "cache" / "onnx").iterdir() if p.suffix not in (".onnx", ".sha256", ".lock")]
+    assert not [p for p in (tmp_path / "cache" / "onnx").iterdir() if p.suffix not in (".onnx", ".sha256", ".json", ".lock")]
+
+
+def test_cache_lists_what_it_holds_and_clears_it(classic_file, tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from resnet_cli.cache import file_md5
+    from resnet_cli.cli import main
+
+    monkeypatch.setenv("RESNET_CLI_CACHE", str(tmp_path / "cache"))
+    run = CliRunner().invoke(main, ["--weights", str(classic_file), "-q", "-f", "json", str(SAMPLES / "cat.jpg")])
+    assert run.exit_code == 0, run.stderr
+    listed = CliRunner().invoke(main, ["cache", "-f", "json"])
+    (entry,) = json.loads(listed.stdout)
+    assert entry["weights_md5"] == file_md5(classic_file) and entry["precision"] == "fp32" and entry["size_mib"] > 50
+    assert entry["options"]["pool1_padding"] == "same" and entry["file"].startswith(str(tmp_path / "cache"))
+    table = CliRunner().invoke(main, ["cache"])
+    assert file_md5(classic_file) in table.stdout and "1 cached model(s)" in table.stderr
+    cleared = CliRunner().invoke(main, ["cache", "clear"])
+    assert cleared.exit_code == 0 and "removed 3 file(s)" in cleared.stderr
+    assert json.loads(CliRunner().invoke(main, ["cache", "-f", "json"]).stdout) == []
