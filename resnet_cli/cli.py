@@ -110,7 +110,12 @@ decode_options = _options(
         click.option("--interpolation", type=click.Choice(INTERPOLATIONS), default=None, help="Resampling filter (default: the weights' own, nearest)."),
     ]
 )
-fast_decode_option = click.option("--fast-decode", is_flag=True, help="Decode big JPEGs at reduced scale (faster; pixels differ slightly).")
+fast_decode_option = _options(
+    [
+        click.option("--fast-decode", is_flag=True, help="Decode big JPEGs at reduced scale (faster; pixels differ slightly)."),
+        click.option("--timeout", "fetch_timeout", type=click.FloatRange(0, min_open=True), default=30.0, show_default=True, help="http(s) inputs: seconds to connect, and for the whole download."),
+    ]
+)
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
 stream_options = _options(
     [

@@ -36,6 +36,7 @@ class ModelConfig:
     interpolation: str = DEFAULT.interpolation
     crop_ratio: float = DEFAULT.crop_ratio
     fast_decode: bool = False
+    fetch_timeout: float = 30.0  # http(s) inputs
     classes: str = DEFAULT.classes
     include_top: bool = True  # False: pooled features (``pooling``) instead of class scores
     pooling: str | None = None
@@ -49,7 +50,7 @@ class ModelConfig:
     @property
     def decode(self) -> DecodeOptions:
         """How a file becomes the model's input."""
-        return DecodeOptions(self.input_size, self.resize, self.interpolation, self.crop_ratio, self.fast_decode)
+        return DecodeOptions(self.input_size, self.resize, self.interpolation, self.crop_ratio, self.fast_decode, self.fetch_timeout)
 
     @property
     def labels(self) -> tuple[tuple[str | None, str], ...]:
@@ -144,6 +145,7 @@ def resolve(request: ModelRequest, include_top: bool = True, pooling: str | None
         weights=weights,
         weights_md5=md5,
         fast_decode=request.fast_decode,
+        fetch_timeout=request.fetch_timeout,
         include_top=include_top,
         pooling=pooling,
         runtime=_runtime(request, precision, device),

@@ -30,6 +30,7 @@ class DecodeOptions:
     interpolation: str = DEFAULT.interpolation
     crop_ratio: float = DEFAULT.crop_ratio  # crop: shorter side size / crop_ratio (256 for 224)
     fast_jpeg: bool = False
+    fetch_timeout: float = 30.0  # http(s) inputs: seconds to connect, and for the whole download
 
 
 # Leading bytes of the formats we classify; anything else in a folder is skipped.
@@ -142,6 +143,9 @@ def discover(
         if "\0" in raw:
             yield Source(raw.replace("\0", "\\0"), explicit=explicit, error="the path holds a NUL byte, which no file name can (NUL-separated paths on stdin need -0)")
             return
+        if is_url(raw):
+            yield Source(raw, explicit=explicit)
+            return
         if is_uri(raw):
             yield from _walk_uri(raw, recursive, include_hidden)
             return
@@ -166,6 +170,11 @@ def discover(
 
 
 # ---------------------------------------------------------------------------- object stores
+
+
+def is_url(path: str) -> bool:
+    """An http(s) address: fetched over the web (see ``_fetch``)."""
+    return path[:8].lower().startswith(("http://", "https://"))
 
 
 def is_uri(path: str) -> bool:
@@ -201,6 +210,44 @@ def _walk_uri(uri: str, recursive: bool, include_hidden: bool) -> Iterator[Sourc
         yield Source(f"{scheme}://{info.path}", explicit=False)
 
 
+MAX_DOWNLOAD_BYTES = 100 * 2**20  # more than any photo; a bigger answer is not one
+
+
+def _fetch(url: str, timeout: float) -> io.BytesIO:
+    """The body of an http(s) URL, redirects followed, at most MAX_DOWNLOAD_BYTES, within
+    ``timeout`` seconds to connect and ``timeout`` for the whole download; every failure
+    one plain-words ImageError. requests: a well-kept client with separate connect/read
+    timeouts, redirects and streaming (the standard library's urllib has one timeout per
+    socket operation only, so a server trickling bytes could hold a decode thread for ever)."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout
+    try:
+        with requests.get(url, timeout=(timeout, timeout), stream=True, headers={"User-Agent": "resnet-classify"}) as response:
+            if response.status_code >= 400:
+                raise ImageError(f"HTTP {response.status_code} {response.reason or ''}".strip())
+            body = io.BytesIO()
+            for chunk in response.iter_content(1 << 16):
+                body.write(chunk)
+                if body.tell() > MAX_DOWNLOAD_BYTES:
+                    raise ImageError(f"larger than {MAX_DOWNLOAD_BYTES >> 20} MiB: not downloaded")
+                if time.monotonic() > deadline:
+                    raise ImageError(f"download took longer than {timeout:g} s (--timeout)")
+    except requests.exceptions.Timeout:
+        raise ImageError(f"no answer within {timeout:g} s (--timeout)") from None
+    except requests.exceptions.TooManyRedirects:
+        raise ImageError("too many redirects") from None
+    except requests.exceptions.ConnectionError as error:
+        reason = "cannot resolve the host name" if "Name or service not known" in str(error) or "getaddrinfo" in str(error) else "cannot connect"
+        raise ImageError(f"{reason} ({type(error).__name__})") from None
+    except requests.exceptions.RequestException as error:
+        raise ImageError(f"cannot download ({type(error).__name__}: {error})") from None
+    body.seek(0)
+    return body
+
+
 def _read_uri(uri: str) -> io.BytesIO:
     fs = _pyarrow_fs()
     try:
@@ -219,8 +266,10 @@ def _read_uri(uri: str) -> io.BytesIO:
 # ---------------------------------------------------------------------------- decoding
 
 
-def _open(path: str, explicit: bool):
+def _open(path: str, explicit: bool, timeout: float = 30.0):
     """A binary handle on the file; a FIFO or device is refused before open() could block."""
+    if is_url(path):
+        return _fetch(path, timeout)
     if is_uri(path):
         return _read_uri(path)
     try:
@@ -297,7 +346,8 @@ def _crop_box(width: int, height: int, crop_ratio: float) -> tuple[float, float,
 
 
 def decode(path: str, options: DecodeOptions = DecodeOptions(), explicit: bool = True) -> np.ndarray:
-    """Read one image file (a path, or a URI that pyarrow.fs reads) → (size, size, 3) uint8 RGB.
+    """Read one image file (a path, an http(s) URL, or a URI that pyarrow.fs reads) →
+    (size, size, 3) uint8 RGB.
 
     stretch: squash the whole image to size×size (what keras.utils.load_img does).
     crop: shorter side to size / crop_ratio (256 for 224), centre crop size×size.
@@ -309,7 +359,7 @@ def decode(path: str, options: DecodeOptions = DecodeOptions(), explicit: bool =
 
     size, resize, interpolation = options.size, options.resize, options.interpolation
 
-    with _open(path, explicit) as handle:
+    with _open(path, explicit, options.fetch_timeout) as handle:
         head = handle.read(16)
         if not head or sniff(head) is None:
             reason = "empty file (0 bytes)" if not head else "not an image (unrecognised file format)"

@@ -24,6 +24,7 @@ class ModelRequest:
     resize: str | None = None
     interpolation: str | None = None
     fast_decode: bool = False
+    fetch_timeout: float = 30.0  # seconds, for http(s) inputs
     runtime: str = "auto"
     precision: str = "fp32"
     device: str = "auto"
@@ -65,7 +66,12 @@ class InputOptions:
         return self.batch_size or (GPU_BATCH if device == "gpu" else CPU_BATCH)
 
     def decode_workers(self) -> int:
-        return self.workers or max(2, os.cpu_count() or 2)
+        """Decode threads: one per core; with web inputs (or stdin, which may list them) at
+        least 16, so a slow server holds one thread, not the batch."""
+        default = max(2, os.cpu_count() or 2)
+        if any(i == "-" or i[:8].lower().startswith(("http://", "https://")) for i in self.inputs):
+            default = max(default, 16)
+        return self.workers or default
 
 
 @dataclass(frozen=True)

@@ -114,3 +114,85 @@ def test_nul_separated_paths_and_any_bytes_from_stdin(classic_file, tmp_path):
     assert done.returncode == 1 and b"Traceback" not in done.stderr
     (record,) = [json.loads(line) for line in done.stdout.splitlines()]
     assert "NUL byte" in record["error"] and "-0" in record["error"]
+
+
+@pytest.fixture
+def web(tmp_path):
+    """An HTTP server on 127.0.0.1 serving the sample photos, a text file named .jpg, a 404, a
+    redirect; and a second port that accepts connections and never answers."""
+    import functools
+    import http.server
+    import shutil
+    import socket
+    import threading
+
+    root = tmp_path / "site"
+    root.mkdir()
+    for photo in sorted(SAMPLES.glob("*.jpg")):
+        shutil.copy(photo, root / photo.name)
+    (root / "notes.jpg").write_text("not a photo")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/moved.jpg":
+                self.send_response(302)
+                self.send_header("Location", "/cat.jpg")
+                self.end_headers()
+                return
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts (the kernel completes the handshake), never answers
+    yield f"http://127.0.0.1:{server.server_address[1]}", f"http://127.0.0.1:{silent.getsockname()[1]}"
+    server.shutdown()
+    silent.close()
+
+
+def test_urls_give_the_files_records_and_one_error_each(classic_file, web):
+    """Bar 12-io-urls, on this machine's sample photos: the same top-5 over http as from disk;
+    a 404, a text file named .jpg and a server that never answers are one error record each."""
+    import json
+    import time
+
+    from click.testing import CliRunner
+
+    from resnet_cli.cli import main
+
+    site, silent = web
+    photos = sorted(p.name for p in SAMPLES.glob("*.jpg"))
+    urls = [f"{site}/{name}" for name in photos] + [f"{site}/moved.jpg"]
+    bad = [f"{site}/missing.jpg", f"{site}/notes.jpg", f"{silent}/photo.jpg"]
+    common = ["--weights", str(classic_file), "-f", "jsonl", "-q"]
+    start = time.monotonic()
+    result = CliRunner().invoke(main, [*common, "--timeout", "3", *urls, *bad])
+    assert time.monotonic() - start < 90
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    records = {r["path"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert list(records) == urls + bad  # path: the URL as typed, in input order
+    on_disk = {r["path"]: r for r in map(json.loads, CliRunner().invoke(main, [*common, *(str(SAMPLES / n) for n in photos)]).stdout.splitlines())}
+    for name, url in zip(photos, urls):
+        assert [p["index"] for p in records[url]["predictions"]] == [p["index"] for p in on_disk[str(SAMPLES / name)]["predictions"]]
+    assert [p["index"] for p in records[f"{site}/moved.jpg"]["predictions"]] == [p["index"] for p in records[f"{site}/cat.jpg"]["predictions"]]
+    assert records[bad[0]]["error"] == "HTTP 404 File not found"
+    assert records[bad[1]]["error"] == "not an image (unrecognised file format)"
+    assert records[bad[2]]["error"] == "no answer within 3 s (--timeout)"
+
+
+def test_a_url_from_stdin_and_a_refused_connection(classic_file, web):
+    import json
+
+    from click.testing import CliRunner
+
+    from resnet_cli.cli import main
+
+    site, _ = web
+    result = CliRunner().invoke(main, ["--weights", str(classic_file), "-f", "jsonl", "-q", "-"], input=f"{site}/cat.jpg\nhttp://127.0.0.1:1/x.jpg\n")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 1 and records[0]["predictions"]
+    assert records[1]["error"] == "cannot connect (ConnectionError)"
