@@ -218,19 +218,20 @@ def main():
 @runtime_options
 @head_option
 @click.option("-k", "--top-k", type=click.IntRange(1, 1000), default=5, show_default=True, help="Classes per image (all of them when there are fewer).")
-@click.option("-f", "--format", type=click.Choice(FORMATS), default=None, help="table for people; json, jsonl, csv for programs. Default: from -o's extension, else table.")
+@click.option("-f", "--format", type=click.Choice(FORMATS), default=None, help="table for people; json, jsonl, csv, parquet (with -o) for programs. Default: from -o's extension, else table.")
 @click.option("-o", "--output", metavar="FILE|DIR/", type=click.Path(), help="Write records to FILE (or to part-N files in DIR/) instead of stdout.")
 @click.option("--resume", is_flag=True, help="With --output (jsonl/csv): skip inputs already there, append the rest.")
 @engine_options
 def classify(**kwargs):
     """Classify images (the default command): files, folders, or - for paths on stdin."""
-    from .output import output_format
+    from .output import output_format, output_location
 
     request = _model_request(kwargs)
     inputs = _input_options(kwargs)
     if kwargs["resume"] and not kwargs["output"]:
         raise click.UsageError("--resume needs --output FILE (the file to continue).")
     try:
+        kwargs["output"] = output_location(kwargs["output"])
         kwargs["format"] = output_format(kwargs["format"], kwargs["output"], kwargs["resume"])
     except ValueError as error:
         raise click.UsageError(str(error)) from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-FORMATS = ("table", "json", "jsonl", "csv")
+FORMATS = ("table", "json", "jsonl", "csv", "parquet")
 DEVICES = ("auto", "cpu", "gpu")
 RUNTIMES = ("auto", "keras", "onnx")
 ENGINES = ("local", "ray")

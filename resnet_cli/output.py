@@ -138,6 +138,54 @@ class TableSink(Sink):
         self.stream.flush()
 
 
+class ParquetSink(Sink):
+    """One row per input with the JSON record's fields (``path``, ``predictions`` as a list of
+    structs rank/index/wnid/label/score, ``error``), written in row groups as records stream
+    (bounded memory). The file is written under a temporary name and renamed when closed, so
+    a killed run never leaves a file without its footer; resuming rewrites the rows already
+    there into the new file first (Parquet files cannot be appended to)."""
+
+    ROWS_PER_GROUP = 10_000
+
+    def __init__(self, path: str, resume_from: str | None = None):
+        import pyarrow.parquet as pq
+
+        self.path = path
+        self.partial = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{os.getpid()}.partial")
+        self.writer = pq.ParquetWriter(self.partial, parquet_schema())
+        self.owns_stream = False
+        self.rows: list[dict] = []
+        if resume_from and os.path.exists(resume_from):
+            existing = pq.ParquetFile(resume_from)
+            for group in range(existing.num_row_groups):
+                self.writer.write_table(existing.read_row_group(group).cast(parquet_schema()))
+
+    def write(self, record: Record) -> None:
+        row = record_dict(record)
+        self.rows.append({"path": row["path"], "predictions": row.get("predictions", []), "error": row.get("error")})
+        if len(self.rows) >= self.ROWS_PER_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self.rows:
+            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=parquet_schema()))
+            self.rows = []
+
+    def close(self) -> None:
+        self._flush()
+        self.writer.close()
+        os.replace(self.partial, self.path)
+
+
+def parquet_schema():
+    import pyarrow as pa
+
+    prediction = pa.struct([("rank", pa.int32()), ("index", pa.int32()), ("wnid", pa.string()), ("label", pa.string()), ("score", pa.float32())])
+    return pa.schema([("path", pa.string()), ("predictions", pa.list_(prediction)), ("error", pa.string())])
+
+
 SINKS = {"table": TableSink, "json": JsonSink, "jsonl": JsonlSink, "csv": CsvSink}
 
 
@@ -167,8 +215,8 @@ class ShardSink(Sink):
     ``records_per_shard``); a resumed run starts a new shard after the existing ones."""
 
     def __init__(self, folder: str, fmt: str, records_per_shard: int = SHARD_RECORDS):
-        if fmt not in ("jsonl", "csv"):
-            raise ValueError(f"a folder of shards needs --format jsonl or csv. Received: --format {fmt}")
+        if fmt not in LINE_FORMATS:
+            raise ValueError(f"a folder of shards needs --format {', '.join(LINE_FORMATS)}. Received: --format {fmt}")
         os.makedirs(folder, exist_ok=True)
         self.folder, self.fmt, self.records_per_shard = folder, fmt, records_per_shard
         numbers = [int(os.path.basename(p)[5:].split(".")[0]) for p in _shards(folder, fmt)]
@@ -221,6 +269,8 @@ def open_sink(fmt: str, output: str | None, appending: bool = False, stdout=None
     """The sink for ``--output``: stdout (or the records' own ``stdout``, see
     ``records_only_stdout``), one file (appended to on resume), or a shard folder."""
     if output is None:
+        if fmt == "parquet":
+            raise ValueError("--format parquet needs --output FILE or DIR/ (Parquet is binary, not for a terminal or a pipe)")
         return make_sink(fmt, stdout or sys.stdout)
     if is_shard_folder(output):
         return ShardSink(output, fmt)
@@ -255,6 +305,8 @@ def records_only_stdout():
 
 def _file_sink(fmt: str, path: str, appending: bool = False) -> Sink:
     """A sink on a file it opens (and closes); a CSV appended to keeps its one header."""
+    if fmt == "parquet":
+        return ParquetSink(path, resume_from=path if appending else None)
     stream = open(path, "a" if appending else "w", encoding="utf-8", newline="")
     sink = make_sink(fmt, stream, appending=appending and stream.tell() > 0)
     sink.owns_stream = True
@@ -263,8 +315,8 @@ def _file_sink(fmt: str, path: str, appending: bool = False) -> Sink:
 
 # ---------------------------------------------------------------------------- format
 
-SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"}
-LINE_FORMATS = ("jsonl", "csv")  # formats a run can append to and a shard folder can hold
+SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+LINE_FORMATS = ("jsonl", "csv", "parquet")  # formats a run can resume and a shard folder can hold
 
 
 def written_format(output: str) -> str | None:
@@ -282,6 +334,8 @@ def written_format(output: str) -> str | None:
         raise ValueError(f"--resume: cannot read {output} ({error.strerror or error})") from None
     if not head:
         return None
+    if head.startswith(b"PAR1"):
+        return "parquet"
     if head.startswith(b"{"):
         return "jsonl"
     if head.startswith(b"["):
@@ -289,6 +343,19 @@ def written_format(output: str) -> str | None:
     if head.startswith(",".join(CSV_COLUMNS[:2]).encode()):
         return "csv"
     return "table"
+
+
+def output_location(output: str | None) -> str | None:
+    """``-o`` as a local path: ``file://`` URIs become paths (a trailing / kept: a shard
+    folder); other schemes are refused for now, in words."""
+    if output is None or "://" not in output:
+        return output
+    scheme, rest = output.split("://", 1)
+    if scheme.lower() == "file":
+        from urllib.parse import unquote
+
+        return unquote(rest) or "/"
+    raise ValueError(f"-o {scheme}:// is not supported yet: write to a local FILE or DIR/ and copy it (aws s3 cp, gcloud storage cp). Received: -o {output}")
 
 
 def output_format(fmt: str | None, output: str | None, resume: bool = False) -> str:
@@ -309,10 +376,12 @@ def output_format(fmt: str | None, output: str | None, resume: bool = False) -> 
             fmt = "jsonl"
         else:
             fmt = SUFFIX_FORMATS.get(os.path.splitext(output)[1].lower(), "table")
+    if fmt == "parquet" and output is None:
+        raise ValueError("--format parquet needs --output FILE or DIR/ (Parquet is binary, not for a terminal or a pipe)")
     if output is not None and is_shard_folder(output) and fmt not in LINE_FORMATS:
-        raise ValueError(f"a folder of shards needs --format jsonl or csv. Received: --format {fmt}")
+        raise ValueError(f"a folder of shards needs --format {', '.join(LINE_FORMATS)}. Received: --format {fmt}")
     if resume and fmt not in LINE_FORMATS:
-        raise ValueError(f"--resume needs --format jsonl or csv. Received: --format {fmt}")
+        raise ValueError(f"--resume needs --format {', '.join(LINE_FORMATS)}. Received: --format {fmt}")
     if found is not None and found != fmt:
         raise ValueError(f"--resume: {output} holds {found} records; it is left as it is. Received: --format {fmt}")
     return fmt
@@ -324,12 +393,16 @@ def output_format(fmt: str | None, output: str | None, resume: bool = False) -> 
 def recorded_paths(path: str, fmt: str) -> set[str]:
     """Paths already recorded in an output file (or shard folder); a torn last line (a killed
     writer) is cut off so the appended records start on a clean line."""
-    if fmt not in ("jsonl", "csv"):
-        raise ValueError(f"--resume needs --format jsonl or csv. Received: --format {fmt}")
+    if fmt not in LINE_FORMATS:
+        raise ValueError(f"--resume needs --format {', '.join(LINE_FORMATS)}. Received: --format {fmt}")
     if is_shard_folder(path):
         return set().union(*(recorded_paths(shard, fmt) for shard in _shards(path, fmt)))
     if not os.path.exists(path):
         return set()
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return set(pq.read_table(path, columns=["path"]).column("path").to_pylist())
     with open(path, "rb+") as handle:
         data = handle.read()
         end = data.rfind(b"\n") + 1

@@ -179,7 +179,7 @@ def test_the_keras_runtime_runs_on_the_jax_backend(weights, classic_file):
         (("embed", "--offline", "-o", "features.txt", CAT), "must end in .npz or .npy. Received: features.txt"),
         (("--offline", "--ray-actors", "3", CAT), "--ray-actors is for --engine ray"),
         (("--offline", "--ray-address", "nonsense", CAT), "--ray-address is for --engine ray"),
-        (("--offline", "-f", "json", "-o", "shards/", CAT), "a folder of shards needs --format jsonl or csv"),
+        (("--offline", "-f", "json", "-o", "shards/", CAT), "a folder of shards needs --format jsonl, csv, parquet"),
         (("-q", "summary"), "No such option '-q'"),
     ],
 )

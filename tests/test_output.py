@@ -44,7 +44,7 @@ def test_output_format_from_flag_extension_and_existing_records(tmp_path):
     assert output_format(None, str(existing), resume=True) == "jsonl"
     with pytest.raises(ValueError, match="holds jsonl records"):
         output_format("csv", str(existing), resume=True)
-    with pytest.raises(ValueError, match="--resume needs --format jsonl or csv. Received: --format json"):
+    with pytest.raises(ValueError, match="--resume needs --format jsonl, csv, parquet. Received: --format json"):
         output_format(None, str(tmp_path / "new.json"), resume=True)
 
 
@@ -84,3 +84,65 @@ def test_a_shard_folder_with_records_needs_resume(tmp_path):
     from resnet_cli.output import output_format
 
     assert output_format(None, f"{tmp_path / 'empty'}/") == "jsonl"  # an empty folder is fine
+
+
+@pytest.fixture(scope="module")
+def twenty_photos(tmp_path_factory, dev_images):
+    """20 real photos and an empty file (bar 12-io-parquet)."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("twenty")
+    for path in dev_images[0][:20]:
+        shutil.copy(path, folder)
+    (folder / "empty.jpg").write_bytes(b"")
+    return folder
+
+
+def _parquet_rows(path):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+def test_parquet_rows_equal_the_json_records(classic_file, twenty_photos, tmp_path):
+    """Bar 12-io-parquet: -f parquet -o FILE and -o file:///…: one row per input (21), the
+    JSON records' top-5 indices and error texts; readable by pyarrow (and so pandas, DuckDB)."""
+    from click.testing import CliRunner
+
+    from resnet_cli.cli import main
+
+    common = ["--weights", str(classic_file), "-q", str(twenty_photos)]
+    reference = json.loads(CliRunner().invoke(main, [*common, "-f", "json"]).stdout)
+    for target in (["-f", "parquet", "-o", str(tmp_path / "a.parquet")], ["-o", f"file://{tmp_path}/b.parquet"]):
+        result = CliRunner().invoke(main, [*common, *target])
+        assert result.exit_code == 1 and result.stdout == "", result.stderr  # the empty file failed
+    for name in ("a.parquet", "b.parquet"):
+        rows = _parquet_rows(tmp_path / name)
+        assert len(rows) == 21 == len(reference)
+        for row, record in zip(rows, reference):
+            assert row["path"] == record["path"] and row["error"] == record.get("error")
+            assert [p["index"] for p in row["predictions"]] == [p["index"] for p in record.get("predictions", [])]
+            assert [p["label"] for p in row["predictions"]] == [p["label"] for p in record.get("predictions", [])]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial file left
+
+
+def test_parquet_shards_resume_and_usage(classic_file, twenty_photos, tmp_path):
+    from click.testing import CliRunner
+
+    from resnet_cli.cli import main
+
+    photos = sorted(str(p) for p in twenty_photos.iterdir())
+    common = ["--weights", str(classic_file), "-q", "-f", "parquet"]
+    first = CliRunner().invoke(main, [*common, "-o", f"{tmp_path}/out/", *photos[:5]])
+    again = CliRunner().invoke(main, [*common, "-o", f"{tmp_path}/out/", "--resume", *photos])
+    assert first.exit_code == 1 and again.exit_code == 0, again.stderr  # empty.jpg failed in the first run
+    paths = [row["path"] for part in sorted((tmp_path / "out").glob("part-*.parquet")) for row in _parquet_rows(part)]
+    assert sorted(paths) == photos  # each input once
+    single = tmp_path / "one.parquet"
+    CliRunner().invoke(main, [*common, "-o", str(single), *photos[:3]])
+    CliRunner().invoke(main, [*common, "-o", str(single), "--resume", *photos[:6]])
+    assert [row["path"] for row in _parquet_rows(single)] == photos[:6]
+    piped = CliRunner().invoke(main, [*common, *photos[:1]])
+    assert piped.exit_code == 2 and "--format parquet needs --output" in piped.stderr
+    s3 = CliRunner().invoke(main, ["--weights", str(classic_file), "-o", "s3://bucket/out.jsonl", *photos[:1]])
+    assert s3.exit_code == 2 and "not supported yet" in s3.stderr
