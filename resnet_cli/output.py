@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import storage
 from .records import Record
 
 CSV_COLUMNS = ("path", "rank", "index", "wnid", "label", "score", "error")
@@ -151,12 +152,14 @@ class ParquetSink(Sink):
         import pyarrow.parquet as pq
 
         self.path = path
-        self.partial = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{os.getpid()}.partial")
-        self.writer = pq.ParquetWriter(self.partial, parquet_schema())
+        folder, name = path.rsplit("/", 1) if storage.is_uri(path) else (os.path.dirname(os.path.abspath(path)), os.path.basename(path))
+        self.partial = storage.join(folder, f".{name}.{os.getpid()}.partial")
+        filesystem, where = storage.parquet_target(self.partial)
+        self.writer = pq.ParquetWriter(where, parquet_schema(), filesystem=filesystem)
         self.owns_stream = False
         self.rows: list[dict] = []
-        if resume_from and os.path.exists(resume_from):
-            existing = pq.ParquetFile(resume_from)
+        if resume_from and storage.exists(resume_from):
+            existing = pq.ParquetFile(io.BytesIO(storage.read_bytes(resume_from)) if storage.is_uri(resume_from) else resume_from)
             for group in range(existing.num_row_groups):
                 self.writer.write_table(existing.read_row_group(group).cast(parquet_schema()))
 
@@ -176,7 +179,7 @@ class ParquetSink(Sink):
     def close(self) -> None:
         self._flush()
         self.writer.close()
-        os.replace(self.partial, self.path)
+        storage.move(self.partial, self.path)
 
 
 def parquet_schema():
@@ -200,14 +203,12 @@ SHARD_RECORDS = 100_000  # records per shard file: ~50 MB of jsonl at top-5
 
 def is_shard_folder(output: str) -> bool:
     """``-o DIR/`` (or an existing folder) means a folder of shards rather than one file."""
-    return output.endswith(("/", os.sep)) or os.path.isdir(output)
+    return output.endswith(("/", os.sep)) or storage.isdir(output)
 
 
 def _shards(folder: str, fmt: str) -> list[str]:
-    if not os.path.isdir(folder):
-        return []
-    names = sorted(n for n in os.listdir(folder) if re.fullmatch(rf"part-\d+\.{fmt}", n))
-    return [os.path.join(folder, n) for n in names]
+    names = sorted(n for n in storage.listdir(folder) if re.fullmatch(rf"part-\d+\.{fmt}", n))
+    return [storage.join(folder, n) for n in names]
 
 
 class ShardSink(Sink):
@@ -217,7 +218,7 @@ class ShardSink(Sink):
     def __init__(self, folder: str, fmt: str, records_per_shard: int = SHARD_RECORDS):
         if fmt not in LINE_FORMATS:
             raise ValueError(f"a folder of shards needs --format {', '.join(LINE_FORMATS)}. Received: --format {fmt}")
-        os.makedirs(folder, exist_ok=True)
+        storage.makedirs(folder)
         self.folder, self.fmt, self.records_per_shard = folder, fmt, records_per_shard
         numbers = [int(os.path.basename(p)[5:].split(".")[0]) for p in _shards(folder, fmt)]
         self.next_shard = max(numbers, default=-1) + 1
@@ -233,7 +234,7 @@ class ShardSink(Sink):
     def _next(self) -> None:
         if self.shard is not None:
             self.shard.close()
-        self.shard = _file_sink(self.fmt, os.path.join(self.folder, f"part-{self.next_shard:05d}.{self.fmt}"))
+        self.shard = _file_sink(self.fmt, storage.join(self.folder, f"part-{self.next_shard:05d}.{self.fmt}"))
         self.next_shard += 1
         self.count = 0
 
@@ -249,6 +250,12 @@ def prepare_output(path: str) -> None:
 
     from .errors import UserError
 
+    if storage.is_uri(path):  # an object store: made when written (folders are names there)
+        try:
+            storage.makedirs(path if is_shard_folder(path) else path.rsplit("/", 1)[0])
+        except (OSError, ValueError) as error:
+            raise UserError(f"cannot write {path} ({error})") from None
+        return
     target = os.path.abspath(path)
     folder = target if is_shard_folder(path) else os.path.dirname(target)
     try:
@@ -275,6 +282,21 @@ def open_sink(fmt: str, output: str | None, appending: bool = False, stdout=None
     if is_shard_folder(output):
         return ShardSink(output, fmt)
     return _file_sink(fmt, output, appending)
+
+
+def _uri_sink(fmt: str, path: str, appending: bool) -> Sink:
+    """A sink on a new object at ``path``; resuming rewrites the whole records already there
+    first (object stores cannot append)."""
+    kept = b""
+    if appending and storage.exists(path):
+        data = storage.read_bytes(path)
+        kept = data[: data.rfind(b"\n") + 1]
+    raw = storage.open_write(path)
+    raw.write(kept)
+    stream = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    sink = make_sink(fmt, stream, appending=bool(kept))
+    sink.owns_stream = True
+    return sink
 
 
 @contextlib.contextmanager
@@ -307,6 +329,8 @@ def _file_sink(fmt: str, path: str, appending: bool = False) -> Sink:
     """A sink on a file it opens (and closes); a CSV appended to keeps its one header."""
     if fmt == "parquet":
         return ParquetSink(path, resume_from=path if appending else None)
+    if storage.is_uri(path):
+        return _uri_sink(fmt, path, appending)
     stream = open(path, "a" if appending else "w", encoding="utf-8", newline="")
     sink = make_sink(fmt, stream, appending=appending and stream.tell() > 0)
     sink.owns_stream = True
@@ -326,8 +350,7 @@ def written_format(output: str) -> str | None:
         shards = [p for fmt in LINE_FORMATS for p in _shards(output, fmt)]
         return written_format(sorted(shards)[0]) if shards else None
     try:
-        with open(output, "rb") as handle:
-            head = handle.read(64).lstrip()
+        head = storage.read_bytes(output, 64).lstrip()
     except FileNotFoundError:
         return None
     except OSError as error:
@@ -346,16 +369,15 @@ def written_format(output: str) -> str | None:
 
 
 def output_location(output: str | None) -> str | None:
-    """``-o`` as a local path: ``file://`` URIs become paths (a trailing / kept: a shard
-    folder); other schemes are refused for now, in words."""
-    if output is None or "://" not in output:
+    """``-o`` as given: a path, or a URI pyarrow.fs can write (s3://, gs://, hdfs://,
+    file://); any other scheme is a usage error in words."""
+    if output is None or not storage.is_uri(output):
         return output
-    scheme, rest = output.split("://", 1)
-    if scheme.lower() == "file":
-        from urllib.parse import unquote
-
-        return unquote(rest) or "/"
-    raise ValueError(f"-o {scheme}:// is not supported yet: write to a local FILE or DIR/ and copy it (aws s3 cp, gcloud storage cp). Received: -o {output}")
+    try:
+        storage.filesystem(output)
+    except ValueError as error:
+        raise ValueError(f"-o: {error}. Received: -o {output}") from None
+    return output
 
 
 def output_format(fmt: str | None, output: str | None, resume: bool = False) -> str:
@@ -397,17 +419,22 @@ def recorded_paths(path: str, fmt: str) -> set[str]:
         raise ValueError(f"--resume needs --format {', '.join(LINE_FORMATS)}. Received: --format {fmt}")
     if is_shard_folder(path):
         return set().union(*(recorded_paths(shard, fmt) for shard in _shards(path, fmt)))
-    if not os.path.exists(path):
+    if not storage.exists(path):
         return set()
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        return set(pq.read_table(path, columns=["path"]).column("path").to_pylist())
-    with open(path, "rb+") as handle:
-        data = handle.read()
+        source = io.BytesIO(storage.read_bytes(path)) if storage.is_uri(path) else path
+        return set(pq.read_table(source, columns=["path"]).column("path").to_pylist())
+    if storage.is_uri(path):
+        data = storage.read_bytes(path)  # a torn last line is dropped when the object is rewritten
         end = data.rfind(b"\n") + 1
-        if end != len(data):
-            handle.truncate(end)
+    else:
+        with open(path, "rb+") as handle:
+            data = handle.read()
+            end = data.rfind(b"\n") + 1
+            if end != len(data):
+                handle.truncate(end)
     text = data[:end].decode("utf-8", errors="replace")
     if fmt == "jsonl":
         done = set()
