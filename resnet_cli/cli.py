@@ -182,7 +182,7 @@ def _call(command, *args, **kwargs) -> None:
         raise click.UsageError(str(problem)) from None
     except (UserError, WeightsError) as error:
         stderr_line(f"error: {error}")
-        code = 1
+        code = getattr(error, "exit_code", 1)
     except OSError as error:  # the disk or the system said no while writing a result
         where = f"{error.filename}: " if error.filename else ""
         stderr_line(f"error: {where}{error.strerror or error}")
@@ -205,8 +205,8 @@ def main():
     resnet-classify summary                    the network, layer by layer
 
     Options may stand before or after the command name.
-    Exit status: 0 all classified, 1 some inputs failed, 2 usage error, 130 interrupted
-    (143 terminated).
+    Exit status: 0 all classified, 1 some inputs failed, 2 usage error, 3 the Ray cluster
+    cannot be reached, 130 interrupted (143 terminated).
     """
 
 
@@ -222,6 +222,7 @@ def main():
 @click.option("-o", "--output", metavar="FILE|DIR/", type=click.Path(), help="Write records to FILE (or to part-N files in DIR/) instead of stdout.")
 @click.option("--resume", is_flag=True, help="With --output (jsonl/csv): skip inputs already there, append the rest.")
 @engine_options
+@click.option("--progress", type=click.Choice(("auto", "bar", "log", "none")), default="auto", show_default=True, help="auto: a bar on a terminal, else a line every 10 s on stderr (done/total, rate, ETA).")
 def classify(**kwargs):
     """Classify images (the default command): files, folders, or - for paths on stdin."""
     from .output import output_format, output_location

@@ -56,11 +56,49 @@ def _graceful_stop():
             signal.signal(sig, handler)
 
 
+class _LogProgress:
+    """Progress for jobs whose stderr is a log, not a terminal: a line every ``interval``
+    seconds with done/total, rate and ETA (the rich Progress calls classify makes)."""
+
+    def __init__(self, interval: float | None = None):
+        self.interval, self.started = LOG_INTERVAL if interval is None else interval, time.perf_counter()
+        self.last, self.done, self.total = self.started, 0, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return None
+
+    def add_task(self, *args, total=None, **fields):
+        self.total = total
+        return 0
+
+    def update(self, task, advance: int = 0, total=None, **fields):
+        self.done += advance
+        self.total = total if total is not None else self.total
+        now = time.perf_counter()
+        if advance and now - self.last >= self.interval:
+            self.last = now
+            rate = self.done / max(now - self.started, 1e-9)
+            of = f"/{self.total}" if self.total else ""
+            eta = f", ETA {(self.total - self.done) / rate:.0f} s" if self.total and rate > 0 else ""
+            stderr_line(f"progress: {self.done}{of} done, {rate:.1f} images/s{eta}")
+
+
+LOG_INTERVAL = 10.0  # seconds between progress lines when stderr is not a terminal
+
+
 def _progress(inputs: InputOptions):
-    """A rich progress bar on stderr when it is a terminal (transient: gone when done)."""
-    show = inputs.progress if inputs.progress is not None else sys.stderr.isatty()
-    if inputs.quiet or not show:
+    """auto: a rich bar on a terminal (transient: gone when done), else a log line every
+    LOG_INTERVAL seconds; bar, log or none as asked."""
+    mode = inputs.progress
+    if mode == "auto":
+        mode = "bar" if sys.stderr.isatty() else "log"
+    if inputs.quiet or mode == "none":
         return contextlib.nullcontext(None)
+    if mode == "log":
+        return _LogProgress()
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

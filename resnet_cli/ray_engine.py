@@ -27,7 +27,7 @@ import numpy as np
 
 from .config import ModelConfig
 from .console import stderr_line
-from .errors import UserError
+from .errors import ClusterUnreachable, UserError
 from .images import DecodeOptions, ImageError, Source, is_uri
 from .options import InputOptions
 from .pipeline import Skipped, chunks, decode_source
@@ -66,7 +66,7 @@ def connect(address: str | None):
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         except ConnectionError as error:
-            raise UserError(f"cannot reach the Ray cluster at {address}: {error}") from None
+            raise ClusterUnreachable(f"cannot reach the Ray cluster at {address}: {error}") from None
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours runs on the records, on a terminal only
     context.execution_options.preserve_order = True  # same order as the local engine
@@ -86,7 +86,7 @@ def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout).close()
     except (OSError, ValueError) as error:
-        raise UserError(f"cannot reach the Ray cluster at {address} ({error or type(error).__name__})") from None
+        raise ClusterUnreachable(f"cannot reach the Ray cluster at {address} ({error or type(error).__name__})") from None
 
 
 def decode_batch(batch: dict, decode_options: DecodeOptions) -> dict:

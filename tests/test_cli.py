@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -335,3 +336,18 @@ def test_explain_suggests_classes(classic_file, tmp_path):
     result = invoke("explain", "--weights", classic_file, CAT, "-o", tmp_path / "h.png", "--class", "elephant")
     assert result.exit_code == 1 and "African_elephant" in result.stderr and "Received: 'elephant'" in result.stderr
     assert not (tmp_path / "h.png").exists()
+
+
+def test_progress_for_jobs_is_a_log_line_and_none_is_silent(classic_file, monkeypatch):
+    """--progress auto off a terminal (a job's log) and log: a stderr line every LOG_INTERVAL
+    seconds with done/total and rate; none: nothing but the summary; stdout untouched."""
+    from resnet_cli import commands
+
+    monkeypatch.setattr(commands, "LOG_INTERVAL", 0.0)
+    for mode in ("auto", "log"):
+        result = invoke("--weights", classic_file, "-f", "jsonl", "--progress", mode, ELEPHANT, CAT)
+        assert result.exit_code == 0 and len(result.stdout.splitlines()) == 2
+        lines = [line for line in result.stderr.splitlines() if line.startswith("resnet-classify: progress: ")]
+        assert len(lines) == 2 and re.match(r"resnet-classify: progress: 2(/2)? done, [\d.]+ images/s", lines[-1]), result.stderr
+    quiet = invoke("--weights", classic_file, "-f", "jsonl", "--progress", "none", ELEPHANT, CAT)
+    assert "progress:" not in quiet.stderr and quiet.stderr.count("\n") == 1  # the summary only
