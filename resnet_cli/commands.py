@@ -60,8 +60,8 @@ class _LogProgress:
     """Progress for jobs whose stderr is a log, not a terminal: a line every ``interval``
     seconds with done/total, rate and ETA (the rich Progress calls classify makes)."""
 
-    def __init__(self, interval: float | None = None):
-        self.interval, self.started = LOG_INTERVAL if interval is None else interval, time.perf_counter()
+    def __init__(self):
+        self.interval, self.started = LOG_INTERVAL, time.perf_counter()
         self.last, self.done, self.total = self.started, 0, None
 
     def __enter__(self):
@@ -255,16 +255,15 @@ def evaluate(request: ModelRequest, inputs: InputOptions, labels: str | None = N
     from .evaluate import Accuracy, label_for, read_label_csv, read_label_rows
 
     try:
-        if labels:
-            read_label_rows(labels)  # an unreadable CSV fails before the weights are looked for
+        rows = read_label_rows(labels) if labels else None  # an unreadable CSV fails before the weights are looked for
     except (OSError, ValueError) as error:
         raise UserError(f"--labels: {error}") from None
     inputs = dataclasses.replace(inputs, recursive=True)  # folder-per-class layouts are trees
     config = resolve(request, local=inputs.engine != "ray")
     classes = config.labels if config.head is not None else None  # None: ImageNet's
     try:
-        csv_labels = read_label_csv(labels, classes) if labels else None
-    except (OSError, ValueError) as error:
+        csv_labels = read_label_csv(labels, classes, rows) if labels else None
+    except ValueError as error:
         raise UserError(f"--labels: {error}") from None
     report, accuracy = Report(), Accuracy(labels=classes)
     for record in _records(config, inputs, report):

@@ -54,11 +54,11 @@ def read_label_rows(path: str) -> list[tuple[int, str, str]]:
     return [(line, row[0].strip(), row[column].strip()) for line, row in rows if len(row) > column and row[0].strip()]
 
 
-def read_label_csv(path: str, labels=None) -> dict[str, int]:
-    """A label CSV (see ``read_label_rows``) → {file: class index}; ``labels``: a head's
-    (wnid, label) pairs, or None for ImageNet (index or wnid)."""
+def read_label_csv(path: str, labels=None, rows=None) -> dict[str, int]:
+    """A label CSV (see ``read_label_rows``; ``rows`` when already read) → {file: class
+    index}; ``labels``: a head's (wnid, label) pairs, or None for ImageNet (index or wnid)."""
     mapped = {}
-    for line, name, value in read_label_rows(path):
+    for line, name, value in read_label_rows(path) if rows is None else rows:
         try:
             mapped[name] = _class_of(value, labels)
         except ValueError as error:

@@ -37,9 +37,9 @@ OPSET = 17
 CALIBRATION_LIMIT = 500  # images: plenty for per-channel min/max statistics
 
 
-def graph_key(config: ModelConfig, calibration_digest: str = "") -> str:
-    """Everything that changes the exported graph, hashed: the cache file's name."""
-    return hashlib.sha256(json.dumps(graph_options(config, calibration_digest), sort_keys=True).encode()).hexdigest()[:24]
+def graph_key(options: dict) -> str:
+    """``graph_options`` hashed: the cache file's name."""
+    return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def graph_options(config: ModelConfig, calibration_digest: str = "") -> dict:
@@ -292,13 +292,14 @@ def ensure_onnx_model(config: ModelConfig, quiet: bool = False) -> Path:
     calibration_digest = ""
     if config.precision == "int8":
         calibration_files, calibration_digest = _calibration_files(config.calibration)
-    path = cache_dir() / "onnx" / f"resnet50-{graph_key(config, calibration_digest)}.onnx"
+    options = graph_options(config, calibration_digest)
+    path = cache_dir() / "onnx" / f"resnet50-{graph_key(options)}.onnx"
     if _is_verified(path):
         return _used(path)
     with _build_lock(path):
         if _is_verified(path):  # built by another process while this one waited
             return _used(path)
-        return _store(path, _build(config, calibration_files, quiet), graph_options(config, calibration_digest))
+        return _store(path, _build(config, calibration_files, quiet), options)
 
 
 def _used(path: Path) -> Path:
