@@ -20,6 +20,7 @@ from .console import stderr_line
 from .errors import UserError
 from .images import discover
 from .options import InputOptions, ModelRequest, OutputOptions
+from .pathset import PathSet
 from .output import EXIT_SOME_FAILED, Report, open_sink, prepare_output, recorded_paths, records_only_stdout
 
 
@@ -113,9 +114,9 @@ def _progress(inputs: InputOptions):
     )
 
 
-def _sources(inputs: InputOptions, skip: set[str] = frozenset()):
+def _sources(inputs: InputOptions, skip: PathSet | None = None):
     sources = discover(inputs.inputs, recursive=inputs.recursive, include_hidden=inputs.include_hidden, null=inputs.null)
-    return (s for s in sources if s.path not in skip)
+    return skip.without(sources, lambda source: source.path) if skip else sources
 
 
 def _peek_batch_size(sources, batch_size: int):
@@ -125,7 +126,7 @@ def _peek_batch_size(sources, batch_size: int):
     return size, itertools.chain(head, sources)
 
 
-def _count_in_background(inputs: InputOptions, progress, task, skip=frozenset()) -> None:
+def _count_in_background(inputs: InputOptions, progress, task, skip: PathSet | None = None) -> None:
     """Folders make the total unknown up front; count them on the side for the ETA (without
     the inputs a resumed run skips)."""
     if "-" in inputs.inputs:
@@ -140,11 +141,10 @@ def _count_in_background(inputs: InputOptions, progress, task, skip=frozenset())
 
 def classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions) -> int:
     report = Report()
-    done: set[str] = set()
     if output.output:
         prepare_output(output.output)
-    if output.resume:
-        done = recorded_paths(output.output, output.format)
+    done = recorded_paths(output.output, output.format) if output.resume else None
+    if done is not None:
         report.resumed = len(done)
     # A table on a terminal shows the error in its row; anywhere else stdout may be a file or
     # jq, so the terminal gets each error line on stderr.
@@ -199,7 +199,7 @@ def summary(request: ModelRequest) -> int:
     return 0
 
 
-def _records(config: ModelConfig, inputs: InputOptions, report: Report, skip=frozenset(), echo_errors=True, top_k=5, sources=None, wrap_predict=None):
+def _records(config: ModelConfig, inputs: InputOptions, report: Report, skip: PathSet | None = None, echo_errors=True, top_k=5, sources=None, wrap_predict=None):
     """Open the runtime and stream records for the inputs (or the given ``sources``), counted
     in ``report``. ``wrap_predict`` (local engine) changes what the runtime is asked per batch."""
     sources = _sources(inputs, skip) if sources is None else iter(sources)

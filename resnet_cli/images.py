@@ -134,10 +134,17 @@ def discover(
     null: bool = False,
 ) -> Iterator[Source]:
     """Expand files, folders and ``-`` (paths on stdin, one a line, or NUL-separated with
-    ``null``) lazily, in a fixed order, each file once. Named files that do not exist still
-    come out (they become error records), as do paths no file can have (a NUL byte in them)."""
-    seen_files: set[str] = set()
+    ``null``) lazily, in a fixed order. Named files that do not exist still come out (they
+    become error records), as do paths no file can have (a NUL byte in them).
+
+    Repeats are dropped where they come without the user listing a file twice — a folder
+    reached again (named twice, nested, or through a link) and a file named on the command line
+    that a named folder also holds — with memory that grows with the arguments and folders,
+    never with the file count. Paths on stdin are taken as given, one input each, as xargs
+    takes them (``sort -u`` drops repeats): 100 million of them cost no more memory than one."""
+    inputs = list(inputs)  # the arguments: read twice
     seen_dirs: set = set()
+    named_files = _named_files(inputs)  # realpaths of the files named as arguments
 
     def expand(raw: str, explicit: bool) -> Iterator[Source]:
         if "\0" in raw:
@@ -151,22 +158,29 @@ def discover(
             return
         path = Path(raw)
         if path.is_dir():
-            yield from _walk(path, recursive, include_hidden, seen_dirs)
+            walked = _walk(path, recursive, include_hidden, seen_dirs)
+            yield from (s for s in walked if os.path.realpath(s.path) not in named_files) if named_files else walked
         else:
             yield Source(raw, explicit=explicit)
 
+    argument_files: set[str] = set()
     for raw in inputs:
         if raw == "-":
             stream = stdin if stdin is not None else sys.stdin
-            candidates = (s for line in _stdin_paths(stream, null) for s in expand(line, True))
-        else:
-            candidates = expand(raw, True)
-        for source in candidates:
-            key = source.path if is_uri(source.path) else os.path.realpath(source.path)
-            if key in seen_files:
-                continue
-            seen_files.add(key)
+            yield from (s for line in _stdin_paths(stream, null) for s in expand(line, True))
+            continue
+        for source in expand(raw, True):
+            if source.explicit and source.error is None and not is_uri(source.path):
+                key = os.path.realpath(source.path)
+                if key in argument_files:
+                    continue
+                argument_files.add(key)
             yield source
+
+
+def _named_files(inputs: Iterable[str]) -> set[str]:
+    """The files (not folders, URIs or ``-``) named as arguments, by real path."""
+    return {os.path.realpath(raw) for raw in inputs if raw != "-" and "\0" not in raw and not is_uri(raw) and not os.path.isdir(raw)}
 
 
 # ---------------------------------------------------------------------------- object stores

@@ -12,9 +12,11 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Iterator
 from pathlib import Path
 
 from . import storage
+from .pathset import PathSet
 from .records import Record
 
 CSV_COLUMNS = ("path", "rank", "index", "wnid", "label", "score", "error")
@@ -412,39 +414,61 @@ def output_format(fmt: str | None, output: str | None, resume: bool = False) -> 
 # ---------------------------------------------------------------------------- resume
 
 
-def recorded_paths(path: str, fmt: str) -> set[str]:
-    """Paths already recorded in an output file (or shard folder); a torn last line (a killed
-    writer) is cut off so the appended records start on a clean line."""
+def recorded_paths(path: str, fmt: str) -> PathSet:
+    """Paths already recorded in an output file (or shard folder), read as a stream into an
+    on-disk set (flat memory for any count). A torn last line (a killed writer) does not count;
+    in a local file it is cut off so the appended records start on a clean line."""
     if fmt not in LINE_FORMATS:
         raise ValueError(f"--resume needs --format {', '.join(LINE_FORMATS)}. Received: --format {fmt}")
-    if is_shard_folder(path):
-        return set().union(*(recorded_paths(shard, fmt) for shard in _shards(path, fmt)))
-    if not storage.exists(path):
-        return set()
+    files = _shards(path, fmt) if is_shard_folder(path) else [path] if storage.exists(path) else []
+    done = PathSet()
+    for file in files:
+        done.add_all(_paths_in(file, fmt))
+    return done
+
+
+def _paths_in(path: str, fmt: str) -> Iterator[str]:
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        source = io.BytesIO(storage.read_bytes(path)) if storage.is_uri(path) else path
-        return set(pq.read_table(source, columns=["path"]).column("path").to_pylist())
-    if storage.is_uri(path):
-        data = storage.read_bytes(path)  # a torn last line is dropped when the object is rewritten
-        end = data.rfind(b"\n") + 1
-    else:
-        with open(path, "rb+") as handle:
-            data = handle.read()
-            end = data.rfind(b"\n") + 1
-            if end != len(data):
-                handle.truncate(end)
-    text = data[:end].decode("utf-8", errors="replace")
-    if fmt == "jsonl":
-        done = set()
-        for line in text.splitlines():
-            try:
-                done.add(json.loads(line)["path"])
-            except (ValueError, KeyError, TypeError):
-                continue
-        return done
-    return {row["path"] for row in csv.DictReader(io.StringIO(text)) if row.get("path")}
+        with storage.open_read(path) as handle:
+            for batch in pq.ParquetFile(handle).iter_batches(columns=["path"], batch_size=65_536):
+                yield from (p for p in batch.column(0).to_pylist() if p is not None)
+        return
+    if not storage.is_uri(path):
+        _cut_torn_tail(path)
+    with storage.open_read(path) as handle:
+        lines = (line.decode("utf-8", errors="replace") for line in _whole_lines(handle))
+        if fmt == "jsonl":
+            for line in lines:
+                try:
+                    yield json.loads(line)["path"]
+                except (ValueError, KeyError, TypeError):
+                    continue
+        else:
+            yield from (row["path"] for row in csv.DictReader(lines) if row.get("path"))
+
+
+def _whole_lines(handle, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of a binary stream that end in a newline (a torn last line is left out)."""
+    rest = b""
+    while chunk := handle.read(chunk_size):
+        *lines, rest = (rest + chunk).split(b"\n")
+        yield from (line + b"\n" for line in lines)
+
+
+def _cut_torn_tail(path: str) -> None:
+    with open(path, "rb+") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - (1 << 16))
+            handle.seek(start)
+            newline = handle.read(end - start).rfind(b"\n")
+            if newline >= 0:
+                end = start + newline + 1
+                break
+            end = start
+        handle.truncate(end)
 
 
 # ---------------------------------------------------------------------------- report

@@ -46,7 +46,11 @@ OK, FAILED, SKIPPED = 0, 1, 2
 # pools): exactly-once rests on that.
 DECODE_MEMORY = 256 * 2**20
 ACTOR_MEMORY = 1024 * 2**20
-ROWS_PER_RUN = 1_000_000  # inputs per Ray Data run (about 200 MB of paths on the driver)
+# Inputs per Ray Data run: the driver holds one run's paths (~45 MB per 100,000), and each run
+# starts its actors anew (seconds), so a run gives every actor ~20,000 photos (minutes of work)
+# and holds 100,000 to 1,000,000 paths: the driver's memory follows the cluster's size, never
+# the input count.
+ROWS_PER_RUN, ROWS_PER_ACTOR, ROWS_PER_RUN_MAX = 100_000, 20_000, 1_000_000
 
 
 def import_ray():
@@ -148,6 +152,10 @@ class Plan:
     threads: int = 1
     gpus_per_actor: int = 0
 
+    @property
+    def rows_per_run(self) -> int:
+        return min(ROWS_PER_RUN_MAX, max(ROWS_PER_RUN, self.max_actors * ROWS_PER_ACTOR))
+
     @classmethod
     def for_cluster(cls, node_cpus: list[int], batch_size: int, actors: int | None = None, threads: int = 0, gpus: int = 0) -> "Plan":
         """GPUs (when the run may use them): one actor per GPU, every CPU left to decoding.
@@ -190,9 +198,7 @@ def records(
     plan = Plan.for_cluster(node_cpus, inputs.batch_for("gpu" if gpus else "cpu"), inputs.ray_actors, config.threads, gpus)
     if not float(plan.cpus_per_actor).is_integer():
         stderr_line(f"warning: --ray-actors {plan.max_actors} on a cluster of {sum(node_cpus)} CPUs: {plan.cpus_per_actor:g} CPU each, so decoding keeps a CPU")
-    # The driver holds one run's paths at a time, so 100 million inputs cost it no more memory
-    # than ROWS_PER_RUN (each run starts its actors anew: seconds per million photos).
-    for chunk in chunks(sources, ROWS_PER_RUN):
+    for chunk in chunks(sources, plan.rows_per_run):
         # Workers may run in another folder (or on another node with the same mounts): they
         # read absolute paths, while records keep the path as the user gave it, as locally.
         rows = [{"path": s.path, "location": _absolute(s.path), "explicit": s.explicit} for s in chunk]

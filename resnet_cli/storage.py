@@ -70,6 +70,14 @@ def read_bytes(path: str, limit: int | None = None) -> bytes:
         return handle.read() if limit is None else handle.read(limit)
 
 
+def open_read(path: str):
+    """A binary file to read ``path`` from, streamed (random access: Parquet reads its footer)."""
+    if not is_uri(path):
+        return open(path, "rb")
+    store, inner = filesystem(path)
+    return store.open_input_file(inner)
+
+
 def open_write(path: str):
     """A binary stream that (re)writes ``path``; on object stores the object appears whole
     when the stream is closed."""

@@ -224,6 +224,7 @@ def test_inputs_split_into_runs_give_the_same_records(ray_cluster, folder, class
     from resnet_cli.output import record_dict
 
     monkeypatch.setattr(ray_engine, "ROWS_PER_RUN", 7)  # 24 inputs: 4 runs
+    monkeypatch.setattr(ray_engine, "ROWS_PER_ACTOR", 1)
     config, inputs = _ray_run(classic_file, folder)
     records = [record_dict(r) for r in ray_engine.records(config, inputs, discover(inputs.inputs), 5)]
     assert_same_records(records, local_records)

@@ -1,0 +1,40 @@
+"""PathSet: the on-disk set a resumed run skips by — exact membership, each path counted once,
+order kept when filtering, usable from the progress counter's thread."""
+
+import threading
+
+from resnet_cli.pathset import PathSet
+
+
+def test_membership_count_and_order():
+    paths = [f"/photos/{i:06d}.jpg" for i in range(25_000)]  # more than one insert batch
+    done = PathSet(paths[::2] + paths[:10:2])  # repeats count once
+    assert len(done) == 12_500 and bool(done)
+    assert paths[0] in done and paths[1] not in done and "/photos/x.jpg" not in done
+    assert list(done.without(paths)) == paths[1::2]  # the rest, in input order
+    items = [(p, i) for i, p in enumerate(paths[:1001])]
+    assert [i for _, i in done.without(items, lambda item: item[0])] == list(range(1, 1001, 2))
+
+
+def test_odd_names_and_an_empty_set():
+    odd = ["caf\u00e9.jpg", "bad\udcff.jpg", "a\nb.jpg", ""]
+    done = PathSet(odd)
+    assert all(name in done for name in odd) and "cafe.jpg" not in done
+    empty = PathSet()
+    assert not empty and len(empty) == 0 and "x" not in empty
+    assert list(empty.without(iter(["a", "b"]))) == ["a", "b"]
+
+
+def test_two_threads_at_once():
+    done = PathSet(f"{i}" for i in range(5000))
+    results = []
+
+    def count():
+        results.append(sum(1 for _ in done.without(str(i) for i in range(10_000))))
+
+    threads = [threading.Thread(target=count) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [5000, 5000]
