@@ -208,6 +208,9 @@ def main():
     Exit status: 0 all classified, 1 some inputs failed, 2 usage error, 3 the Ray cluster
     cannot be reached, 130 interrupted (143 terminated).
     """
+    from .output import mark_launch
+
+    mark_launch()
 
 
 @main.command()

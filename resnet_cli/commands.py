@@ -59,16 +59,23 @@ def _graceful_stop():
 
 class _LogProgress:
     """Progress for jobs whose stderr is a log, not a terminal: a line every ``interval``
-    seconds with done/total, rate and ETA (the rich Progress calls classify makes)."""
+    seconds from launch — start-up included (a cluster's can take a minute) — with done/total,
+    rate and ETA (the rich Progress calls classify makes)."""
 
-    def __init__(self):
-        self.interval, self.started = LOG_INTERVAL, time.perf_counter()
-        self.last, self.done, self.total = self.started, 0, None
+    def __init__(self, launched: float):
+        import threading
+
+        self.interval, self.launched, self.first = LOG_INTERVAL, launched, None
+        self.done, self.total = 0, None
+        self.ticking = threading.Event()
+        self.ticker = threading.Thread(target=self._tick, daemon=True, name="progress")
 
     def __enter__(self):
+        self.ticker.start()
         return self
 
     def __exit__(self, *exc_info):
+        self.ticking.set()
         return None
 
     def add_task(self, *args, total=None, **fields):
@@ -76,21 +83,31 @@ class _LogProgress:
         return 0
 
     def update(self, task, advance: int = 0, total=None, **fields):
+        if advance and self.first is None:
+            self.first = time.perf_counter()
         self.done += advance
         self.total = total if total is not None else self.total
-        now = time.perf_counter()
-        if advance and now - self.last >= self.interval:
-            self.last = now
-            rate = self.done / max(now - self.started, 1e-9)
-            of = f"/{self.total}" if self.total else ""
-            eta = f", ETA {(self.total - self.done) / rate:.0f} s" if self.total and rate > 0 else ""
-            stderr_line(f"progress: {self.done}{of} done, {rate:.1f} images/s{eta}")
+
+    def _tick(self) -> None:
+        """A line at launch + 10 s, + 20 s, … (a late start skips the ticks already past)."""
+        tick = int((time.perf_counter() - self.launched) // self.interval) + 1
+        while not self.ticking.wait(max(0.0, self.launched + tick * self.interval - time.perf_counter())):
+            stderr_line(self.line(time.perf_counter()))
+            tick = max(tick + 1, int((time.perf_counter() - self.launched) // self.interval) + 1)
+
+    def line(self, now: float) -> str:
+        of = f"/{self.total}" if self.total else ""
+        if self.first is None:
+            return f"progress: 0{of} done, starting ({now - self.launched:.0f} s since launch)"
+        rate = self.done / max(now - self.first, 1e-9)
+        eta = f", ETA {(self.total - self.done) / rate:.0f} s" if self.total and rate > 0 else ""
+        return f"progress: {self.done}{of} done, {rate:.1f} images/s{eta} ({now - self.launched:.0f} s since launch)"
 
 
 LOG_INTERVAL = 10.0  # seconds between progress lines when stderr is not a terminal
 
 
-def _progress(inputs: InputOptions):
+def _progress(inputs: InputOptions, launched: float):
     """auto: a rich bar on a terminal (transient: gone when done), else a log line every
     LOG_INTERVAL seconds; bar, log or none as asked."""
     mode = inputs.progress
@@ -99,7 +116,7 @@ def _progress(inputs: InputOptions):
     if inputs.quiet or mode == "none":
         return contextlib.nullcontext(None)
     if mode == "log":
-        return _LogProgress()
+        return _LogProgress(launched)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -154,6 +171,10 @@ def classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions)
         # Ray and its workers print (to fd 1) from threads and native code: keep stdout for records.
         records_stdout = stack.enter_context(records_only_stdout()) if inputs.engine == "ray" and output.output is None else None
         first, records = [], iter(())
+        progress = stack.enter_context(_progress(inputs, report.launched))  # from launch: start-up shows
+        task = progress.add_task("classify", total=None, rate=0.0) if progress else None
+        if progress:
+            _count_in_background(inputs, progress, task, skip=done)
         try:
             config = resolve(request, local=inputs.engine != "ray")
             records = _records(config, inputs, report, skip=done, echo_errors=echo_errors, top_k=output.top_k)
@@ -164,10 +185,6 @@ def classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions)
         except KeyboardInterrupt:  # before any record: the sink still writes a whole (empty) document
             report.interrupted = True
         sink = stack.enter_context(open_sink(output.format, output.output, appending=output.resume, stdout=records_stdout))
-        progress = stack.enter_context(_progress(inputs))
-        task = progress.add_task("classify", total=None, rate=0.0) if progress else None
-        if progress:
-            _count_in_background(inputs, progress, task, skip=done)
         stop.writing = True
         try:
             for record in itertools.chain(first, records) if not report.interrupted else ():
@@ -243,8 +260,12 @@ def _ray_records(config: ModelConfig, inputs: InputOptions, report: Report, sour
 
     ray_engine.import_ray()  # "how to install" before anything else
     report.ran_on = f"Ray ({config.runtime} {config.precision}, device {config.device})"
-    report.started = time.perf_counter()
-    yield from ray_engine.records(config, inputs, sources, top_k, on_skip=report.skip)
+    records = ray_engine.records(config, inputs, sources, top_k, on_skip=report.skip)
+    for record in records:  # start-up ends with the first result (Ray, actors, their model)
+        report.started = time.perf_counter()
+        yield record
+        break
+    yield from records
 
 
 def evaluate(request: ModelRequest, inputs: InputOptions, labels: str | None = None, fmt: str = "table") -> int:

@@ -474,6 +474,19 @@ def _cut_torn_tail(path: str) -> None:
 # ---------------------------------------------------------------------------- report
 
 
+_launched: list[float] = []
+
+
+def mark_launch() -> None:
+    """The CLI calls this first thing: the summary and the progress count from here, so a run's
+    start-up (Ray, actors, the model) is in its time."""
+    _launched[:] = [time.perf_counter()]
+
+
+def launched_at() -> float:
+    return _launched[0] if _launched else time.perf_counter()
+
+
 @dataclass
 class Report:
     """Counts what happened; says it on stderr; gives the exit code."""
@@ -484,7 +497,8 @@ class Report:
     resumed: int = 0
     interrupted: bool = False
     terminated: bool = False  # stopped by SIGTERM (a job scheduler), not by Ctrl-C
-    started: float = field(default_factory=time.perf_counter)
+    launched: float = field(default_factory=lambda: launched_at())  # the process's start
+    started: float = field(default_factory=time.perf_counter)  # the runtime's: engines set it when ready
     ran_on: str = ""  # the device and runtime that ran, for the summary line
 
     def add(self, record: Record) -> None:
@@ -507,8 +521,10 @@ class Report:
         return EXIT_OK
 
     def summary(self) -> str:
-        seconds = time.perf_counter() - self.started
-        rate = self.classified / seconds if seconds > 0 else 0.0
+        """Counts, the time since launch, the rate once the runtime was ready, the start-up."""
+        now = time.perf_counter()
+        seconds, startup = now - self.launched, max(0.0, self.started - self.launched)
+        rate = self.classified / (now - self.started) if now > self.started else 0.0
         parts = [f"{self.classified} classified", f"{self.failed} failed", f"{self.skipped} skipped"]
         if self.resumed:
             parts.append(f"{self.resumed} already done")
@@ -516,4 +532,4 @@ class Report:
         if self.classified + self.failed + self.resumed == 0 and not (self.interrupted or self.terminated):
             head = "no images found: "
         where = f" on {self.ran_on}" if self.ran_on else ""
-        return f"{head}{', '.join(parts)} in {seconds:.1f} s ({rate:.1f} images/s){where}"
+        return f"{head}{', '.join(parts)} in {seconds:.1f} s ({rate:.1f} images/s){where}; start-up {startup:.1f} s"

@@ -19,7 +19,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import platform
+import re
 import socket
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -27,7 +30,7 @@ import numpy as np
 
 from .config import ModelConfig
 from .console import stderr_line
-from .errors import ClusterUnreachable, UserError
+from .errors import ClusterUnreachable, UsageProblem, UserError
 from .images import DecodeOptions, ImageError, Source, is_uri
 from .options import InputOptions
 from .pipeline import Skipped, chunks, decode_source
@@ -51,6 +54,54 @@ ACTOR_MEMORY = 1024 * 2**20
 # and holds 100,000 to 1,000,000 paths: the driver's memory follows the cluster's size, never
 # the input count.
 ROWS_PER_RUN, ROWS_PER_ACTOR, ROWS_PER_RUN_MAX = 100_000, 20_000, 1_000_000
+ROWS_PER_TASK = 256
+
+
+# Settings the driver's environment gives the workers explicitly (a cluster's workers inherit
+# `ray start`'s environment, not the command's), besides every RESNET_CLI_* variable.
+WORKER_SETTINGS = ("KERAS_BACKEND", "KERAS_HOME", "XDG_CACHE_HOME")
+
+
+class WorkerSetupError(RuntimeError):
+    """A worker that cannot run what the driver resolved (other versions, a setting that did
+    not arrive, weights it cannot see): the message names the node and is the whole story."""
+
+
+def worker_settings() -> dict[str, str]:
+    """The variables each model actor gets through Ray's runtime_env, checked on arrival."""
+    return {key: value for key, value in os.environ.items() if key.startswith("RESNET_CLI_") or key in WORKER_SETTINGS}
+
+
+def versions() -> dict[str, str]:
+    """What driver and workers must share: a pickled config and Ray's wire format depend on them."""
+    from importlib.metadata import version
+
+    import ray
+
+    return {"resnet-cli": version("resnet-cli"), "Ray": ray.__version__, "Python": ".".join(platform.python_version_tuple()[:2])}
+
+
+def check_worker(config: ModelConfig, settings: dict[str, str], driver_versions: dict[str, str]) -> None:
+    """Run in each model actor before its first batch: the same versions as the driver, the
+    driver's settings arrived, the named weights file readable here with the driver's md5 —
+    else the run stops with one line naming this node (never a silent download or a guess)."""
+    import ray
+
+    node = f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
+    mine = versions()
+    for name, wanted in driver_versions.items():
+        if mine.get(name) != wanted:
+            raise WorkerSetupError(f"node {node} runs {name} {mine.get(name)}, the driver {wanted}: install the same resnet-cli, Ray and Python on every node (one container image; see the README's Dockerfile)")
+    for key, wanted in settings.items():
+        if os.environ.get(key) != wanted:
+            raise WorkerSetupError(f"node {node}: the driver's {key} did not reach the worker")
+    if config.weights is not None:
+        from .weights import file_md5
+
+        if not os.path.isfile(config.weights):
+            raise WorkerSetupError(f"node {node} cannot read the weights file {config.weights}: --weights (or $RESNET_CLI_WEIGHTS) must name a file every node sees at that path (a shared volume)")
+        if (md5 := file_md5(config.weights)) != config.weights_md5:
+            raise WorkerSetupError(f"node {node}: {config.weights} has md5 {md5}, the driver's has {config.weights_md5}")
 
 
 def import_ray():
@@ -62,21 +113,34 @@ def import_ray():
     return ray
 
 
-def connect(address: str | None):
-    """Join the cluster at ``address``, or start a local Ray sized to this machine; quietly."""
+def connect(address: str | None, quiet: bool = False):
+    """Join the cluster at ``address`` (else ``$RAY_ADDRESS``), or start a new local Ray sized to
+    this machine — never a cluster Ray happens to find running — and say which on stderr."""
     ray = import_ray()
     if not ray.is_initialized():
-        _check_reachable(address)
+        target = address or os.environ.get("RAY_ADDRESS") or "local"
+        _check_reachable(target)
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            context = ray.init(address=target, include_dashboard=False if target == "local" else None, log_to_driver=False, logging_level=logging.ERROR)
         except ConnectionError as error:
-            raise ClusterUnreachable(f"cannot reach the Ray cluster at {address}: {error}") from None
+            raise ClusterUnreachable(f"cannot reach the Ray cluster at {target}: {error}") from None
+        if not quiet:
+            stderr_line(joined(ray, target, getattr(context, "dashboard_url", "")))
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours runs on the records, on a terminal only
     context.execution_options.preserve_order = True  # same order as the local engine
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     return ray
+
+
+def joined(ray, target: str, dashboard: str | None) -> str:
+    """"started a local Ray: 2 CPUs" / "joined the Ray cluster at …: 3 nodes, 48 CPUs, …"."""
+    resources = ray.cluster_resources()
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    size = f"{nodes} node{'s' if nodes != 1 else ''}, {resources.get('CPU', 0):g} CPUs" + (f", {resources['GPU']:g} GPUs" if resources.get("GPU") else "")
+    where = "started a local Ray" if target == "local" else f"joined the Ray cluster at {target}"
+    return f"{where}: {size}" + (f"; dashboard http://{dashboard}" if dashboard else "")
 
 
 def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
@@ -115,9 +179,10 @@ class Predictor:
     """Ray actor: one runtime (ONNX or Keras), opened once, scoring the decoded rows: top-k
     classes, or (a config without top: embed, train) the pooled feature vectors."""
 
-    def __init__(self, config: ModelConfig, batch_size: int, top_k: int):
+    def __init__(self, config: ModelConfig, batch_size: int, top_k: int, settings: dict | None = None, driver_versions: dict | None = None):
         from .runtimes.factory import open_runtime
 
+        check_worker(config, settings or {}, driver_versions or {})
         self.runtime = open_runtime(config, batch_size=batch_size)
         self.include_top = config.include_top
         self.classes = len(config.labels)
@@ -151,6 +216,13 @@ class Plan:
     cpus_per_actor: float = 1
     threads: int = 1
     gpus_per_actor: int = 0
+
+    @property
+    def rows_per_task(self) -> int:
+        """Rows per block and decode task: Ray Data spends ~0.1 s of the driver's time per task,
+        so blocks of a few hundred photos (a second of decoding) keep the driver off the
+        critical path; the actors still see batches of ``batch_size``."""
+        return max(self.batch_size, ROWS_PER_TASK)
 
     @property
     def rows_per_run(self) -> int:
@@ -188,21 +260,83 @@ def records(
 ) -> Iterator[Record]:
     """The ray engine's records for ``sources``, in input order (as ``pipeline.run``'s).
     The resolved config travels to the actors whole (absolute weights path and md5 included)."""
-    from .imagenet import predictions
-
-    ray = connect(inputs.ray_address)
+    ray = connect(inputs.ray_address, quiet=inputs.quiet)
     node_cpus = [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
     gpus = 0 if config.device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
     if config.device == "gpu" and not gpus:
         raise UserError("--device gpu: the Ray cluster has no GPUs.")
     plan = Plan.for_cluster(node_cpus, inputs.batch_for("gpu" if gpus else "cpu"), inputs.ray_actors, config.threads, gpus)
+    plan = fit(plan, ray.cluster_resources(), sum(node_cpus), asked=inputs.ray_actors is not None)
+    with Watchdog(ray) as watchdog:
+        yield from _records(ray, config, sources, plan, top_k, on_skip, predictor, watchdog)
+
+
+def fit(plan: Plan, resources: dict, cpus: int, asked: bool) -> Plan:
+    """The plan the cluster can place. An asked-for pool it cannot place (Ray would wait for
+    ever) is a usage error naming what the cluster has; a pool of our own choosing shrinks to
+    fit; more actors than CPUs share them, with one warning."""
+    gpus, memory = resources.get("GPU", 0), resources.get("memory", 0)
+    fits = min(plan.max_actors, int(memory // ACTOR_MEMORY) if memory else plan.max_actors, int(gpus) if plan.gpus_per_actor else plan.max_actors)
+    if asked and fits < plan.max_actors:
+        has = f"{gpus:g} GPU{'s' if gpus != 1 else ''} (one actor each)" if plan.gpus_per_actor and plan.max_actors > gpus else f"{memory / 2**30:.1f} GiB of memory for tasks ({ACTOR_MEMORY / 2**30:g} GiB per actor)"
+        raise UsageProblem(f"--ray-actors {plan.max_actors}: the cluster has {has}, room for {fits}. Received: --ray-actors {plan.max_actors}")
+    if fits < 1:
+        raise UsageProblem(f"the Ray cluster has no room for a model actor ({ACTOR_MEMORY / 2**30:g} GiB of memory each; it has {memory / 2**30:.1f} GiB).")
     if not float(plan.cpus_per_actor).is_integer():
-        stderr_line(f"warning: --ray-actors {plan.max_actors} on a cluster of {sum(node_cpus)} CPUs: {plan.cpus_per_actor:g} CPU each, so decoding keeps a CPU")
+        stderr_line(f"warning: --ray-actors {plan.max_actors} on a cluster of {cpus} CPUs: {plan.cpus_per_actor:g} CPU each, so decoding keeps a CPU")
+    return dataclasses.replace(plan, max_actors=fits, min_actors=min(plan.min_actors, fits))
+
+
+STALL_SECONDS = 60.0  # no result for this long: say on stderr what the cluster has free
+
+
+class Watchdog:
+    """Says, once per stall, why a run makes no progress: what the cluster has free (actors and
+    tasks waiting for resources Ray cannot find wait silently, for ever)."""
+
+    def __init__(self, ray, seconds: float = STALL_SECONDS):
+        import threading
+
+        self.ray, self.seconds, self.last, self.any = ray, seconds, time.monotonic(), False
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True, name="ray-watchdog")
+
+    def beat(self) -> None:
+        self.last, self.any = time.monotonic(), True
+
+    def _watch(self) -> None:
+        warned = None
+        while not self.stop.wait(min(5.0, self.seconds / 4)):
+            quiet_for, last = time.monotonic() - self.last, self.last
+            if quiet_for >= self.seconds and warned != last:
+                warned = last
+                stderr_line(self.message(quiet_for))
+
+    def message(self, quiet_for: float) -> str:
+        try:
+            free, total = self.ray.available_resources(), self.ray.cluster_resources()
+        except Exception as error:  # the cluster went away: say that
+            return f"warning: no results for {quiet_for:.0f} s and the Ray cluster does not answer ({type(error).__name__})"
+        have = ", ".join(f"{free.get(key, 0):g} of {total[key]:g} {name} free" for key, name in (("CPU", "CPUs"), ("GPU", "GPUs")) if key in total)
+        what = "results" if self.any else "the first results (starting actors, loading the model)"
+        return f"warning: still waiting for {what} after {quiet_for:.0f} s; the cluster has {have}; `ray status` shows what waits for resources"
+
+    def __enter__(self) -> "Watchdog":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop.set()
+
+
+def _records(ray, config: ModelConfig, sources, plan: Plan, top_k: int, on_skip, predictor: type, watchdog: Watchdog) -> Iterator[Record]:
+    from .imagenet import predictions
     for chunk in chunks(sources, plan.rows_per_run):
         # Workers may run in another folder (or on another node with the same mounts): they
         # read absolute paths, while records keep the path as the user gave it, as locally.
         rows = [{"path": s.path, "location": _absolute(s.path), "explicit": s.explicit} for s in chunk]
         for batch in _batches(ray, _dataset(ray, rows, config, plan, top_k, predictor)):
+            watchdog.beat()
             outcomes = predictions(batch["index"], batch["score"], config.labels) if config.include_top else batch["vector"]
             for path, status, error, outcome in zip(batch["path"], batch["status"], batch["error"], outcomes):
                 path = str(path)
@@ -217,19 +351,28 @@ def records(
 
 
 def _dataset(ray, rows: list[dict], config: ModelConfig, plan: Plan, top_k: int, predictor: type):
-    """paths → decode tasks → model actors → top-k (or feature) rows (lazy: runs when iterated)."""
+    """paths → decode tasks → model actors → top-k (or feature) rows (lazy: runs when iterated).
+    The actors get the driver's settings (``worker_settings``) and check them on arrival."""
+    settings = worker_settings()
     return (
-        ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // plan.batch_size)))
-        .map_batches(decode_batch, fn_kwargs={"decode_options": config.decode}, batch_size=plan.batch_size, batch_format="numpy", num_cpus=1, memory=DECODE_MEMORY)
+        ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // plan.rows_per_task)))
+        .map_batches(decode_batch, fn_kwargs={"decode_options": config.decode}, batch_size=plan.rows_per_task, batch_format="numpy", num_cpus=1, memory=DECODE_MEMORY)
         .map_batches(
             predictor,
-            fn_constructor_kwargs={"config": dataclasses.replace(config, threads=plan.threads), "batch_size": plan.batch_size, "top_k": top_k},
+            fn_constructor_kwargs={
+                "config": dataclasses.replace(config, threads=plan.threads),
+                "batch_size": plan.batch_size,
+                "top_k": top_k,
+                "settings": settings,
+                "driver_versions": versions(),
+            },
             batch_size=plan.batch_size,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(min_size=plan.min_actors, max_size=plan.max_actors),
             num_cpus=plan.cpus_per_actor,
             num_gpus=plan.gpus_per_actor,
             memory=ACTOR_MEMORY,
+            runtime_env={"env_vars": settings},
         )
     )
 
@@ -243,5 +386,7 @@ def _batches(ray, dataset) -> Iterator[dict]:
     try:
         yield from dataset.iter_batches(batch_size=None, batch_format="numpy")
     except ray.exceptions.RayError as error:
-        lines = [line for line in str(error).splitlines() if line.strip()]
-        raise UserError(f"the ray engine failed: {lines[-1].strip() if lines else type(error).__name__}") from None
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        last = lines[-1] if lines else type(error).__name__
+        setup = re.match(rf"(?:[\w.]+\.)?{WorkerSetupError.__name__}: (.*)", last)
+        raise UserError(setup.group(1) if setup else f"the ray engine failed: {last}") from None

@@ -3,6 +3,7 @@ by one; every record exactly once when a model actor dies mid-run; shards and --
 
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -279,3 +280,82 @@ def test_ray_int8_on_an_empty_cache_keeps_stdout_for_records(ray_cluster, folder
     records = [json.loads(line) for line in done.stdout.splitlines()]  # every line is a record
     _, expected = classify("--precision", "int8", "--weights", classic_file, *photos)
     assert_same_records(records, expected)
+
+
+# ---------------------------------------------------------------------------- #17: settings, fit, watching
+
+
+def test_the_driver_settings_reach_the_actors(ray_cluster, folder, classic_file, local_records, tmp_path, monkeypatch):
+    """RESNET_CLI_CACHE set for this command only (after Ray started, so no worker inherited
+    it): the actors build the model in that cache, and give the local engine's records."""
+    cache = tmp_path / "cache-for-this-command"
+    monkeypatch.setenv("RESNET_CLI_CACHE", str(cache))
+    result, records = classify("--engine", "ray", "--weights", classic_file, folder)
+    assert result.exit_code == 1, result.stderr
+    assert_same_records(records, local_records)
+    assert list(cache.glob("*.onnx")), sorted(p.name for p in cache.iterdir()) if cache.exists() else "no cache folder"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"weights": "/nowhere/resnet50.h5"}, r"^node \S+ \([\d.]+\) cannot read the weights file /nowhere/resnet50\.h5: --weights"),
+    ({"weights_md5": "0" * 32}, r"^node \S+ \([\d.]+\): \S+ has md5 [0-9a-f]{32}, the driver's has 0{32}$"),
+])
+def test_a_worker_that_cannot_see_the_weights_stops_the_run_naming_its_node(ray_cluster, classic_file, change, message):
+    """Checked in each actor before its first batch: one line naming the node, never a download."""
+    import dataclasses
+
+    from resnet_cli import ray_engine
+    from resnet_cli.errors import UserError
+    from resnet_cli.images import discover
+
+    config, inputs = _ray_run(classic_file, SAMPLES)
+    with pytest.raises(UserError, match=message):
+        list(ray_engine.records(dataclasses.replace(config, **change), inputs, discover(inputs.inputs), 5))
+
+
+def test_a_worker_with_other_versions_or_settings_is_named(ray_cluster, classic_file, monkeypatch):
+    from resnet_cli import ray_engine
+
+    config, _ = _ray_run(classic_file, SAMPLES)
+    ray_engine.check_worker(config, ray_engine.worker_settings(), ray_engine.versions())  # this process: all the same
+    with pytest.raises(ray_engine.WorkerSetupError, match=r"^node .* runs Ray \S+, the driver 0\.0: install the same resnet-cli, Ray and Python on every node"):
+        ray_engine.check_worker(config, {}, {**ray_engine.versions(), "Ray": "0.0"})
+    monkeypatch.setenv("RESNET_CLI_CACHE", "/somewhere")
+    assert ray_engine.worker_settings()["RESNET_CLI_CACHE"] == "/somewhere"
+    with pytest.raises(ray_engine.WorkerSetupError, match="the driver's RESNET_CLI_CACHE did not reach the worker"):
+        ray_engine.check_worker(config, {"RESNET_CLI_CACHE": "/elsewhere"}, {})
+
+
+def test_a_pool_the_cluster_cannot_place_is_a_usage_error():
+    from resnet_cli.errors import UsageProblem
+    from resnet_cli.ray_engine import ACTOR_MEMORY, Plan, fit
+
+    gpus = Plan.for_cluster([16], 32, actors=3, gpus=1)
+    with pytest.raises(UsageProblem, match=r"^--ray-actors 3: the cluster has 1 GPU \(one actor each\), room for 1\. Received: --ray-actors 3$"):
+        fit(gpus, {"CPU": 16, "GPU": 1, "memory": 64 * 2**30}, 16, asked=True)
+    small = {"CPU": 64, "memory": 2.5 * ACTOR_MEMORY}
+    with pytest.raises(UsageProblem, match=r"the cluster has 2\.5 GiB of memory for tasks \(1 GiB per actor\), room for 2"):
+        fit(Plan.for_cluster([64], 32, actors=5), small, 64, asked=True)
+    ours = fit(Plan.for_cluster([64], 32), small, 64, asked=False)  # a pool of our choosing shrinks to fit
+    assert (ours.min_actors, ours.max_actors) == (1, 2)
+
+
+def test_a_stalled_run_says_what_the_cluster_has(capsys):
+    import time
+
+    from resnet_cli.ray_engine import Watchdog
+
+    class Cluster:
+        def available_resources(self):
+            return {"CPU": 0.0}
+
+        def cluster_resources(self):
+            return {"CPU": 2.0, "GPU": 1.0}
+
+    with Watchdog(Cluster(), seconds=0.2) as watchdog:
+        time.sleep(0.7)  # one stall: one line, however long it lasts
+        watchdog.beat()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert re.search(r"still waiting for the first results \(starting actors, loading the model\) after \d+ s;", lines[0])
+    assert lines[0].endswith("the cluster has 0 of 2 CPUs free, 0 of 1 GPUs free; `ray status` shows what waits for resources")
