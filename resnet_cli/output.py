@@ -524,7 +524,8 @@ class Report:
         """Counts, the time since launch, the rate once the runtime was ready, the start-up."""
         now = time.perf_counter()
         seconds, startup = now - self.launched, max(0.0, self.started - self.launched)
-        rate = self.classified / (now - self.started) if now > self.started else 0.0
+        steady = now - self.started  # under a second (one Ray block, one batch): the whole run's rate
+        rate = self.classified / (steady if steady >= 1.0 else max(seconds, 1e-9))
         parts = [f"{self.classified} classified", f"{self.failed} failed", f"{self.skipped} skipped"]
         if self.resumed:
             parts.append(f"{self.resumed} already done")

@@ -23,6 +23,7 @@ import platform
 import re
 import socket
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -120,6 +121,7 @@ def connect(address: str | None, quiet: bool = False):
     if not ray.is_initialized():
         target = address or os.environ.get("RAY_ADDRESS") or "local"
         _check_reachable(target)
+        _check_token(target)
         try:
             context = ray.init(address=target, include_dashboard=False if target == "local" else None, log_to_driver=False, logging_level=logging.ERROR)
         except ConnectionError as error:
@@ -131,6 +133,7 @@ def connect(address: str | None, quiet: bool = False):
     context.execution_options.preserve_order = True  # same order as the local engine
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\.data")  # advice for Ray Data's own users
     return ray
 
 
@@ -155,6 +158,34 @@ def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
         socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout).close()
     except (OSError, ValueError) as error:
         raise ClusterUnreachable(f"cannot reach the Ray cluster at {address} ({error or type(error).__name__})") from None
+
+
+def _check_token(address: str, timeout: float = 10.0) -> None:
+    """Ray 2.60's ``ray start`` turns token authentication on; a missing or wrong token makes
+    ray.init retry for 20 s and call the cluster unreachable. Ask the cluster once, with the
+    token Ray would send, and say which it is in one line. (Ray's own pieces; if they move in
+    another Ray release the check is skipped and ray.init decides.)"""
+    if address in ("local", "auto") or "://" in address:
+        return
+    try:
+        import grpc
+        from ray._private.authentication.grpc_authentication_client_interceptor import _get_authentication_metadata_tuple
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:
+        return
+    metadata = _get_authentication_metadata_tuple()
+    with grpc.insecure_channel(address if ":" in address else f"{address}:6379") as channel:
+        try:
+            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=timeout, metadata=metadata)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAUTHENTICATED:
+                return  # not ours to judge: ray.init says what it finds
+            if not metadata:
+                raise UserError(
+                    f"the Ray cluster at {address} uses token authentication and this machine sent no token: "
+                    "set RAY_AUTH_MODE=token and give it the cluster's token (~/.ray/auth_token, $RAY_AUTH_TOKEN or $RAY_AUTH_TOKEN_PATH; `ray get-auth-token` prints it on the head node)"
+                ) from None
+            raise UserError(f"the Ray cluster at {address} rejected this machine's token: use that cluster's token (`ray get-auth-token` on its head node) in $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token") from None
 
 
 def decode_batch(batch: dict, decode_options: DecodeOptions) -> dict:
@@ -217,12 +248,12 @@ class Plan:
     threads: int = 1
     gpus_per_actor: int = 0
 
-    @property
-    def rows_per_task(self) -> int:
-        """Rows per block and decode task: Ray Data spends ~0.1 s of the driver's time per task,
-        so blocks of a few hundred photos (a second of decoding) keep the driver off the
-        critical path; the actors still see batches of ``batch_size``."""
-        return max(self.batch_size, ROWS_PER_TASK)
+    def blocks(self, rows: int) -> int:
+        """Blocks (one decode task each) for a run of ``rows``: Ray Data spends tens of ms of the
+        driver's time per task, so large runs get blocks of ROWS_PER_TASK (a second or so of
+        decoding), small ones enough blocks of at least a batch to keep every actor busy."""
+        big_blocks, batches = -(-rows // max(self.batch_size, ROWS_PER_TASK)), -(-rows // self.batch_size)
+        return max(1, big_blocks, min(batches, 4 * self.max_actors))
 
     @property
     def rows_per_run(self) -> int:
@@ -355,8 +386,8 @@ def _dataset(ray, rows: list[dict], config: ModelConfig, plan: Plan, top_k: int,
     The actors get the driver's settings (``worker_settings``) and check them on arrival."""
     settings = worker_settings()
     return (
-        ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // plan.rows_per_task)))
-        .map_batches(decode_batch, fn_kwargs={"decode_options": config.decode}, batch_size=plan.rows_per_task, batch_format="numpy", num_cpus=1, memory=DECODE_MEMORY)
+        ray.data.from_items(rows, override_num_blocks=plan.blocks(len(rows)))
+        .map_batches(decode_batch, fn_kwargs={"decode_options": config.decode}, batch_size=None, batch_format="numpy", num_cpus=1, memory=DECODE_MEMORY)
         .map_batches(
             predictor,
             fn_constructor_kwargs={
