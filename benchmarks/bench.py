@@ -95,15 +95,15 @@ def torch_peer_rates() -> dict | None:
     return json.loads(done.stdout)
 
 
-def ray_engine_rates(weights: Path, folder: Path) -> tuple[float, float, float]:
+def ray_engine_rates(weights: Path, folder: Path, actors: int | None = None, threads: int = 0) -> tuple[float, float, float]:
     """(seconds to the first record incl. ray.init, steady img/s after it, whole-run img/s)."""
     from resnet_cli import ray_engine
     from resnet_cli.config import resolve
     from resnet_cli.images import discover
     from resnet_cli.options import InputOptions, ModelRequest
 
-    config = resolve(ModelRequest(weights=str(weights), precision="int8"))
-    inputs = InputOptions(inputs=(str(folder),), batch_size=16, engine="ray")
+    config = resolve(ModelRequest(weights=str(weights), precision="int8", threads=threads))
+    inputs = InputOptions(inputs=(str(folder),), batch_size=16, engine="ray", ray_actors=actors, quiet=True)
     start = time.perf_counter()
     first, count = None, 0
     for _ in ray_engine.records(config, inputs, discover(inputs.inputs), 5):
@@ -112,6 +112,26 @@ def ray_engine_rates(weights: Path, folder: Path) -> tuple[float, float, float]:
     end = time.perf_counter()
     ray_engine.import_ray().shutdown()
     return first - start, (count - 1) / (end - first), count / (end - start)
+
+
+def ray_rates(wflag: list[str], weights: Path) -> None:
+    """The ray engine's own overhead on one node, and r for the cost model: steady img/s per
+    actor core with the plan's actor (every core) and with a 1-thread actor (decode beside it)."""
+    say("ray engine on this machine (one node: the engine's own overhead; r for the cost model)")
+    folder = photo_folder("jpeg_500x375_576", (500, 375), 576)
+    wall, stderr, _ = run_cli([*wflag, "--precision", "int8", "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), str(folder)])
+    local = rate_of(stderr)
+    cores = os.cpu_count() or 1
+    record("end-to-end --engine local onnx int8, 576 × 500x375", f"{local:.1f} img/s", f"({local / cores:.1f} img/s per core)")
+    startup, steady, overall = ray_engine_rates(weights, folder)
+    record("end-to-end --engine ray onnx int8, same folder, steady state", f"{steady:.1f} img/s",
+           f"(÷ local engine {steady / local:.2f}; {steady / cores:.1f} img/s per core of the node)")
+    record("--engine ray start-up (local Ray, actor, model) to the first record", f"{startup:.1f} s",
+           f"(whole run {overall:.1f} img/s, ÷ local {overall / local:.2f})")
+    for threads in (1, 2):
+        _, steady, _ = ray_engine_rates(weights, folder, actors=1, threads=threads)
+        record(f"--engine ray, one {threads}-thread actor, steady state", f"{steady:.1f} img/s",
+               f"(r = {steady / threads:.1f} img/s per actor core, decoding on the other {cores - threads or 'shared'} core{'s' if cores - threads != 1 else ''})")
 
 
 def labeled_folder(count: int) -> Path:
@@ -161,6 +181,9 @@ def main() -> None:
     wflag = ["--weights", str(weights)]
     if os.environ.get("BENCH_ONLY") == "heads":  # one section, for a quick re-measure
         head_rates(wflag)
+        return print_table()
+    if os.environ.get("BENCH_ONLY") == "ray":
+        ray_rates(wflag, weights)
         return print_table()
     from resnet_cli.images import decode
 
@@ -228,17 +251,7 @@ def main() -> None:
 
     # ---------------------------------------------------------------- ray engine
     if importlib.util.find_spec("ray") is not None:
-        say("ray engine on this machine (one node: the engine's own overhead)")
-        folder = photo_folder("jpeg_500x375_576", (500, 375), 576)
-        wall, stderr, _ = run_cli([*wflag, "--precision", "int8", "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), str(folder)])
-        local = rate_of(stderr)
-        startup, steady, overall = ray_engine_rates(weights, folder)
-        cores = os.cpu_count() or 1
-        record("end-to-end --engine local onnx int8, 576 × 500x375", f"{local:.1f} img/s", f"({local / cores:.1f} img/s per core)")
-        record("end-to-end --engine ray onnx int8, same folder, steady state", f"{steady:.1f} img/s",
-               f"(÷ local engine {steady / local:.2f}; {steady / cores:.1f} img/s per core)")
-        record("--engine ray start-up (local Ray, actor, model) to the first record", f"{startup:.1f} s",
-               f"(whole run {overall:.1f} img/s, ÷ local {overall / local:.2f})")
+        ray_rates(wflag, weights)
 
     head_rates(wflag)
 

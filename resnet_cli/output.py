@@ -161,9 +161,10 @@ class ParquetSink(Sink):
         self.owns_stream = False
         self.rows: list[dict] = []
         if resume_from and storage.exists(resume_from):
-            existing = pq.ParquetFile(io.BytesIO(storage.read_bytes(resume_from)) if storage.is_uri(resume_from) else resume_from)
-            for group in range(existing.num_row_groups):
-                self.writer.write_table(existing.read_row_group(group).cast(parquet_schema()))
+            with storage.open_read(resume_from) as handle:  # a row group at a time
+                existing = pq.ParquetFile(handle)
+                for group in range(existing.num_row_groups):
+                    self.writer.write_table(existing.read_row_group(group).cast(parquet_schema()))
 
     def write(self, record: Record) -> None:
         row = record_dict(record)
