@@ -4,8 +4,7 @@ then --resume on the output that already holds them all (every input skipped).
 
 The paths name missing files, so every input is one error record and the run measures what the
 driver holds per input (discovery, de-duplication, the resume index, Ray's rows), not photos.
-Peak RSS is the CLI process's own (getrusage RUSAGE_SELF at exit: Ray's raylet and workers are
-other processes). DRIVER_MEMORY_COUNTS=10000,100000 for a quick look.
+Peak RSS is the CLI process's own (VmHWM at exit: Ray's raylet and workers are other processes). DRIVER_MEMORY_COUNTS=10000,100000 for a quick look.
 """
 
 from __future__ import annotations
@@ -24,10 +23,15 @@ from bench import ENV, weights_file  # noqa: E402
 from table import machine, print_table, record, say  # noqa: E402
 
 COUNTS = [int(n) for n in os.environ.get("DRIVER_MEMORY_COUNTS", "100000,1000000").split(",")]
-# Runs the CLI in this process and writes its peak RSS (KiB) to a file as it exits.
+# Runs the CLI in this process and writes its peak RSS (KiB) to a file as it exits. VmHWM, not
+# getrusage's ru_maxrss: Linux carries ru_maxrss across fork and exec, so a child would report
+# this benchmark's own peak (it holds a million paths while writing them) instead of its own.
 WRAPPER = """
-import atexit, resource, sys
-atexit.register(lambda: open(RSS, "w").write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))
+import atexit, re, sys
+def peak():
+    with open("/proc/self/status") as status:
+        open(RSS, "w").write(re.search(r"VmHWM:\\s*(\\d+) kB", status.read()).group(1))
+atexit.register(peak)
 from resnet_cli.cli import main
 main()
 """
