@@ -95,8 +95,8 @@ def torch_peer_rates() -> dict | None:
     return json.loads(done.stdout)
 
 
-def ray_engine_rates(weights: Path, folder: Path, actors: int | None = None, threads: int = 0) -> tuple[float, float, float]:
-    """(seconds to the first record incl. ray.init, steady img/s after it, whole-run img/s)."""
+def ray_engine_rates(weights: Path, folder: Path, actors: int | None = None, threads: int = 0) -> tuple[float, float, float, float]:
+    """(seconds to the first record incl. ray.init, img/s after it, whole-run img/s, wall s)."""
     from resnet_cli import ray_engine
     from resnet_cli.config import resolve
     from resnet_cli.images import discover
@@ -111,27 +111,27 @@ def ray_engine_rates(weights: Path, folder: Path, actors: int | None = None, thr
         first = first or time.perf_counter()
     end = time.perf_counter()
     ray_engine.import_ray().shutdown()
-    return first - start, (count - 1) / (end - first), count / (end - start)
+    return first - start, (count - 1) / (end - first), count / (end - start), end - start
 
 
 def ray_rates(wflag: list[str], weights: Path) -> None:
-    """The ray engine's own overhead on one node, and r for the cost model: steady img/s per
-    actor core with the plan's actor (every core) and with a 1-thread actor (decode beside it)."""
+    """The ray engine's own overhead on one node, and r for the cost model. Ray Data hands out
+    blocks of up to 256 photos, so records arrive in bursts: the steady rate is the marginal one
+    between two run sizes, (N2 − N1) ÷ (T2 − T1), and start-up the intercept T1 − N1 ÷ rate."""
     say("ray engine on this machine (one node: the engine's own overhead; r for the cost model)")
-    folder = photo_folder("jpeg_500x375_576", (500, 375), 576)
-    wall, stderr, _ = run_cli([*wflag, "--precision", "int8", "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), str(folder)])
+    folders = {n: photo_folder(f"jpeg_500x375_{n}", (500, 375), n) for n in (576, 1152)}
+    wall, stderr, _ = run_cli([*wflag, "--precision", "int8", "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), str(folders[576])])
     local = rate_of(stderr)
     cores = os.cpu_count() or 1
     record("end-to-end --engine local onnx int8, 576 × 500x375", f"{local:.1f} img/s", f"({local / cores:.1f} img/s per core)")
-    startup, steady, overall = ray_engine_rates(weights, folder)
-    record("end-to-end --engine ray onnx int8, same folder, steady state", f"{steady:.1f} img/s",
-           f"(÷ local engine {steady / local:.2f}; {steady / cores:.1f} img/s per core of the node)")
-    record("--engine ray start-up (local Ray, actor, model) to the first record", f"{startup:.1f} s",
-           f"(whole run {overall:.1f} img/s, ÷ local {overall / local:.2f})")
-    for threads in (1, 2):
-        _, steady, _ = ray_engine_rates(weights, folder, actors=1, threads=threads)
-        record(f"--engine ray, one {threads}-thread actor, steady state", f"{steady:.1f} img/s",
-               f"(r = {steady / threads:.1f} img/s per actor core, decoding on the other {cores - threads or 'shared'} core{'s' if cores - threads != 1 else ''})")
+    for actors, threads, what in ((None, 0, "the plan's actor (every core)"), (1, 1, "one 1-thread actor")):
+        walls = {n: ray_engine_rates(weights, folder, actors, threads)[3] for n, folder in folders.items()}
+        steady = (1152 - 576) / (walls[1152] - walls[576])
+        startup = walls[576] - 576 / steady
+        used = threads or cores
+        record(f"--engine ray onnx int8, {what}, steady state", f"{steady:.1f} img/s",
+               f"(÷ local engine {steady / local:.2f}; r = {steady / used:.1f} img/s per actor core; 576 in {walls[576]:.1f} s, 1152 in {walls[1152]:.1f} s)")
+        record(f"--engine ray start-up, {what} (local Ray, actor, model)", f"{startup:.1f} s", "(intercept of the two runs)")
 
 
 def labeled_folder(count: int) -> Path:

@@ -205,23 +205,38 @@ def _pyarrow_fs():
 
 
 def _walk_uri(uri: str, recursive: bool, include_hidden: bool) -> Iterator[Source]:
-    """The files under a URI folder (sorted), or the URI itself when it names a file."""
+    """The files under a URI folder (sorted), or the URI itself when it names a file. Listed a
+    folder (a prefix) at a time, as the local walk is, so the driver holds one folder's names,
+    never the whole bucket's."""
     try:
         fs = _pyarrow_fs()
         filesystem, root = fs.FileSystem.from_uri(uri)
         if filesystem.get_file_info(root).type != fs.FileType.Directory:
             yield Source(uri, explicit=True)
             return
-        infos = filesystem.get_file_info(fs.FileSelector(root, recursive=recursive))
     except (ImageError, OSError, ValueError):
         yield Source(uri, explicit=True)  # becomes an error record naming the URI
         return
     scheme = uri.split("://", 1)[0]
-    for info in sorted(infos, key=lambda i: i.path):
-        relative = info.path[len(root) :].strip("/").split("/")
-        if info.type != fs.FileType.File or (not include_hidden and any(map(_is_hidden, relative))):
-            continue
-        yield Source(f"{scheme}://{info.path}", explicit=False)
+
+    def walk(folder: str) -> Iterator[Source]:
+        try:
+            infos = sorted(filesystem.get_file_info(fs.FileSelector(folder)), key=lambda i: i.path)
+        except (OSError, ValueError) as error:
+            yield Source(f"{scheme}://{folder}", explicit=True, error=f"cannot list the folder ({error})")
+            return
+        folders = []
+        for info in infos:
+            if not include_hidden and _is_hidden(info.base_name):
+                continue
+            if info.type == fs.FileType.File:
+                yield Source(f"{scheme}://{info.path}", explicit=False)
+            elif info.type == fs.FileType.Directory and recursive:
+                folders.append(info.path)
+        for sub in folders:
+            yield from walk(sub)
+
+    yield from walk(root)
 
 
 MAX_DOWNLOAD_BYTES = 100 * 2**20  # more than any photo; a bigger answer is not one

@@ -3,6 +3,7 @@
 import re
 
 import numpy as np
+from pathlib import Path
 import pytest
 
 from conftest import SAMPLES, preprocess_caffe
@@ -91,6 +92,12 @@ def test_uris_decode_like_paths_and_fail_in_plain_words(tmp_path):
     (tmp_path / "a.jpg").write_bytes(photo.read_bytes())
     (tmp_path / ".hidden.jpg").write_bytes(photo.read_bytes())
     assert [s.path for s in discover([tmp_path.as_uri()])] == [(tmp_path / "a.jpg").as_uri()]
+    for folder in ("sub", ".hidden-folder"):  # listed a folder at a time, in the local walk's order
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "b.jpg").write_bytes(photo.read_bytes())
+    (tmp_path / "z.jpg").write_bytes(photo.read_bytes())
+    walked = [s.path for s in discover([tmp_path.as_uri()], recursive=True)]
+    assert walked == [(tmp_path / n).as_uri() for n in ("a.jpg", "z.jpg", "sub/b.jpg")] == [Path(s.path).as_uri() for s in discover([str(tmp_path)], recursive=True)]
 
 
 def test_nul_separated_paths_and_any_bytes_from_stdin(classic_file, tmp_path):
