@@ -2,6 +2,7 @@
 runtime and precision that follow from it, and the batch a device gets."""
 
 import json
+import re
 import sys
 import tomllib
 
@@ -115,4 +116,4 @@ def test_without_a_gpu(classic_file):
     auto = CliRunner().invoke(main, ["--device", "auto", *common])
     cpu = CliRunner().invoke(main, ["--device", "cpu", *common])
     assert auto.exit_code == cpu.exit_code == 0 and auto.stdout == cpu.stdout and len(auto.stdout.splitlines()) == 2
-    assert auto.stderr.rstrip().endswith("on cpu (onnx fp32)")
+    assert re.search(r" on cpu \(onnx fp32\); start-up [\d.]+ s$", auto.stderr.rstrip()), auto.stderr
