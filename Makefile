@@ -31,6 +31,7 @@ bench: install-test
 	-$(BIN)/pip install --quiet -e '.[test,ray,bench]'  # the PyTorch peer; the bench skips it if this fails
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/fast_decode.py
+	$(BIN)/python benchmarks/driver_memory.py
 
 # The GPU check (issue #16). On a machine with a GPU and the gpu extra: make gpu-check.
 # Here, on the CPU, the same script at small sizes runs in the tests (tests/test_gpu_check.py).
