@@ -138,7 +138,7 @@ def connect(address: str | None, quiet: bool = False):
 
 
 def joined(ray, target: str, dashboard: str | None) -> str:
-    """"started a local Ray: 2 CPUs" / "joined the Ray cluster at …: 3 nodes, 48 CPUs, …"."""
+    """"started a local Ray: 1 node, 2 CPUs" / "joined the Ray cluster at …: 3 nodes, 48 CPUs; dashboard …"."""
     resources = ray.cluster_resources()
     nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
     size = f"{nodes} node{'s' if nodes != 1 else ''}, {resources.get('CPU', 0):g} CPUs" + (f", {resources['GPU']:g} GPUs" if resources.get("GPU") else "")
@@ -171,9 +171,10 @@ def _check_token(address: str, timeout: float = 10.0) -> None:
         import grpc
         from ray._private.authentication.grpc_authentication_client_interceptor import _get_authentication_metadata_tuple
         from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
-    except ImportError:
+
+        metadata = _get_authentication_metadata_tuple()
+    except Exception:  # noqa: BLE001 — Ray's private API moved or failed: let ray.init decide
         return
-    metadata = _get_authentication_metadata_tuple()
     with grpc.insecure_channel(address if ":" in address else f"{address}:6379") as channel:
         try:
             gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=timeout, metadata=metadata)
