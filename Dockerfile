@@ -12,6 +12,6 @@ ARG RAY_VERSION=2.60.0
 FROM rayproject/ray:${RAY_VERSION}-py311-cpu
 ARG RAY_VERSION
 COPY --chown=ray:users . /home/ray/resnet-cli
-RUN pip install --no-cache-dir "/home/ray/resnet-cli[ray]" "ray[data]==${RAY_VERSION}"
+RUN pip install --no-cache-dir "/home/ray/resnet-cli[ray]" "ray[default]==${RAY_VERSION}"
 RUN resnet-classify -q /home/ray/resnet-cli/sample_images/elephant.jpg \
  && resnet-classify -q --precision int8 /home/ray/resnet-cli/sample_images/elephant.jpg

@@ -115,7 +115,7 @@ def ray_engine_rates(weights: Path, folder: Path, actors: int | None = None, thr
 
 
 def ray_rates(wflag: list[str], weights: Path) -> None:
-    """The ray engine's own overhead on one node, and r for the cost model. Ray Data hands out
+    """The ray engine's own overhead on one node, and r for the cost model. The engine hands out
     blocks of up to 256 photos, so records arrive in bursts: the steady rate is the marginal one
     between two run sizes, (N2 − N1) ÷ (T2 − T1), and start-up the intercept T1 − N1 ÷ rate."""
     say("ray engine on this machine (one node: the engine's own overhead; r for the cost model)")

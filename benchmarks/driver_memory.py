@@ -4,7 +4,8 @@ then --resume on the output that already holds them all (every input skipped).
 
 The paths name missing files, so every input is one error record and the run measures what the
 driver holds per input (discovery, de-duplication, the resume index, Ray's rows), not photos.
-Peak RSS is the CLI process's own (VmHWM at exit: Ray's raylet and workers are other processes). DRIVER_MEMORY_COUNTS=10000,100000 for a quick look.
+Peak RSS is the CLI process's own (VmHWM at exit: Ray's raylet and workers are other processes).
+DRIVER_MEMORY_COUNTS=10000,100000 for a quick look; DRIVER_MEMORY_ENGINES=ray for one engine.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def main() -> None:
     work = ROOT / ".bench" / "driver_memory"
     work.mkdir(parents=True, exist_ok=True)
     weights = weights_file()
-    engines = ["local"] + (["ray"] if importlib.util.find_spec("ray") else [])
+    engines = [e for e in os.environ.get("DRIVER_MEMORY_ENGINES", "local,ray").split(",") if e != "ray" or importlib.util.find_spec("ray")]
     warm_up = work / "one_path.txt"  # builds the int8 model into the cache before anything is measured
     warm_up.write_text("/nonexistent/one.jpg\n")
     peak_rss_kib(["--weights", str(weights), "--precision", "int8", "-q", "-"], warm_up)

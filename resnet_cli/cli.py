@@ -136,7 +136,7 @@ input_options = _options(
 )
 engine_options = _options(
     [
-        click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True, help="ray: run on a Ray cluster with Ray Data (needs the ray extra)."),
+        click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True, help="ray: run on a Ray cluster, decode tasks feeding a pool of model actors (needs the ray extra)."),
         click.option("--ray-address", metavar="ADDRESS", help="With --engine ray: the cluster to join, HOST:PORT or auto (this node's cluster). Default: $RAY_ADDRESS, else a new local Ray on this machine. A token-auth cluster needs RAY_AUTH_MODE=token and its token."),
         click.option("--ray-actors", type=click.IntRange(1, 100000), help="With --engine ray: model actors (default: fit to the cluster's CPUs, one per GPU)."),
     ]

@@ -56,7 +56,7 @@ class InputOptions:
     workers: int = 0  # decode threads; 0 = one per core (at least 2)
     quiet: bool = False
     progress: str = "auto"  # auto (a bar on a terminal, else log lines), bar, log, none
-    engine: str = "local"  # local: this process; ray: Ray Data on a cluster (or a local Ray)
+    engine: str = "local"  # local: this process; ray: Ray tasks and actors on a cluster (or a local Ray)
     ray_address: str | None = None  # None: start a local Ray sized to this machine
     ray_actors: int | None = None  # model actors; None: ray_engine.Plan sizes the pool
 

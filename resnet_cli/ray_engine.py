@@ -1,21 +1,26 @@
-"""The ray engine: the local engine's records, computed on a Ray cluster with Ray Data.
+"""The ray engine: the local engine's records, computed on a Ray cluster (Ray Core).
 
 Plan: the driver lists the inputs (the project's own discovery: folders, ``-``, and URIs that
-pyarrow.fs reads) → CPU tasks read and decode them with the project's own decoder (so pixels
-and error messages are the local engine's) → an autoscaling pool of actors, one runtime each,
-loaded once → top-k rows streamed back to the driver in input order, which writes every record
-whole through the same sinks as the local engine.
+pyarrow.fs reads) a block at a time → a CPU task per block reads and decodes it with the
+project's own decoder (so pixels and error messages are the local engine's) → one pool of model
+actors, started once for the whole input, one runtime each → top-k rows back to the driver in
+input order, which writes every record whole through the same sinks as the local engine.
 
-Exactly once: records are written only by the driver, from Ray Data's output stream. A task or
-an actor that dies is retried by Ray (actors restart, their tasks are re-run) and the stream
-still holds each input once; a driver that dies is picked up by ``--resume``.
+Flat driver memory: the driver holds a bounded window of blocks in flight, whatever the input
+count, and turns off Ray's per-task event records for these tasks (observability data the
+driver buffers natively: ~70 MiB before it levels off, which the window alone cannot bound).
+
+Exactly once: records are written only by the driver, in input order, from the window's
+results. A decode task whose worker dies is retried by Ray; a model actor that dies is
+restarted and its pending batches re-run; a driver that dies is picked up by ``--resume``.
 
 Files are read in the decode tasks (pyarrow.fs for URIs), not by Ray's file readers, because
-one unreadable file must become one error record, not fail the whole dataset.
+one unreadable file must become one error record, not fail the run.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import os
@@ -23,7 +28,6 @@ import platform
 import re
 import socket
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -38,24 +42,23 @@ from .pipeline import Skipped, chunks, decode_source
 from .records import Record
 from .spec import FEATURES
 
-INSTALL_HINT = 'the ray engine needs Ray Data: pip install "resnet-cli[ray]"'
+INSTALL_HINT = 'the ray engine needs Ray: pip install "resnet-cli[ray]"'
 
 # Decode status per row.
 OK, FAILED, SKIPPED = 0, 1, 2
 
-# Memory reserved per decode task (a batch of camera photos in flight) and per model actor
-# (weights, session, buffers; peak RSS measured 306-493 MiB). Ray schedules by them; that the
-# two differ also keeps Ray Data from fusing decoding into the actors, so decode overlaps
-# inference. A dead actor is restarted and its batch re-run (Ray Data's default for actor
-# pools): exactly-once rests on that.
+# Memory reserved per decode task (a block of camera photos in flight) and per model actor
+# (weights, session, buffers; peak RSS measured 306-493 MiB). Ray schedules by them.
 DECODE_MEMORY = 256 * 2**20
 ACTOR_MEMORY = 1024 * 2**20
-# Inputs per Ray Data run: the driver holds one run's paths (~45 MB per 100,000), and each run
-# starts its actors anew (seconds), so a run gives every actor ~20,000 photos (minutes of work)
-# and holds 100,000 to 1,000,000 paths: the driver's memory follows the cluster's size, never
-# the input count.
-ROWS_PER_RUN, ROWS_PER_ACTOR, ROWS_PER_RUN_MAX = 100_000, 20_000, 1_000_000
+# Rows per block (one decode task, one actor call): a second or so of decoding, so the driver
+# submits a few tasks per second per actor core.
 ROWS_PER_TASK = 256
+# A batch that has killed its actor this many times more fails the run (a poison input must
+# not restart actors for ever); the actor itself is restarted as often as it dies.
+BATCH_RETRIES = 3
+# Every task and actor call of the engine: no per-task event records in the driver (above).
+QUIET_TASKS = {"enable_task_events": False}
 
 
 # Settings the driver's environment gives the workers explicitly (a cluster's workers inherit
@@ -108,7 +111,6 @@ def check_worker(config: ModelConfig, settings: dict[str, str], driver_versions:
 def import_ray():
     try:
         import ray
-        import ray.data  # noqa: F401
     except ImportError:
         raise UserError(INSTALL_HINT) from None
     return ray
@@ -128,12 +130,6 @@ def connect(address: str | None, quiet: bool = False):
             raise ClusterUnreachable(f"cannot reach the Ray cluster at {target}: {error}") from None
         if not quiet:
             stderr_line(joined(ray, target, getattr(context, "dashboard_url", "")))
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # ours runs on the records, on a terminal only
-    context.execution_options.preserve_order = True  # same order as the local engine
-    context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\.data")  # advice for Ray Data's own users
     return ray
 
 
@@ -189,27 +185,29 @@ def _check_token(address: str, timeout: float = 10.0) -> None:
             raise UserError(f"the Ray cluster at {address} rejected this machine's token: use that cluster's token (`ray get-auth-token` on its head node) in $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token") from None
 
 
-def decode_batch(batch: dict, decode_options: DecodeOptions) -> dict:
-    """Ray task: paths → uint8 images plus a status and an error message per row."""
-    paths, locations, explicit = batch["path"], batch["location"], batch["explicit"]
+def decode_batch(block: dict, decode_options: DecodeOptions) -> dict:
+    """Ray task: a block's locations → uint8 images plus a status and an error message per row
+    (the paths stay with the driver)."""
+    locations, explicit = block["location"], block["explicit"]
     size = decode_options.size
-    images = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
-    status = np.full(len(paths), OK, dtype=np.int8)
-    errors = [""] * len(paths)
+    images = np.zeros((len(locations), size, size, 3), dtype=np.uint8)
+    status = np.full(len(locations), OK, dtype=np.int8)
+    errors = [""] * len(locations)
     for row, (location, named) in enumerate(zip(locations, explicit)):
-        item = decode_source(Source(str(location), bool(named)), decode_options)
+        item = decode_source(Source(location, named), decode_options)
         if item is Skipped:
             status[row] = SKIPPED
         elif isinstance(item, ImageError):
             status[row], errors[row] = FAILED, str(item)
         else:
             images[row] = item
-    return {"path": paths, "status": status, "error": np.array(errors, dtype=object), "image": images}
+    return {"status": status, "error": errors, "image": images}
 
 
 class Predictor:
-    """Ray actor: one runtime (ONNX or Keras), opened once, scoring the decoded rows: top-k
-    classes, or (a config without top: embed, train) the pooled feature vectors."""
+    """Ray actor: one runtime (ONNX or Keras), opened once, scoring decoded blocks (in fixed
+    batches of the run's batch size): top-k classes, or (a config without top: embed, train)
+    the pooled feature vectors."""
 
     def __init__(self, config: ModelConfig, batch_size: int, top_k: int, settings: dict | None = None, driver_versions: dict | None = None):
         from .runtimes.factory import open_runtime
@@ -220,11 +218,15 @@ class Predictor:
         self.classes = len(config.labels)
         self.top_k = min(top_k, self.classes)
 
+    def score(self, block: dict) -> dict:
+        """The actor's one method (a name Ray can call): ``self(block)``."""
+        return self(block)
+
     def __call__(self, batch: dict) -> dict:
         from .imagenet import top_k
 
         good = batch["status"] == OK
-        rows = {"path": batch["path"], "status": batch["status"], "error": batch["error"]}
+        rows = {"status": batch["status"], "error": batch["error"]}
         if not self.include_top:
             vectors = np.zeros((len(good), FEATURES), dtype=np.float32)
             if good.any():
@@ -239,26 +241,28 @@ class Predictor:
 
 @dataclass(frozen=True)
 class Plan:
-    """How the work is spread: rows per block, the actor pool's bounds, CPUs Ray reserves per
-    actor and the inference threads each actor runs."""
+    """How the work is spread: the actor pool (its size, the CPUs Ray reserves per actor, the
+    inference threads each runs, GPUs), the batch, and the cluster's CPUs (the rest decode)."""
 
     batch_size: int
-    min_actors: int = 1
-    max_actors: int = 1
+    actors: int = 1
     cpus_per_actor: float = 1
     threads: int = 1
     gpus_per_actor: int = 0
-
-    def blocks(self, rows: int) -> int:
-        """Blocks (one decode task each) for a run of ``rows``: Ray Data spends tens of ms of the
-        driver's time per task, so large runs get blocks of ROWS_PER_TASK (a second or so of
-        decoding), small ones enough blocks of at least a batch to keep every actor busy."""
-        big_blocks, batches = -(-rows // max(self.batch_size, ROWS_PER_TASK)), -(-rows // self.batch_size)
-        return max(1, big_blocks, min(batches, 4 * self.max_actors))
+    cpus: float = 2
 
     @property
-    def rows_per_run(self) -> int:
-        return min(ROWS_PER_RUN_MAX, max(ROWS_PER_RUN, self.max_actors * ROWS_PER_ACTOR))
+    def window(self) -> int:
+        """Blocks in flight: two per actor (one scored, one decoded and waiting) and one per CPU
+        left to decoding. It bounds what the driver and the object store hold."""
+        return 2 * self.actors + max(1, int(self.cpus - self.actors * self.cpus_per_actor))
+
+    def blocks(self, rows: int) -> int:
+        """Blocks (one decode task each) for ``rows`` inputs read ahead: ROWS_PER_TASK rows each,
+        or, when that would leave actors idle (a small input, its tail), four per actor of at
+        least a batch."""
+        big_blocks, batches = -(-rows // max(self.batch_size, ROWS_PER_TASK)), -(-rows // self.batch_size)
+        return max(1, big_blocks, min(batches, 4 * self.actors))
 
     @classmethod
     def for_cluster(cls, node_cpus: list[int], batch_size: int, actors: int | None = None, threads: int = 0, gpus: int = 0) -> "Plan":
@@ -268,7 +272,7 @@ class Plan:
         is ~10 % of inference per photo). A fifth of the CPUs stays free for decoding."""
         largest, total = max(node_cpus, default=1), max(1, sum(node_cpus))
         if gpus:
-            return cls(batch_size, actors or 1, actors or gpus, 1, threads or 1, 1)
+            return cls(batch_size, actors or gpus, 1, threads or 1, 1, total)
         if largest >= 8:
             cpus_per_actor, default_threads = 4, 4
         else:
@@ -279,7 +283,7 @@ class Plan:
             cpus_per_actor = max(total - 1, total / 2) / actors
             default_threads = max(1, int(cpus_per_actor))
         most = actors or max(1, int(total * 0.8) // cpus_per_actor)
-        return cls(batch_size, actors or 1, most, cpus_per_actor, threads or default_threads)
+        return cls(batch_size, most, cpus_per_actor, threads or default_threads, 0, total)
 
 
 def records(
@@ -308,15 +312,15 @@ def fit(plan: Plan, resources: dict, cpus: int, asked: bool) -> Plan:
     ever) is a usage error naming what the cluster has; a pool of our own choosing shrinks to
     fit; more actors than CPUs share them, with one warning."""
     gpus, memory = resources.get("GPU", 0), resources.get("memory", 0)
-    fits = min(plan.max_actors, int(memory // ACTOR_MEMORY) if memory else plan.max_actors, int(gpus) if plan.gpus_per_actor else plan.max_actors)
-    if asked and fits < plan.max_actors:
-        has = f"{gpus:g} GPU{'s' if gpus != 1 else ''} (one actor each)" if plan.gpus_per_actor and plan.max_actors > gpus else f"{memory / 2**30:.1f} GiB of memory for tasks ({ACTOR_MEMORY / 2**30:g} GiB per actor)"
-        raise UsageProblem(f"--ray-actors {plan.max_actors}: the cluster has {has}, room for {fits}. Received: --ray-actors {plan.max_actors}")
+    fits = min(plan.actors, int(memory // ACTOR_MEMORY) if memory else plan.actors, int(gpus) if plan.gpus_per_actor else plan.actors)
+    if asked and fits < plan.actors:
+        has = f"{gpus:g} GPU{'s' if gpus != 1 else ''} (one actor each)" if plan.gpus_per_actor and plan.actors > gpus else f"{memory / 2**30:.1f} GiB of memory for tasks ({ACTOR_MEMORY / 2**30:g} GiB per actor)"
+        raise UsageProblem(f"--ray-actors {plan.actors}: the cluster has {has}, room for {fits}. Received: --ray-actors {plan.actors}")
     if fits < 1:
         raise UsageProblem(f"the Ray cluster has no room for a model actor ({ACTOR_MEMORY / 2**30:g} GiB of memory each; it has {memory / 2**30:.1f} GiB).")
     if not float(plan.cpus_per_actor).is_integer():
-        stderr_line(f"warning: --ray-actors {plan.max_actors} on a cluster of {cpus} CPUs: {plan.cpus_per_actor:g} CPU each, so decoding keeps a CPU")
-    return dataclasses.replace(plan, max_actors=fits, min_actors=min(plan.min_actors, fits))
+        stderr_line(f"warning: --ray-actors {plan.actors} on a cluster of {cpus} CPUs: {plan.cpus_per_actor:g} CPU each, so decoding keeps a CPU")
+    return dataclasses.replace(plan, actors=fits)
 
 
 STALL_SECONDS = 60.0  # no result for this long: say on stderr what the cluster has free
@@ -362,61 +366,88 @@ class Watchdog:
 
 
 def _records(ray, config: ModelConfig, sources, plan: Plan, top_k: int, on_skip, predictor: type, watchdog: Watchdog) -> Iterator[Record]:
+    """One actor pool for the whole input; blocks submitted as decode task → actor call, each
+    to the actor with the fewest pending; results taken oldest first, so records keep the
+    input order and the driver holds ``plan.window`` blocks, whatever the input count."""
     from .imagenet import predictions
-    for chunk in chunks(sources, plan.rows_per_run):
-        # Workers may run in another folder (or on another node with the same mounts): they
-        # read absolute paths, while records keep the path as the user gave it, as locally.
-        rows = [{"path": s.path, "location": _absolute(s.path), "explicit": s.explicit} for s in chunk]
-        for batch in _batches(ray, _dataset(ray, rows, config, plan, top_k, predictor)):
-            watchdog.beat()
-            outcomes = predictions(batch["index"], batch["score"], config.labels) if config.include_top else batch["vector"]
-            for path, status, error, outcome in zip(batch["path"], batch["status"], batch["error"], outcomes):
-                path = str(path)
-                if status == SKIPPED:
-                    on_skip(Source(path, explicit=False))
-                elif status == FAILED:
-                    yield Record(path, error=str(error))
-                elif config.include_top:
-                    yield Record(path, predictions=outcome)
-                else:
-                    yield Record(path, vector=outcome)
+
+    actors = _start_actors(ray, config, plan, top_k, predictor)
+    decode = ray.remote(decode_batch).options(num_cpus=1, memory=DECODE_MEMORY, **QUIET_TASKS)
+    pending = [0] * len(actors)
+    in_flight: collections.deque = collections.deque()  # (block, result, actor index), oldest first
+
+    def finish_oldest() -> Iterator[Record]:
+        block, result, actor = in_flight.popleft()
+        scored = _result(ray, result)
+        pending[actor] -= 1
+        watchdog.beat()
+        outcomes = predictions(scored["index"], scored["score"], config.labels) if config.include_top else scored["vector"]
+        for source, status, error, outcome in zip(block, scored["status"], scored["error"], outcomes):
+            if status == SKIPPED:
+                on_skip(Source(source.path, explicit=False))
+            elif status == FAILED:
+                yield Record(source.path, error=error)
+            elif config.include_top:
+                yield Record(source.path, predictions=outcome)
+            else:
+                yield Record(source.path, vector=outcome)
+
+    try:
+        for block in _blocks(sources, plan):
+            # Workers may run in another folder (or on another node with the same mounts): they
+            # read absolute paths, while records keep the path as the user gave it, as locally.
+            rows = {"location": [_absolute(s.path) for s in block], "explicit": [s.explicit for s in block]}
+            actor = pending.index(min(pending))
+            in_flight.append((block, actors[actor].score.remote(decode.remote(rows, config.decode)), actor))
+            pending[actor] += 1
+            if len(in_flight) >= plan.window:
+                yield from finish_oldest()
+        while in_flight:
+            yield from finish_oldest()
+    finally:
+        for actor in actors:
+            ray.kill(actor)
 
 
-def _dataset(ray, rows: list[dict], config: ModelConfig, plan: Plan, top_k: int, predictor: type):
-    """paths → decode tasks → model actors → top-k (or feature) rows (lazy: runs when iterated).
-    The actors get the driver's settings (``worker_settings``) and check them on arrival."""
+def _blocks(sources: Iterable[Source], plan: Plan) -> Iterator[list[Source]]:
+    """The inputs a block at a time, read a window ahead (the last window split finer)."""
+    for ahead in chunks(sources, plan.window * ROWS_PER_TASK):
+        yield from chunks(ahead, -(-len(ahead) // plan.blocks(len(ahead))))
+
+
+def _start_actors(ray, config: ModelConfig, plan: Plan, top_k: int, predictor: type) -> list:
+    """The model actors, started at once (they load while the first blocks decode). They get
+    the driver's settings (``worker_settings``) and check them on arrival. One that dies is
+    restarted and its pending batches re-run; a batch that kills it BATCH_RETRIES more times
+    fails the run."""
     settings = worker_settings()
-    return (
-        ray.data.from_items(rows, override_num_blocks=plan.blocks(len(rows)))
-        .map_batches(decode_batch, fn_kwargs={"decode_options": config.decode}, batch_size=None, batch_format="numpy", num_cpus=1, memory=DECODE_MEMORY)
-        .map_batches(
-            predictor,
-            fn_constructor_kwargs={
-                "config": dataclasses.replace(config, threads=plan.threads),
-                "batch_size": plan.batch_size,
-                "top_k": top_k,
-                "settings": settings,
-                "driver_versions": versions(),
-            },
-            batch_size=plan.batch_size,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(min_size=plan.min_actors, max_size=plan.max_actors),
-            num_cpus=plan.cpus_per_actor,
-            num_gpus=plan.gpus_per_actor,
-            memory=ACTOR_MEMORY,
-            runtime_env={"env_vars": settings},
-        )
+    actor_class = ray.remote(predictor).options(
+        num_cpus=plan.cpus_per_actor,
+        num_gpus=plan.gpus_per_actor,
+        memory=ACTOR_MEMORY,
+        runtime_env={"env_vars": settings},
+        max_restarts=-1,
+        max_task_retries=BATCH_RETRIES,
+        **QUIET_TASKS,
     )
+    arguments = {
+        "config": dataclasses.replace(config, threads=plan.threads),
+        "batch_size": plan.batch_size,
+        "top_k": top_k,
+        "settings": settings,
+        "driver_versions": versions(),
+    }
+    return [actor_class.remote(**arguments) for _ in range(plan.actors)]
 
 
 def _absolute(path: str) -> str:
     return path if is_uri(path) else os.path.abspath(path)
 
 
-def _batches(ray, dataset) -> Iterator[dict]:
-    """The dataset's output; a failure Ray gave up on is one line naming its cause."""
+def _result(ray, result) -> dict:
+    """One block's scores; a failure Ray gave up on is one line naming its cause."""
     try:
-        yield from dataset.iter_batches(batch_size=None, batch_format="numpy")
+        return ray.get(result)
     except ray.exceptions.RayError as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         last = lines[-1] if lines else type(error).__name__

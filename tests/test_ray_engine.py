@@ -1,6 +1,7 @@
 """The ray engine against the local engine on real photos and bad files: the same records, one
 by one; every record exactly once when a model actor dies mid-run; shards and --resume."""
 
+import dataclasses
 import json
 import os
 import re
@@ -145,7 +146,7 @@ def test_without_ray_the_engine_says_how_to_install(monkeypatch, classic_file):
     result = CliRunner().invoke(main, ["--engine", "ray", "--weights", str(classic_file), str(SAMPLES / "cat.jpg")])
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr.strip() == 'resnet-classify: error: the ray engine needs Ray Data: pip install "resnet-cli[ray]"'
+    assert result.stderr.strip() == 'resnet-classify: error: the ray engine needs Ray: pip install "resnet-cli[ray]"'
 
 
 def test_an_unreachable_cluster_is_one_line_in_seconds(classic_file):
@@ -166,20 +167,20 @@ def test_an_unreachable_cluster_is_one_line_in_seconds(classic_file):
 @pytest.mark.parametrize(
     "nodes, actors, threads, expected",
     [
-        ([2], None, 0, (1, 1, 1, 2)),  # this machine: one actor on all cores, decode in between
-        ([4], None, 0, (1, 1, 3, 4)),
-        ([16, 16], None, 0, (1, 6, 4, 4)),  # big nodes: 4-CPU actors, a fifth left for decoding
-        ([16], 2, 0, (2, 2, 4, 4)),  # --ray-actors fixes the pool
-        ([16], None, 2, (1, 3, 4, 2)),  # --threads wins
-        ([2], 2, 0, (2, 2, 0.5, 1)),  # more actors than fit beside a decoding CPU: a share each
-        ([16], 5, 0, (5, 5, 3.0, 3)),
+        ([2], None, 0, (1, 1, 2, 3)),  # this machine: one actor on all cores, decode in between
+        ([4], None, 0, (1, 3, 4, 3)),
+        ([16, 16], None, 0, (6, 4, 4, 20)),  # big nodes: 4-CPU actors, a fifth left for decoding
+        ([16], 2, 0, (2, 4, 4, 12)),  # --ray-actors fixes the pool
+        ([16], None, 2, (3, 4, 2, 10)),  # --threads wins
+        ([2], 2, 0, (2, 0.5, 1, 5)),  # more actors than fit beside a decoding CPU: a share each
+        ([16], 5, 0, (5, 3.0, 3, 11)),
     ],
 )
 def test_plan_fits_actors_to_the_nodes(nodes, actors, threads, expected):
     from resnet_cli.ray_engine import Plan
 
     plan = Plan.for_cluster(nodes, 32, actors, threads)
-    assert (plan.min_actors, plan.max_actors, plan.cpus_per_actor, plan.threads) == expected
+    assert (plan.actors, plan.cpus_per_actor, plan.threads, plan.window) == expected
     assert plan.gpus_per_actor == 0
 
 
@@ -187,7 +188,8 @@ def test_plan_puts_one_actor_on_each_gpu():
     from resnet_cli.ray_engine import Plan
 
     plan = Plan.for_cluster([16, 16], 32, gpus=4)
-    assert (plan.min_actors, plan.max_actors, plan.cpus_per_actor, plan.gpus_per_actor) == (1, 4, 1, 1)
+    assert (plan.actors, plan.cpus_per_actor, plan.gpus_per_actor) == (4, 1, 1)
+    assert plan.window == 2 * 4 + 28  # every CPU but the actors' decodes
 
 
 def test_a_failure_ray_gives_up_on_is_one_user_error(ray_cluster, classic_file):
@@ -218,15 +220,18 @@ def test_relative_paths_work_though_workers_run_elsewhere(ray_cluster, folder, c
     assert_same_records(records, local)
 
 
-def test_inputs_split_into_runs_give_the_same_records(ray_cluster, folder, classic_file, local_records, monkeypatch):
-    """The driver holds one run's paths at a time; across run boundaries nothing changes."""
+def test_inputs_read_a_window_at_a_time_give_the_same_records(ray_cluster, folder, classic_file, local_records, monkeypatch):
+    """The driver holds a window of blocks at a time: many windows, blocks of one and two rows,
+    two actors taking them in turn, still the local engine's records in its order."""
     from resnet_cli import ray_engine
     from resnet_cli.images import discover
     from resnet_cli.output import record_dict
 
-    monkeypatch.setattr(ray_engine, "ROWS_PER_RUN", 7)  # 24 inputs: 4 runs
-    monkeypatch.setattr(ray_engine, "ROWS_PER_ACTOR", 1)
+    monkeypatch.setattr(ray_engine, "ROWS_PER_TASK", 1)
     config, inputs = _ray_run(classic_file, folder)
+    inputs = dataclasses.replace(inputs, batch_size=2, ray_actors=2)  # window 5: 5 rows read ahead
+    blocks = list(ray_engine._blocks(discover(inputs.inputs), ray_engine.Plan(2, actors=2, cpus_per_actor=0.5)))
+    assert len(blocks) > 5 and {len(block) for block in blocks} == {1, 2}
     records = [record_dict(r) for r in ray_engine.records(config, inputs, discover(inputs.inputs), 5)]
     assert_same_records(records, local_records)
 
@@ -337,7 +342,7 @@ def test_a_pool_the_cluster_cannot_place_is_a_usage_error():
     with pytest.raises(UsageProblem, match=r"the cluster has 2\.5 GiB of memory for tasks \(1 GiB per actor\), room for 2"):
         fit(Plan.for_cluster([64], 32, actors=5), small, 64, asked=True)
     ours = fit(Plan.for_cluster([64], 32), small, 64, asked=False)  # a pool of our choosing shrinks to fit
-    assert (ours.min_actors, ours.max_actors) == (1, 2)
+    assert ours.actors == 2
 
 
 def test_a_stalled_run_says_what_the_cluster_has(capsys):
@@ -364,7 +369,7 @@ def test_a_stalled_run_says_what_the_cluster_has(capsys):
 def test_blocks_are_big_for_big_runs_and_feed_every_actor_in_small_ones():
     from resnet_cli.ray_engine import ROWS_PER_TASK, Plan
 
-    plan = Plan(batch_size=32, max_actors=3)
+    plan = Plan(batch_size=32, actors=3)
     assert plan.blocks(100_000) == -(-100_000 // ROWS_PER_TASK)  # few tasks for the driver to run
     assert plan.blocks(200) == 7  # a batch each: every actor gets work
     assert plan.blocks(3000) == 12  # four blocks per actor
