@@ -187,14 +187,14 @@ def _check_token(address: str, timeout: float = 10.0) -> None:
 
 def decode_batch(block: dict, decode_options: DecodeOptions) -> dict:
     """Ray task: a block's locations → uint8 images plus a status and an error message per row
-    (the paths stay with the driver)."""
-    locations, explicit = block["location"], block["explicit"]
+    (the paths stay with the driver; what discovery already knows is wrong stays the reason)."""
+    locations = block["location"]
     size = decode_options.size
     images = np.zeros((len(locations), size, size, 3), dtype=np.uint8)
     status = np.full(len(locations), OK, dtype=np.int8)
     errors = [""] * len(locations)
-    for row, (location, named) in enumerate(zip(locations, explicit)):
-        item = decode_source(Source(location, named), decode_options)
+    for row, source in enumerate(map(Source, locations, block["explicit"], block["known_error"])):
+        item = decode_source(source, decode_options)
         if item is Skipped:
             status[row] = SKIPPED
         elif isinstance(item, ImageError):
@@ -396,7 +396,7 @@ def _records(ray, config: ModelConfig, sources, plan: Plan, top_k: int, on_skip,
         for block in _blocks(sources, plan):
             # Workers may run in another folder (or on another node with the same mounts): they
             # read absolute paths, while records keep the path as the user gave it, as locally.
-            rows = {"location": [_absolute(s.path) for s in block], "explicit": [s.explicit for s in block]}
+            rows = {"location": [_absolute(s.path) for s in block], "explicit": [s.explicit for s in block], "known_error": [s.error for s in block]}
             actor = pending.index(min(pending))
             in_flight.append((block, actors[actor].score.remote(decode.remote(rows, config.decode)), actor))
             pending[actor] += 1

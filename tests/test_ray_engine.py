@@ -374,3 +374,33 @@ def test_blocks_are_big_for_big_runs_and_feed_every_actor_in_small_ones():
     assert plan.blocks(200) == 7  # a batch each: every actor gets work
     assert plan.blocks(3000) == 12  # four blocks per actor
     assert plan.blocks(1) == 1
+
+
+def test_the_driver_reads_a_bounded_window_ahead(ray_cluster, classic_file, tmp_path, monkeypatch):
+    """Flat driver memory: however long the input, the driver has read at most two windows of
+    blocks ahead of the records it has given back (a window in flight, one read ahead), and
+    every input comes back once, in order, discovery's own errors kept."""
+    from resnet_cli import ray_engine
+    from resnet_cli.images import Source
+
+    monkeypatch.setattr(ray_engine, "ROWS_PER_TASK", 4)
+    config, inputs = _ray_run(classic_file, tmp_path)
+    inputs = dataclasses.replace(inputs, batch_size=4, ray_actors=1)
+    window = ray_engine.Plan.for_cluster([2], 4, actors=1).window
+    read, ahead = [], []
+
+    def sources():
+        for i in range(300):  # missing files: one error record each, no model work
+            read.append(i)
+            known = "cannot read the folder (test)" if i % 100 == 7 else None  # discovery's own verdict
+            yield Source(str(tmp_path / f"missing{i:03d}.jpg"), explicit=True, error=known)
+
+    records = []
+    for record in ray_engine.records(config, inputs, sources(), 5):
+        records.append(record)
+        ahead.append(len(read) - len(records))
+    assert [r.path for r in records] == [str(tmp_path / f"missing{i:03d}.jpg") for i in range(300)]
+    assert [r.error for r in records if "folder" in r.error] == ["cannot read the folder (test)"] * 3
+    assert all(r.error == "no such file" for r in records if "folder" not in r.error)
+    assert max(ahead) <= 2 * window * ray_engine.ROWS_PER_TASK, max(ahead)
+    assert max(ahead) >= window * ray_engine.ROWS_PER_TASK - 4  # it does read ahead: decoding overlaps scoring
