@@ -218,8 +218,13 @@ class Predictor:
         self.classes = len(config.labels)
         self.top_k = min(top_k, self.classes)
 
+    def ready(self) -> bool:
+        """Answers once the constructor has run: the pool hands this actor blocks from then on."""
+        return True
+
     def score(self, block: dict) -> dict:
-        """The actor's one method (a name Ray can call): ``self(block)``."""
+        """The method the engine calls on each actor: ``self(block)``, a plain call as on the
+        local side (tests change ``__call__`` to make an actor die)."""
         return self(block)
 
     def __call__(self, batch: dict) -> dict:
@@ -366,20 +371,16 @@ class Watchdog:
 
 
 def _records(ray, config: ModelConfig, sources, plan: Plan, top_k: int, on_skip, predictor: type, watchdog: Watchdog) -> Iterator[Record]:
-    """One actor pool for the whole input; blocks submitted as decode task → actor call, each
-    to the actor with the fewest pending; results taken oldest first, so records keep the
-    input order and the driver holds ``plan.window`` blocks, whatever the input count."""
+    """One actor pool for the whole input, a window of blocks in flight (``ActorPool``):
+    records keep the input order and the driver holds ``plan.window`` blocks, whatever the
+    input count."""
     from .imagenet import predictions
 
-    actors = _start_actors(ray, config, plan, top_k, predictor)
+    pool = ActorPool(ray, _start_actors(ray, config, plan, top_k, predictor))
     decode = ray.remote(decode_batch).options(num_cpus=1, memory=DECODE_MEMORY, **QUIET_TASKS)
-    pending = [0] * len(actors)
-    in_flight: collections.deque = collections.deque()  # (block, result, actor index), oldest first
 
-    def finish_oldest() -> Iterator[Record]:
-        block, result, actor = in_flight.popleft()
-        scored = _result(ray, result)
-        pending[actor] -= 1
+    def oldest_records() -> Iterator[Record]:
+        block, scored = pool.next_scored()
         watchdog.beat()
         outcomes = predictions(scored["index"], scored["score"], config.labels) if config.include_top else scored["vector"]
         for source, status, error, outcome in zip(block, scored["status"], scored["error"], outcomes):
@@ -397,16 +398,77 @@ def _records(ray, config: ModelConfig, sources, plan: Plan, top_k: int, on_skip,
             # Workers may run in another folder (or on another node with the same mounts): they
             # read absolute paths, while records keep the path as the user gave it, as locally.
             rows = {"location": [_absolute(s.path) for s in block], "explicit": [s.explicit for s in block], "known_error": [s.error for s in block]}
-            actor = pending.index(min(pending))
-            in_flight.append((block, actors[actor].score.remote(decode.remote(rows, config.decode)), actor))
-            pending[actor] += 1
-            if len(in_flight) >= plan.window:
-                yield from finish_oldest()
-        while in_flight:
-            yield from finish_oldest()
+            pool.add(block, decode.remote(rows, config.decode))
+            if len(pool) >= plan.window:
+                yield from oldest_records()
+        while len(pool):
+            yield from oldest_records()
     finally:
-        for actor in actors:
-            ray.kill(actor)
+        pool.kill()
+
+
+class ActorPool:
+    """The model actors and the blocks in flight. Each block goes, oldest first, to a ready
+    actor with fewer than two blocks pending (one scored, one waiting), the least busy first:
+    an actor still starting — or one the cluster cannot place yet (an autoscaler adding nodes)
+    — holds no block, and a slow one holds at most two. Results leave oldest first."""
+
+    QUEUE = 2
+
+    def __init__(self, ray, actors: list):
+        self.ray, self.actors = ray, actors
+        self.starting = {actor.ready.remote(): index for index, actor in enumerate(actors)}
+        self.ready: list[int] = []
+        self.pending = [0] * len(actors)
+        self.running: dict = {}  # result → actor, for results not yet seen finished
+        self.blocks: collections.deque = collections.deque()  # [sources, decoded, result or None]
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def add(self, sources: list[Source], decoded) -> None:
+        self.blocks.append([sources, decoded, None])
+        self._assign()
+
+    def next_scored(self) -> tuple[list[Source], dict]:
+        """The oldest block's sources and scores, waiting for them (and handing out blocks to
+        actors as they become ready or free while it waits)."""
+        while True:
+            self._poll()
+            self._assign()
+            sources, _, result = self.blocks[0]
+            if result is not None and result not in self.running:
+                self.blocks.popleft()
+                return sources, _result(self.ray, result)
+            self.ray.wait([*self.starting, *self.running], num_returns=1)
+
+    def kill(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+
+    def _poll(self) -> None:
+        watched = [*self.starting, *self.running]
+        if not watched:
+            return
+        done, _ = self.ray.wait(watched, num_returns=len(watched), timeout=0)
+        for ref in done:
+            if ref in self.starting:
+                _result(self.ray, ref)  # an actor that cannot start ends the run, in one line
+                self.ready.append(self.starting.pop(ref))
+            else:
+                self.pending[self.running.pop(ref)] -= 1
+
+    def _assign(self) -> None:
+        for block in self.blocks:
+            if block[2] is not None:
+                continue
+            free = [index for index in self.ready if self.pending[index] < self.QUEUE]
+            if not free:
+                return
+            index = min(free, key=self.pending.__getitem__)
+            block[2] = self.actors[index].score.remote(block[1])
+            self.running[block[2]] = index
+            self.pending[index] += 1
 
 
 def _blocks(sources: Iterable[Source], plan: Plan) -> Iterator[list[Source]]:

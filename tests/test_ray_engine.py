@@ -404,3 +404,28 @@ def test_the_driver_reads_a_bounded_window_ahead(ray_cluster, classic_file, tmp_
     assert all(r.error == "no such file" for r in records if "folder" not in r.error)
     assert max(ahead) <= 2 * window * ray_engine.ROWS_PER_TASK, max(ahead)
     assert max(ahead) >= window * ray_engine.ROWS_PER_TASK - 4  # it does read ahead: decoding overlaps scoring
+
+
+def test_an_actor_the_cluster_cannot_place_holds_no_work(ray_cluster, folder, classic_file, local_records, monkeypatch):
+    """Blocks go only to actors that have started: one waiting for a node that never comes (an
+    autoscaler still adding it, say) leaves the run to the others, which give every record."""
+    import threading
+
+    from resnet_cli import ray_engine
+    from resnet_cli.images import discover
+    from resnet_cli.output import record_dict
+
+    start_actors = ray_engine._start_actors
+
+    def with_one_unplaceable(ray, config, plan, top_k, predictor):
+        waiting = ray.remote(predictor).options(num_cpus=0, resources={"a-node-that-never-comes": 1}).remote(config=config, batch_size=4, top_k=top_k)
+        return [waiting, *start_actors(ray, config, plan, top_k, predictor)]
+
+    monkeypatch.setattr(ray_engine, "_start_actors", with_one_unplaceable)
+    config, inputs = _ray_run(classic_file, folder)
+    records = []
+    run = threading.Thread(target=lambda: records.extend(record_dict(r) for r in ray_engine.records(config, inputs, discover(inputs.inputs), 5)), daemon=True)
+    run.start()
+    run.join(timeout=180)
+    assert not run.is_alive(), "the run waited for the actor that cannot be placed"
+    assert_same_records(records, local_records)
