@@ -421,13 +421,13 @@ class ActorPool:
         self.ready: list[int] = []
         self.pending = [0] * len(actors)
         self.running: dict = {}  # result → actor, for results not yet seen finished
-        self.blocks: collections.deque = collections.deque()  # [sources, decoded, result or None]
+        self.blocks: collections.deque[_InFlight] = collections.deque()  # oldest first
 
     def __len__(self) -> int:
         return len(self.blocks)
 
     def add(self, sources: list[Source], decoded) -> None:
-        self.blocks.append([sources, decoded, None])
+        self.blocks.append(_InFlight(sources, decoded))
         self._assign()
 
     def next_scored(self) -> tuple[list[Source], dict]:
@@ -436,10 +436,10 @@ class ActorPool:
         while True:
             self._poll()
             self._assign()
-            sources, _, result = self.blocks[0]
-            if result is not None and result not in self.running:
+            oldest = self.blocks[0]
+            if oldest.result is not None and oldest.result not in self.running:
                 self.blocks.popleft()
-                return sources, _result(self.ray, result)
+                return oldest.sources, _result(self.ray, oldest.result)
             self.ray.wait([*self.starting, *self.running], num_returns=1)
 
     def kill(self) -> None:
@@ -460,15 +460,25 @@ class ActorPool:
 
     def _assign(self) -> None:
         for block in self.blocks:
-            if block[2] is not None:
+            if block.result is not None:
                 continue
             free = [index for index in self.ready if self.pending[index] < self.QUEUE]
             if not free:
                 return
             index = min(free, key=self.pending.__getitem__)
-            block[2] = self.actors[index].score.remote(block[1])
-            self.running[block[2]] = index
+            block.result = self.actors[index].score.remote(block.decoded)
+            self.running[block.result] = index
             self.pending[index] += 1
+
+
+@dataclass
+class _InFlight:
+    """One block in flight: its sources (kept on the driver), the decode task's output, and
+    the actor call scoring it once the pool has given it to an actor."""
+
+    sources: list[Source]
+    decoded: object
+    result: object = None
 
 
 def _blocks(sources: Iterable[Source], plan: Plan) -> Iterator[list[Source]]:
