@@ -76,6 +76,7 @@ class _LogProgress:
 
     def __exit__(self, *exc_info):
         self.ticking.set()
+        self.ticker.join()  # a tick already under way lands before the summary, never after the run
         return None
 
     def add_task(self, *args, total=None, **fields):
