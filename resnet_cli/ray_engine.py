@@ -301,15 +301,23 @@ def records(
 ) -> Iterator[Record]:
     """The ray engine's records for ``sources``, in input order (as ``pipeline.run``'s).
     The resolved config travels to the actors whole (absolute weights path and md5 included)."""
+    connected_here = not import_ray().is_initialized()
     ray = connect(inputs.ray_address, quiet=inputs.quiet)
-    node_cpus = [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
-    gpus = 0 if config.device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
-    if config.device == "gpu" and not gpus:
-        raise UserError("--device gpu: the Ray cluster has no GPUs.")
-    plan = Plan.for_cluster(node_cpus, inputs.batch_for("gpu" if gpus else "cpu"), inputs.ray_actors, config.threads, gpus)
-    plan = fit(plan, ray.cluster_resources(), sum(node_cpus), asked=inputs.ray_actors is not None)
-    with Watchdog(ray) as watchdog:
-        yield from _records(ray, config, sources, plan, top_k, on_skip, predictor, watchdog)
+    try:
+        node_cpus = [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
+        gpus = 0 if config.device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
+        if config.device == "gpu" and not gpus:
+            raise UserError("--device gpu: the Ray cluster has no GPUs.")
+        plan = Plan.for_cluster(node_cpus, inputs.batch_for("gpu" if gpus else "cpu"), inputs.ray_actors, config.threads, gpus)
+        plan = fit(plan, ray.cluster_resources(), sum(node_cpus), asked=inputs.ray_actors is not None)
+        with Watchdog(ray) as watchdog:
+            yield from _records(ray, config, sources, plan, top_k, on_skip, predictor, watchdog)
+    finally:
+        if connected_here:
+            # Ray prints the errors it is told of (a killed actor's pending call, say) to
+            # sys.stdout from a thread of its own: end it while the caller still keeps fd 1 off
+            # the records' stdout, not at exit, when stdout is the records' again.
+            ray.shutdown()
 
 
 def fit(plan: Plan, resources: dict, cpus: int, asked: bool) -> Plan:
