@@ -25,22 +25,67 @@ def photos() -> list[Path]:
     return sorted(ROOT.joinpath("sample_images").glob("*.jpg")) + sorted(dev.glob("*.JPEG"))
 
 
-def records(weights: Path, variant: str) -> list[str]:
-    """JSON lines of one variant, each path cut to its file name (the folders differ by machine)."""
+# Written through the CLI only (no module of ours imported), so the same script runs on both
+# sides of a refactor that moves modules.
+COMMANDS = {
+    "embed-onnx-fp32": "embed",  # the pooled features, one JSON line per photo
+    "head-onnx-fp32": "head",  # train a head on two classes of photos, classify with it
+}
+
+
+def _invoke(args: list[str], what: str) -> str:
     from click.testing import CliRunner
 
     from resnet_cli.cli import main
 
-    args = ["-q", "-f", "jsonl", "-b", "16", "--weights", str(weights), *VARIANTS[variant], *map(str, photos())]
     result = CliRunner().invoke(main, args)
     if result.exit_code != 0:
-        raise RuntimeError(f"{variant}: exit {result.exit_code}: {result.stderr}")
-    lines = []
-    for line in result.stdout.splitlines():
+        raise RuntimeError(f"{what}: exit {result.exit_code}: {result.stderr}")
+    return result.stdout
+
+
+def _named(lines) -> list[str]:
+    """Each record with its path cut to the file name (the folders differ by machine)."""
+    out = []
+    for line in lines:
         record = json.loads(line)
         record["path"] = Path(record["path"]).name
-        lines.append(json.dumps(record, ensure_ascii=False))
-    return lines
+        out.append(json.dumps(record, ensure_ascii=False))
+    return out
+
+
+def records(weights: Path, variant: str) -> list[str]:
+    """JSON lines of one variant, each path cut to its file name."""
+    if variant in COMMANDS:
+        return _command_records(weights, variant)
+    args = ["-q", "-f", "jsonl", "-b", "16", "--weights", str(weights), *VARIANTS[variant], *map(str, photos())]
+    return _named(_invoke(args, variant).splitlines())
+
+
+def _command_records(weights: Path, variant: str) -> list[str]:
+    import tempfile
+
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        if COMMANDS[variant] == "embed":
+            out = scratch / "features.npz"
+            _invoke(["embed", "-q", "-b", "16", "--weights", str(weights), "-o", str(out), *map(str, photos())], variant)
+            with np.load(out) as data:
+                return [
+                    json.dumps({"path": Path(p).name, "vector": [float(v) for v in row]})
+                    for p, row in zip(data["paths"], data["features"])
+                ]
+        for name, change in (("plain", lambda im: im), ("mirrored", ImageOps.mirror)):
+            (scratch / "train" / name).mkdir(parents=True)
+            for photo in photos()[:12]:
+                change(Image.open(photo).convert("RGB")).save(scratch / "train" / name / f"{photo.stem}.png")
+        head = scratch / "head.npz"
+        _invoke(["train", "-q", "--weights", str(weights), str(scratch / "train"), "-o", str(head), "-f", "json"], variant)
+        args = ["-q", "-f", "jsonl", "-b", "16", "--weights", str(weights), "--head", str(head), *map(str, photos())]
+        return _named(_invoke(args, variant).splitlines())
 
 
 def fingerprint(weights: Path) -> dict:
@@ -49,14 +94,14 @@ def fingerprint(weights: Path) -> dict:
     import importlib.metadata
     import platform
 
-    from resnet_cli.cache import hash_of
+    import hashlib
 
     try:
         flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
     except (OSError, StopIteration):
         flags = []
     return {
-        "weights_md5": hash_of(weights),
+        "weights_md5": hashlib.md5(weights.read_bytes()).hexdigest(),
         "cpu_flags": sorted(f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c")),
         "machine": platform.machine(),
         "packages": {p: importlib.metadata.version(p) for p in ("numpy", "onnxruntime", "onnx", "tensorflow", "keras", "pillow")},
@@ -66,7 +111,7 @@ def fingerprint(weights: Path) -> dict:
 if __name__ == "__main__":
     weights, out = Path(sys.argv[1]), Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
-    for name in VARIANTS:
+    for name in [*VARIANTS, *COMMANDS]:
         (out / f"{name}.jsonl").write_text("".join(line + "\n" for line in records(weights, name)))
         print(name, "done", file=sys.stderr)
     (out / "fingerprint.json").write_text(json.dumps(fingerprint(weights), indent=1) + "\n")
