@@ -26,7 +26,8 @@ WORK = ROOT / ".bench"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "6"))
 CLI = [sys.executable, "-m", "resnet_cli"]
 ENV = dict(os.environ, RESNET_CLI_CACHE=str(WORK / "cache"), TF_CPP_MIN_LOG_LEVEL="3")
-from table import machine, print_table as _print_table, record, say  # noqa: E402
+from table import machine, record, say  # noqa: E402
+from table import print_table as _print_table  # noqa: E402
 
 
 def throughput(call, batch: np.ndarray) -> float:
@@ -43,7 +44,9 @@ def throughput(call, batch: np.ndarray) -> float:
 
 def weights_file() -> Path:
     sys.path.insert(0, str(ROOT / "tests"))
-    real = os.environ.get("RESNET_CLI_WEIGHTS") or str(Path.home() / ".keras/models/resnet50_weights_tf_dim_ordering_tf_kernels.h5")
+    real = os.environ.get("RESNET_CLI_WEIGHTS") or str(
+        Path.home() / ".keras/models/resnet50_weights_tf_dim_ordering_tf_kernels.h5"
+    )
     if Path(real).is_file():
         return Path(real)
     path = WORK / "random_classic.h5"
@@ -88,14 +91,18 @@ def torch_peer_rates() -> dict | None:
     if importlib.util.find_spec("torch") is None:
         say("PyTorch peer skipped: torch is not installed (pip install -e '.[bench]')")
         return None
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks/torch_peer.py")], capture_output=True, text=True, env=ENV)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/torch_peer.py")], capture_output=True, text=True, env=ENV
+    )
     if done.returncode != 0:
         say(f"PyTorch peer failed: {done.stderr.strip().splitlines()[-1:]}")
         return None
     return json.loads(done.stdout)
 
 
-def ray_engine_rates(weights: Path, folder: Path, actors: int | None = None, threads: int = 0) -> tuple[float, float, float, float]:
+def ray_engine_rates(
+    weights: Path, folder: Path, actors: int | None = None, threads: int = 0
+) -> tuple[float, float, float, float]:
     """(seconds to the first record incl. ray.init, img/s after it, whole-run img/s, wall s)."""
     from resnet_cli import ray_engine
     from resnet_cli.config import resolve
@@ -120,18 +127,32 @@ def ray_rates(wflag: list[str], weights: Path) -> None:
     between two run sizes, (N2 − N1) ÷ (T2 − T1), and start-up the intercept T1 − N1 ÷ rate."""
     say("ray engine on this machine (one node: the engine's own overhead; r for the cost model)")
     folders = {n: photo_folder(f"jpeg_500x375_{n}", (500, 375), n) for n in (576, 1152)}
-    wall, stderr, _ = run_cli([*wflag, "--precision", "int8", "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), str(folders[576])])
+    wall, stderr, _ = run_cli(
+        [*wflag, "--precision", "int8", "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), str(folders[576])]
+    )
     local = rate_of(stderr)
     cores = os.cpu_count() or 1
-    record("end-to-end --engine local onnx int8, 576 × 500x375", f"{local:.1f} img/s", f"({local / cores:.1f} img/s per core)")
+    record(
+        "end-to-end --engine local onnx int8, 576 × 500x375",
+        f"{local:.1f} img/s",
+        f"({local / cores:.1f} img/s per core)",
+    )
     for actors, threads, what in ((None, 0, "the plan's actor (every core)"), (1, 1, "one 1-thread actor")):
         walls = {n: ray_engine_rates(weights, folder, actors, threads)[3] for n, folder in folders.items()}
         steady = (1152 - 576) / (walls[1152] - walls[576])
         startup = walls[576] - 576 / steady
         used = threads or cores
-        record(f"--engine ray onnx int8, {what}, steady state", f"{steady:.1f} img/s",
-               f"(÷ local engine {steady / local:.2f}; r = {steady / used:.1f} img/s per actor core; 576 in {walls[576]:.1f} s, 1152 in {walls[1152]:.1f} s)")
-        record(f"--engine ray start-up, {what} (local Ray, actor, model)", f"{startup:.1f} s", "(intercept of the two runs)")
+        record(
+            f"--engine ray onnx int8, {what}, steady state",
+            f"{steady:.1f} img/s",
+            f"(÷ local engine {steady / local:.2f}; r = {steady / used:.1f} img/s per actor core; 576 in "
+            f"{walls[576]:.1f} s, 1152 in {walls[1152]:.1f} s)",
+        )
+        record(
+            f"--engine ray start-up, {what} (local Ray, actor, model)",
+            f"{startup:.1f} s",
+            "(intercept of the two runs)",
+        )
 
 
 def labeled_folder(count: int) -> Path:
@@ -143,7 +164,10 @@ def labeled_folder(count: int) -> Path:
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     tints = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 70, 220), "grey": None}
-    sources = [ImageOps.grayscale(Image.open(p).convert("RGB")).convert("RGB").resize((500, 375)) for p in sorted((ROOT / "sample_images").glob("*.jpg"))]
+    sources = [
+        ImageOps.grayscale(Image.open(p).convert("RGB")).convert("RGB").resize((500, 375))
+        for p in sorted((ROOT / "sample_images").glob("*.jpg"))
+    ]
     for i in range(count):
         name, colour = list(tints.items())[i % 4]
         (folder / name).mkdir(parents=True, exist_ok=True)
@@ -159,11 +183,34 @@ def head_rates(wflag: list[str]) -> None:
     folder = labeled_folder(1000)
     embed_wall, _, _ = run_cli([*wflag, "embed", "-q", "-r", "-b", "16", str(folder), "-o", str(WORK / "features.npz")])
     train_wall, _, _ = run_cli([*wflag, "train", "-q", "-b", "16", str(folder), "-o", str(WORK / "head.npz")])
-    record("`train` on 1,000 photos (4 classes), wall", f"{train_wall:.1f} s", f"(÷ `embed` on the same photos {train_wall / embed_wall:.2f}; embed {embed_wall:.1f} s)")
+    record(
+        "`train` on 1,000 photos (4 classes), wall",
+        f"{train_wall:.1f} s",
+        f"(÷ `embed` on the same photos {train_wall / embed_wall:.2f}; embed {embed_wall:.1f} s)",
+    )
     photos = photo_folder("jpeg_500x375", (500, 375), 192)
     plain = rate_of(run_cli([*wflag, "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), str(photos)])[1])
-    headed = rate_of(run_cli([*wflag, "--head", str(WORK / "head.npz"), "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), str(photos)])[1])
-    record("end-to-end onnx fp32 with --head, 500x375", f"{headed:.1f} img/s", f"(÷ without a head {headed / plain:.2f}; without {plain:.1f} img/s)")
+    headed = rate_of(
+        run_cli(
+            [
+                *wflag,
+                "--head",
+                str(WORK / "head.npz"),
+                "-b",
+                "16",
+                "-f",
+                "jsonl",
+                "-o",
+                str(WORK / "out.jsonl"),
+                str(photos),
+            ]
+        )[1]
+    )
+    record(
+        "end-to-end onnx fp32 with --head, 500x375",
+        f"{headed:.1f} img/s",
+        f"(÷ without a head {headed / plain:.2f}; without {plain:.1f} img/s)",
+    )
 
 
 def print_table() -> None:
@@ -215,39 +262,76 @@ def main() -> None:
     for batch in (1, 16, 64):
         x = batch_of(batch)
         xf = x.astype("float32")[..., ::-1] - np.array(config.mean_bgr, "float32")
-        rates["keras.applications predict", batch] = throughput(lambda b: reference.predict(b, verbose=0, batch_size=batch), xf)
+        rates["keras.applications predict", batch] = throughput(
+            lambda b, batch=batch: reference.predict(b, verbose=0, batch_size=batch),  # noqa: F821 (del below)
+            xf,
+        )
         rates["ours keras", batch] = throughput(ours.predict_on_batch, x)
         for p, session in sessions.items():
             rates[f"ours onnx {p}", batch] = throughput(lambda b, s=session: s.run(None, {"images": b}), x)
         for name in ("keras.applications predict", "ours keras", "ours onnx fp32", "ours onnx int8"):
             ratio = rates[name, batch] / rates["keras.applications predict", batch]
-            record(f"model-only {name}, batch {batch}", f"{rates[name, batch]:.1f} img/s", f"(× {ratio:.2f} of keras.applications)")
+            record(
+                f"model-only {name}, batch {batch}",
+                f"{rates[name, batch]:.1f} img/s",
+                f"(× {ratio:.2f} of keras.applications)",
+            )
     del ours, reference
     from resnet_cli.backend import cpu_has_bf16
 
     bf16 = build_model(dataclasses.replace(config, precision="bf16"))
     rate = throughput(bf16.predict_on_batch, batch_of(16))
     hardware = "AVX512-BF16/AMX" if cpu_has_bf16() else "no bf16 hardware: emulated, so the CLI falls back to fp32"
-    record("model-only ours keras bf16 (mixed_bfloat16), batch 16", f"{rate:.1f} img/s",
-           f"(× {rate / rates['ours keras', 16]:.2f} of ours keras fp32; {hardware})")
+    record(
+        "model-only ours keras bf16 (mixed_bfloat16), batch 16",
+        f"{rate:.1f} img/s",
+        f"(× {rate / rates['ours keras', 16]:.2f} of ours keras fp32; {hardware})",
+    )
     del bf16
     peer = torch_peer_rates()
     for batch in (1, 16, 64) if peer else ():
         rate = peer[str(batch)]
-        record(f"model-only peer: PyTorch {peer['torch']} ResNet50 (TorchScript frozen, channels_last), batch {batch}", f"{rate:.1f} img/s",
-               f"(× {rate / rates['keras.applications predict', batch]:.2f} of keras.applications; ours onnx fp32 ÷ it {rates['ours onnx fp32', batch] / rate:.2f})")
+        record(
+            f"model-only peer: PyTorch {peer['torch']} ResNet50 (TorchScript frozen, channels_last), batch {batch}",
+            f"{rate:.1f} img/s",
+            f"(× {rate / rates['keras.applications predict', batch]:.2f} of keras.applications; ours onnx fp32 ÷ "
+            f"it {rates['ours onnx fp32', batch] / rate:.2f})",
+        )
 
     # ---------------------------------------------------------------- end to end
     say("end to end (folder of JPEGs, decode overlapped with inference)")
-    folders = {"500x375": photo_folder("jpeg_500x375", (500, 375), 192), "4000x3000": photo_folder("jpeg_4000x3000", (4000, 3000), 32)}
+    folders = {
+        "500x375": photo_folder("jpeg_500x375", (500, 375), 192),
+        "4000x3000": photo_folder("jpeg_4000x3000", (4000, 3000), 32),
+    }
     for runtime, precision in (("keras", "fp32"), ("onnx", "fp32"), ("onnx", "int8")):
         for label, folder in folders.items():
             extra = ["--fast-decode"] if label == "4000x3000" else []
-            wall, stderr, rss = run_cli([*wflag, "--runtime", runtime, "--precision", precision, "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), *extra, str(folder)])
+            wall, stderr, rss = run_cli(
+                [
+                    *wflag,
+                    "--runtime",
+                    runtime,
+                    "--precision",
+                    precision,
+                    "-b",
+                    "16",
+                    "-f",
+                    "jsonl",
+                    "-o",
+                    str(WORK / "out.jsonl"),
+                    *extra,
+                    str(folder),
+                ]
+            )
             rate = rate_of(stderr)
             model_rate = rates[f"ours {runtime}" + ("" if runtime == "keras" else f" {precision}"), 16]
-            record(f"end-to-end {runtime} {precision}, {label}{' --fast-decode' if extra else ''}", f"{rate:.1f} img/s",
-                   f"(÷ model-only {rate / model_rate:.2f}; × {rate / rates['keras.applications predict', 16]:.2f} of keras.applications; peak RSS {rss / 1024:.0f} MiB)")
+            record(
+                f"end-to-end {runtime} {precision}, {label}{' --fast-decode' if extra else ''}",
+                f"{rate:.1f} img/s",
+                f"(÷ model-only {rate / model_rate:.2f}; × {rate / rates['keras.applications predict', 16]:.2f} "
+                f"of keras.applications; peak RSS {rss / 1024:.0f} MiB)",
+            )
 
     # ---------------------------------------------------------------- ray engine
     if importlib.util.find_spec("ray") is not None:
@@ -264,12 +348,21 @@ def main() -> None:
 
     record("`resnet-classify --help`", f"{median_wall(['--help']):.2f} s")
     imports = statistics.median(
-        (lambda s: (subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, env=ENV), time.perf_counter() - s)[1])(time.perf_counter())
+        (
+            lambda s: (
+                subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, env=ENV),
+                time.perf_counter() - s,
+            )[1]
+        )(time.perf_counter())
         for _ in range(3)
     )
     record("`python -c 'import tensorflow'`", f"{imports:.2f} s")
     for runtime in ("onnx", "keras"):
-        record(f"cold `resnet-classify --runtime {runtime} elephant.jpg`", f"{median_wall([*wflag, '--runtime', runtime, elephant]):.2f} s", "(model cached)" if runtime == "onnx" else "")
+        record(
+            f"cold `resnet-classify --runtime {runtime} elephant.jpg`",
+            f"{median_wall([*wflag, '--runtime', runtime, elephant]):.2f} s",
+            "(model cached)" if runtime == "onnx" else "",
+        )
 
     print_table()
 

@@ -45,7 +45,13 @@ def peak_rss_kib(args: list[str], paths_file: Path) -> tuple[int, float, int]:
     code = f"RSS = {rss_file!r}\n" + WRAPPER
     start = time.perf_counter()
     with open(paths_file, "rb") as stdin:
-        done = subprocess.run([sys.executable, "-c", code, *args], stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            stdin=stdin,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=ENV,
+        )
     seconds = time.perf_counter() - start
     peak = int(Path(rss_file).read_text() or 0)
     os.unlink(rss_file)
@@ -57,7 +63,11 @@ def main() -> None:
     work = ROOT / ".bench" / "driver_memory"
     work.mkdir(parents=True, exist_ok=True)
     weights = weights_file()
-    engines = [e for e in os.environ.get("DRIVER_MEMORY_ENGINES", "local,ray").split(",") if e != "ray" or importlib.util.find_spec("ray")]
+    engines = [
+        e
+        for e in os.environ.get("DRIVER_MEMORY_ENGINES", "local,ray").split(",")
+        if e != "ray" or importlib.util.find_spec("ray")
+    ]
     warm_up = work / "one_path.txt"  # builds the int8 model into the cache before anything is measured
     warm_up.write_text("/nonexistent/one.jpg\n")
     peak_rss_kib(["--weights", str(weights), "--precision", "int8", "-q", "-"], warm_up)
@@ -66,19 +76,40 @@ def main() -> None:
         for count in COUNTS:
             paths_file = work / f"paths_{count}.txt"
             if not paths_file.exists():
-                paths_file.write_text("".join(f"/nonexistent/photos/n{i % 1000:08d}/ILSVRC2012_val_{i:08d}.JPEG\n" for i in range(count)))
+                paths_file.write_text(
+                    "".join(f"/nonexistent/photos/n{i % 1000:08d}/ILSVRC2012_val_{i:08d}.JPEG\n" for i in range(count))
+                )
             out = work / f"out_{engine}_{count}.jsonl"
             out.unlink(missing_ok=True)
-            common = ["--weights", str(weights), "--engine", engine, "--precision", "int8", "-f", "jsonl", "-o", str(out), "-"]
+            common = [
+                "--weights",
+                str(weights),
+                "--engine",
+                engine,
+                "--precision",
+                "int8",
+                "-f",
+                "jsonl",
+                "-o",
+                str(out),
+                "-",
+            ]
             for mode, extra in (("run", []), ("--resume", ["--resume"])):
                 peak, seconds, status = peak_rss_kib([*common, *extra], paths_file)
                 lines = sum(1 for _ in open(out, "rb"))
                 peaks[mode, count] = peak
-                record(f"{engine} engine, {count:,} missing paths on stdin, {mode}", f"{peak / 1024:.0f} MiB peak RSS",
-                       f"({seconds:.0f} s, exit {status}, {lines:,} records in the output)")
+                record(
+                    f"{engine} engine, {count:,} missing paths on stdin, {mode}",
+                    f"{peak / 1024:.0f} MiB peak RSS",
+                    f"({seconds:.0f} s, exit {status}, {lines:,} records in the output)",
+                )
         small, big = COUNTS[0], COUNTS[-1]
         for mode in ("run", "--resume"):
-            record(f"{engine} engine {mode}: peak RSS {big:,} ÷ {small:,} inputs", f"{peaks[mode, big] / peaks[mode, small]:.3f}", "(bar: ≤ 1.05)")
+            record(
+                f"{engine} engine {mode}: peak RSS {big:,} ÷ {small:,} inputs",
+                f"{peaks[mode, big] / peaks[mode, small]:.3f}",
+                "(bar: ≤ 1.05)",
+            )
     print_table(f"Machine: {machine()}")
 
 

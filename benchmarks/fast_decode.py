@@ -32,11 +32,19 @@ def measure(paths: list[str], session, resize: str):
     top = [np.argsort(-session.run(None, {"images": a})[0], axis=1)[:, :5] for a in (full, reduced)]
     same_top1 = float(np.mean(top[0][:, 0] == top[1][:, 0]))
     overlap = float(np.mean([len(set(a) & set(b)) / 5 for a, b in zip(*top)]))
-    return slow_t / len(paths) * 1000, fast_t / len(paths) * 1000, float(diff.mean()), float((diff > 0).mean()), same_top1, overlap
+    return (
+        slow_t / len(paths) * 1000,
+        fast_t / len(paths) * 1000,
+        float(diff.mean()),
+        float((diff > 0).mean()),
+        same_top1,
+        overlap,
+    )
 
 
 def main() -> None:
     from bench import WORK, photo_folder, weights_file
+
     from resnet_cli.config import resolve
     from resnet_cli.export import ensure_onnx_model
     from resnet_cli.options import ModelRequest
@@ -47,12 +55,18 @@ def main() -> None:
     session = open_session(ensure_onnx_model(resolve(ModelRequest(weights=weights, runtime="onnx"))))
     dev = sorted(str(p) for p in (ROOT.parent / "shared/images/imagenet-dev").glob("*.JPEG"))
     big = sorted(str(p) for p in photo_folder("jpeg_4000x3000", (4000, 3000), 32).glob("*.jpg"))
-    print("| photos | resize | full decode ms/img | fast ms/img | speed-up | mean abs pixel diff | pixels changed | same top-1 | top-5 overlap |")
+    print(
+        "| photos | resize | full decode ms/img | fast ms/img | speed-up | mean abs pixel diff | pixels changed | "
+        "same top-1 | top-5 overlap |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, paths in (("imagenet-dev (100, ~500×375)", dev), ("4000×3000 (32)", big)):
         for resize in ("stretch", "crop"):
             slow, fast, mad, changed, top1, overlap = measure(paths, session, resize)
-            print(f"| {name} | {resize} | {slow:.1f} | {fast:.1f} | ×{slow / fast:.2f} | {mad:.2f} | {changed:.0%} | {top1:.0%} | {overlap:.0%} |")
+            print(
+                f"| {name} | {resize} | {slow:.1f} | {fast:.1f} | ×{slow / fast:.2f} | {mad:.2f} | {changed:.0%} "
+                f"| {top1:.0%} | {overlap:.0%} |"
+            )
 
 
 if __name__ == "__main__":

@@ -72,7 +72,15 @@ def jpeg_folder(work: Path, unique: int, total: int) -> Path:
 
 
 def dev_photos(given: str | None, limit: int) -> list[str]:
-    candidates = [given] if given else [str(ROOT.parent / "shared/images/imagenet-dev"), str(ROOT / ".bench/imagenet-dev"), str(ROOT / "sample_images")]
+    candidates = (
+        [given]
+        if given
+        else [
+            str(ROOT.parent / "shared/images/imagenet-dev"),
+            str(ROOT / ".bench/imagenet-dev"),
+            str(ROOT / "sample_images"),
+        ]
+    )
     for folder in candidates:
         photos = sorted(str(p) for p in Path(folder).glob("*") if p.suffix.lower() in (".jpeg", ".jpg"))
         if photos:
@@ -96,8 +104,8 @@ def end_to_end(runtime, config, folder: Path, batch: int, workers: int) -> float
 
     runtime.predict(np.zeros((batch, config.input_size, config.input_size, 3), np.uint8))  # compiled before the clock
     count, start = 0, time.perf_counter()
-    for record in run(discover([str(folder)]), runtime.predict, prediction_records(5), config.decode, batch, workers):
-        count += record.ok
+    for result in run(discover([str(folder)]), runtime.predict, prediction_records(5), config.decode, batch, workers):
+        count += result.ok
     return count / (time.perf_counter() - start)
 
 
@@ -131,8 +139,32 @@ def decode_ceiling(config, folder: Path, workers: int) -> tuple[float, float]:
 def cpu_reference(weights: Path, photos: list[str]) -> list[list[int]]:
     """Top-5 class indices from a CPU fp32 run of the CLI (its own process: the device is
     per process)."""
-    command = [sys.executable, "-m", "resnet_cli", "--device", "cpu", "--runtime", "keras", "--weights", str(weights), "-f", "jsonl", "-q", "-k", "5", "-b", "25", *photos]
-    done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))), timeout=600)
+    command = [
+        sys.executable,
+        "-m",
+        "resnet_cli",
+        "--device",
+        "cpu",
+        "--runtime",
+        "keras",
+        "--weights",
+        str(weights),
+        "-f",
+        "jsonl",
+        "-q",
+        "-k",
+        "5",
+        "-b",
+        "25",
+        *photos,
+    ]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))),
+        timeout=600,
+    )
     if done.returncode != 0:
         raise SystemExit(f"the CPU reference run failed:\n{done.stderr}")
     return [[p["index"] for p in json.loads(line)["predictions"]] for line in done.stdout.splitlines()]
@@ -144,8 +176,12 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="small sizes, for a quick run on a CPU")
     parser.add_argument("--batches", default=None, help="comma-separated batch sizes (default 64,256; --small: 8)")
     parser.add_argument("--photos", type=int, default=None, help="end-to-end photo count (default 20000; --small: 32)")
-    parser.add_argument("--seconds", type=float, default=None, help="per model-only measurement (default 5; --small: 0.5)")
-    parser.add_argument("--dev", default=None, help="folder of dev photos (default: ../shared/images/imagenet-dev, .bench/imagenet-dev)")
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="per model-only measurement (default 5; --small: 0.5)"
+    )
+    parser.add_argument(
+        "--dev", default=None, help="folder of dev photos (default: ../shared/images/imagenet-dev, .bench/imagenet-dev)"
+    )
     parser.add_argument("--dev-count", type=int, default=None, help="dev photos used (default 100; --small: 8)")
     parser.add_argument("--weights", default=None)
     parser.add_argument("--work", default=str(ROOT / ".bench" / "gpu"))
@@ -171,10 +207,20 @@ def main() -> None:
     keras = import_keras(config.device)
     device = f"{gpu_name(keras)}" if config.device == "gpu" else "CPU"
     cores = os.cpu_count() or 1
-    say(f"device: {device}; Keras {keras.__version__} on {keras.backend.backend()}; CPU: {machine()}; Python {platform.python_version()}")
+    say(
+        f"device: {device}; Keras {keras.__version__} on {keras.backend.backend()}; CPU: {machine()}; Python "
+        f"{platform.python_version()}"
+    )
     folder = jpeg_folder(work, min(total, 500), total)
     photos = dev_photos(args.dev, dev_count)
-    results: dict = {"device": device, "backend": keras.backend.backend(), "cores": cores, "cpu": machine(), "photos": total, "rates": {}}
+    results: dict = {
+        "device": device,
+        "backend": keras.backend.backend(),
+        "cores": cores,
+        "cpu": machine(),
+        "photos": total,
+        "rates": {},
+    }
 
     say("decode ceiling (no model)")
     threads, processes = decode_ceiling(config, folder, cores)
@@ -193,7 +239,11 @@ def main() -> None:
             e2e = end_to_end(runtime, cfg, folder, batch, cores)
             results["rates"][f"{precision}/{batch}"] = {"model_only": alone, "end_to_end": e2e}
             record(f"{precision}, batch {batch}: model only", f"{alone:.0f} img/s")
-            record(f"{precision}, batch {batch}: end to end, {total} JPEGs 500×375", f"{e2e:.0f} img/s", f"(÷ model only {e2e / alone:.2f}; decode ceiling {max(threads, processes):.0f})")
+            record(
+                f"{precision}, batch {batch}: end to end, {total} JPEGs 500×375",
+                f"{e2e:.0f} img/s",
+                f"(÷ model only {e2e / alone:.2f}; decode ceiling {max(threads, processes):.0f})",
+            )
         del model
 
     say("fidelity on the dev photos")
@@ -202,13 +252,32 @@ def main() -> None:
     reference = cpu_reference(weights, photos)
     same = sum(a == b for a, b in zip(ours, reference))
     record(f"fp32 top-5 identical to the CPU fp32 run ({device} vs CPU)", f"{same}/{len(photos)}")
-    features = {p: KerasRuntime(build_model(dataclasses.replace(config.features(), precision=p)), min(len(photos), 32)).predict(sample).astype(np.float64) for p in ("fp32", "bf16")}
-    cosine = np.sum(features["fp32"] * features["bf16"], 1) / (np.linalg.norm(features["fp32"], axis=1) * np.linalg.norm(features["bf16"], axis=1))
-    record("bf16 pooled-feature cosine to fp32 (median, min)", f"{statistics.median(cosine):.5f}, {cosine.min():.5f}", f"({len(photos)} photos)")
-    results.update(top5_identical=same, dev_photos=len(photos), bf16_cosine_median=float(statistics.median(cosine)), bf16_cosine_min=float(cosine.min()))
+    features = {
+        p: KerasRuntime(build_model(dataclasses.replace(config.features(), precision=p)), min(len(photos), 32))
+        .predict(sample)
+        .astype(np.float64)
+        for p in ("fp32", "bf16")
+    }
+    cosine = np.sum(features["fp32"] * features["bf16"], 1) / (
+        np.linalg.norm(features["fp32"], axis=1) * np.linalg.norm(features["bf16"], axis=1)
+    )
+    record(
+        "bf16 pooled-feature cosine to fp32 (median, min)",
+        f"{statistics.median(cosine):.5f}, {cosine.min():.5f}",
+        f"({len(photos)} photos)",
+    )
+    results.update(
+        top5_identical=same,
+        dev_photos=len(photos),
+        bf16_cosine_median=float(statistics.median(cosine)),
+        bf16_cosine_min=float(cosine.min()),
+    )
     results["seconds"] = time.perf_counter() - started
 
-    print_table(f"Device: {device}; Keras {keras.__version__} on {keras.backend.backend()}; CPU: {machine()}; {results['seconds']:.0f} s in all")
+    print_table(
+        f"Device: {device}; Keras {keras.__version__} on {keras.backend.backend()}; CPU: {machine()}; "
+        f"{results['seconds']:.0f} s in all"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

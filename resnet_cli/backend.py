@@ -6,37 +6,11 @@ none of them to each other.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import sys
-import tempfile
 
-
-@contextlib.contextmanager
-def quiet_native_stderr():
-    """Hide the C++ start-up chatter TensorFlow prints straight to fd 2 on import; show it
-    only if the import fails."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), fd)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, fd)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, fd)
-            os.close(saved)
-
+from .console import quiet_native_stderr
 
 GPU_INSTALL_HINT = 'pip install "resnet-cli[gpu]" (Keras on JAX with CUDA)'
 _JAX_GPU_PLUGINS = ("jax_cuda13_plugin", "jax_cuda12_plugin", "jax_rocm7_plugin", "jax_rocm60_plugin")
@@ -44,7 +18,9 @@ _JAX_GPU_PLUGINS = ("jax_cuda13_plugin", "jax_cuda12_plugin", "jax_rocm7_plugin"
 
 def jax_gpu_installed() -> bool:
     """A JAX GPU plugin is installed (what the gpu extra brings); no import, so no cost."""
-    return importlib.util.find_spec("jax") is not None and any(importlib.util.find_spec(p) is not None for p in _JAX_GPU_PLUGINS)
+    return importlib.util.find_spec("jax") is not None and any(
+        importlib.util.find_spec(p) is not None for p in _JAX_GPU_PLUGINS
+    )
 
 
 def _backend_chosen() -> bool:

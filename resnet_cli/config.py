@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Literal
 
 from .backend import GPU_INSTALL_HINT, cpu_has_bf16, gpu_problem, onnxruntime_available, onnxruntime_has_cuda
 from .console import stderr_line
 from .errors import UserError
-from .head import Head, check_fits, read_head
-from .imagenet import class_index
-from .images import DecodeOptions
-from .options import ModelRequest
-from .spec import DEFAULT, WeightsSpec
-from .weights import locate
+from .inputs.decode import DecodeOptions
+from .model.head import Head, check_fits, read_head
+from .model.imagenet import class_index
+from .model.spec import DEFAULT, Interpolation, Pool1Padding, Pooling, Preprocessing, Resize, WeightsSpec
+from .model.weights import locate
+from .request import Device, ModelRequest, Precision
 
 
 @dataclass(frozen=True)
@@ -28,21 +29,21 @@ class ModelConfig:
     weights: str | None  # absolute path of the weight file (None: a model without weights)
     weights_md5: str | None
     input_size: int = DEFAULT.input_size
-    preprocessing: str = DEFAULT.preprocessing
+    preprocessing: Preprocessing = DEFAULT.preprocessing
     mean_bgr: tuple[float, float, float] = DEFAULT.mean_bgr
-    pool1_padding: str = DEFAULT.pool1_padding
+    pool1_padding: Pool1Padding = DEFAULT.pool1_padding
     bn_epsilon: float = DEFAULT.bn_epsilon
-    resize: str = DEFAULT.resize
-    interpolation: str = DEFAULT.interpolation
+    resize: Resize = DEFAULT.resize
+    interpolation: Interpolation = DEFAULT.interpolation
     crop_ratio: float = DEFAULT.crop_ratio
     fast_decode: bool = False
     fetch_timeout: float = 30.0  # http(s) inputs
     classes: str = DEFAULT.classes
     include_top: bool = True  # False: pooled features (``pooling``) instead of class scores
-    pooling: str | None = None
-    runtime: str = "onnx"  # "keras" or "onnx": never "auto" once resolved
-    precision: str = "fp32"
-    device: str = "auto"  # "cpu" or "gpu" once resolved for this machine; a Ray run leaves it as asked
+    pooling: Pooling | None = None
+    runtime: Literal["keras", "onnx"] = "onnx"  # never "auto" once resolved
+    precision: Precision = "fp32"
+    device: Device = "auto"  # "cpu" or "gpu" once resolved for this machine; a Ray run leaves it as asked
     threads: int = 0
     calibration: str | None = None
     head: Head | None = None  # the user's classes in place of fc1000
@@ -50,7 +51,9 @@ class ModelConfig:
     @property
     def decode(self) -> DecodeOptions:
         """How a file becomes the model's input."""
-        return DecodeOptions(self.input_size, self.resize, self.interpolation, self.crop_ratio, self.fast_decode, self.fetch_timeout)
+        return DecodeOptions(
+            self.input_size, self.resize, self.interpolation, self.crop_ratio, self.fast_decode, self.fetch_timeout
+        )
 
     @property
     def labels(self) -> tuple[tuple[str | None, str], ...]:
@@ -59,13 +62,18 @@ class ModelConfig:
             return tuple((None, name) for name in self.head.classes)
         return class_index()
 
-    def features(self, pooling: str = "avg") -> "ModelConfig":
+    def features(self, pooling: str = "avg") -> ModelConfig:
         """The same network ending in pooled features instead of fc1000."""
         return dataclasses.replace(self, include_top=False, pooling=pooling)
 
 
 def _asked(request: ModelRequest) -> dict:
-    return {"pool1_padding": request.pool1_padding, "bn_epsilon": request.bn_epsilon, "resize": request.resize, "interpolation": request.interpolation}
+    return {
+        "pool1_padding": request.pool1_padding,
+        "bn_epsilon": request.bn_epsilon,
+        "resize": request.resize,
+        "interpolation": request.interpolation,
+    }
 
 
 def _numerics(request: ModelRequest, spec: WeightsSpec, head: Head | None = None) -> dict:
@@ -75,12 +83,22 @@ def _numerics(request: ModelRequest, spec: WeightsSpec, head: Head | None = None
     trained = {f.name: getattr(spec, f.name) for f in dataclasses.fields(WeightsSpec)}
     if head is not None:
         trained.update(head.trained_with)
-    fields = ("input_size", "preprocessing", "mean_bgr", "pool1_padding", "bn_epsilon", "resize", "interpolation", "crop_ratio", "classes")
+    fields = (
+        "input_size",
+        "preprocessing",
+        "mean_bgr",
+        "pool1_padding",
+        "bn_epsilon",
+        "resize",
+        "interpolation",
+        "crop_ratio",
+        "classes",
+    )
     return {name: trained[name] if asked.get(name) is None else asked[name] for name in fields}
 
 
 def _device(request: ModelRequest) -> str:
-    """"cpu" or "gpu". auto: the GPU where one is visible to the runtime that will run
+    """ "cpu" or "gpu". auto: the GPU where one is visible to the runtime that will run
     (Keras on a GPU backend; ONNX Runtime only with its CUDA build), else the CPU. gpu where
     that runtime has none: one line saying what is missing and what to install."""
     if request.device == "cpu":
@@ -90,7 +108,8 @@ def _device(request: ModelRequest) -> str:
             return "gpu"
         if request.device == "gpu":
             raise UserError(
-                f"--device gpu: {'int8 runs on ONNX Runtime, and ' if request.precision == 'int8' else ''}this ONNX Runtime build has no CUDA provider "
+                f"--device gpu: {'int8 runs on ONNX Runtime, and ' if request.precision == 'int8' else ''}this "
+                "ONNX Runtime build has no CUDA provider "
                 "(pip install onnxruntime-gpu in place of onnxruntime, or run fp32/bf16 on the keras runtime)."
             )
         return "cpu"
@@ -98,12 +117,14 @@ def _device(request: ModelRequest) -> str:
     if problem is None:
         return "gpu"
     if request.device == "gpu":
-        raise UserError(f"--device gpu: {problem}. For GPU support: {GPU_INSTALL_HINT}, on a machine with an NVIDIA driver.")
+        raise UserError(
+            f"--device gpu: {problem}. For GPU support: {GPU_INSTALL_HINT}, on a machine with an NVIDIA driver."
+        )
     return "cpu"
 
 
 def _runtime(request: ModelRequest, precision: str, device: str) -> str:
-    """"auto" → keras on a GPU (Keras on JAX was the fastest GPU path); on the CPU onnx when
+    """ "auto" → keras on a GPU (Keras on JAX was the fastest GPU path); on the CPU onnx when
     ONNX Runtime is installed (fastest there, starts without TensorFlow), else keras. int8
     exists only on onnx, bf16 only on keras."""
     if request.runtime != "auto":
@@ -122,11 +143,19 @@ def _precision(request: ModelRequest, device: str) -> str:
         return request.precision
     if device == "gpu" or cpu_has_bf16():
         return "bf16"
-    stderr_line("warning: --precision bf16: no bf16 arithmetic here (needs an AVX512-BF16/AMX CPU or a GPU); running fp32")
+    stderr_line(
+        "warning: --precision bf16: no bf16 arithmetic here (needs an AVX512-BF16/AMX CPU or a GPU); running fp32"
+    )
     return "fp32"
 
 
-def resolve(request: ModelRequest, include_top: bool = True, pooling: str | None = None, with_weights: bool = True, local: bool = True) -> ModelConfig:
+def resolve(
+    request: ModelRequest,
+    include_top: bool = True,
+    pooling: str | None = None,
+    with_weights: bool = True,
+    local: bool = True,
+) -> ModelConfig:
     """The run's one ModelConfig: weights located (and md5-known), every option settled.
     The device is settled first (``local``: on this machine; a Ray run leaves "auto" to the
     cluster), then bf16 (where it falls back to fp32, "auto" picks the fp32 runtime).

@@ -120,7 +120,9 @@ def dev_images(tmp_path_factory):
         lambda im: im,
         ImageOps.mirror,
         lambda im: im.crop((im.width // 8, im.height // 8, im.width * 7 // 8, im.height * 7 // 8)),
-        lambda im: Image.blend(im.rotate(12, expand=True), Image.new("RGB", im.rotate(12, expand=True).size, (40, 90, 160)), 0.25),
+        lambda im: Image.blend(
+            im.rotate(12, expand=True), Image.new("RGB", im.rotate(12, expand=True).size, (40, 90, 160)), 0.25
+        ),
     ]
     paths, labels = [], []
     for n, sample in enumerate(sorted(SAMPLES.glob("*.jpg"))):
@@ -192,6 +194,8 @@ def trained_head(tinted, classic_file, tmp_path_factory):
     from resnet_cli.cli import main
 
     head = tmp_path_factory.mktemp("head") / "tints.npz"
-    result = CliRunner().invoke(main, ["train", "--weights", str(classic_file), str(tinted / "train"), "-o", str(head), "-f", "json", "-q"])
+    result = CliRunner().invoke(
+        main, ["train", "--weights", str(classic_file), str(tinted / "train"), "-o", str(head), "-f", "json", "-q"]
+    )
     assert result.exit_code == 0, result.stderr
     return head, json.loads(result.stdout)

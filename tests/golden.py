@@ -72,7 +72,9 @@ def _command_records(weights: Path, variant: str) -> list[str]:
         scratch = Path(scratch)
         if COMMANDS[variant] == "embed":
             out = scratch / "features.npz"
-            _invoke(["embed", "-q", "-b", "16", "--weights", str(weights), "-o", str(out), *map(str, photos())], variant)
+            _invoke(
+                ["embed", "-q", "-b", "16", "--weights", str(weights), "-o", str(out), *map(str, photos())], variant
+            )
             with np.load(out) as data:
                 return [
                     json.dumps({"path": Path(p).name, "vector": [float(v) for v in row]})
@@ -83,7 +85,9 @@ def _command_records(weights: Path, variant: str) -> list[str]:
             for photo in photos()[:12]:
                 change(Image.open(photo).convert("RGB")).save(scratch / "train" / name / f"{photo.stem}.png")
         head = scratch / "head.npz"
-        _invoke(["train", "-q", "--weights", str(weights), str(scratch / "train"), "-o", str(head), "-f", "json"], variant)
+        _invoke(
+            ["train", "-q", "--weights", str(weights), str(scratch / "train"), "-o", str(head), "-f", "json"], variant
+        )
         args = ["-q", "-f", "jsonl", "-b", "16", "--weights", str(weights), "--head", str(head), *map(str, photos())]
         return _named(_invoke(args, variant).splitlines())
 
@@ -91,10 +95,9 @@ def _command_records(weights: Path, variant: str) -> list[str]:
 def fingerprint(weights: Path) -> dict:
     """What makes float results bit-identical: the weight file, the CPU's vector units, the
     numeric packages. Where any differs, records may differ in the last bits."""
+    import hashlib
     import importlib.metadata
     import platform
-
-    import hashlib
 
     try:
         flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
@@ -104,7 +107,9 @@ def fingerprint(weights: Path) -> dict:
         "weights_md5": hashlib.md5(weights.read_bytes()).hexdigest(),
         "cpu_flags": sorted(f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c")),
         "machine": platform.machine(),
-        "packages": {p: importlib.metadata.version(p) for p in ("numpy", "onnxruntime", "onnx", "tensorflow", "keras", "pillow")},
+        "packages": {
+            p: importlib.metadata.version(p) for p in ("numpy", "onnxruntime", "onnx", "tensorflow", "keras", "pillow")
+        },
     }
 
 

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import SAMPLES, ours
+
 from resnet_cli.cli import main
 
 ELEPHANT = str(SAMPLES / "elephant.jpg")
@@ -98,7 +98,18 @@ def test_summary_prints_the_walkthrough_summary(keras):
 def test_real_subprocess_keeps_stdout_clean(classic_file):
     """Keras/TensorFlow chatter never reaches stdout: it parses as JSON lines."""
     run = subprocess.run(
-        [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "--runtime", "keras", "-f", "jsonl", ELEPHANT],
+        [
+            sys.executable,
+            "-m",
+            "resnet_cli",
+            "--weights",
+            str(classic_file),
+            "--runtime",
+            "keras",
+            "-f",
+            "jsonl",
+            ELEPHANT,
+        ],
         capture_output=True,
         text=True,
     )
@@ -129,7 +140,8 @@ def test_bf16_without_bf16_hardware_falls_back_to_fp32(classic_file):
     bf16 = invoke("-q", "-f", "jsonl", "--weights", classic_file, "--precision", "bf16", ELEPHANT, CAT)
     assert bf16.exit_code == 0 and bf16.stdout == fp32.stdout
     assert bf16.stderr.splitlines() == [
-        "resnet-classify: warning: --precision bf16: no bf16 arithmetic here (needs an AVX512-BF16/AMX CPU or a GPU); running fp32"
+        "resnet-classify: warning: --precision bf16: no bf16 arithmetic here (needs an AVX512-BF16/AMX CPU or a "
+        "GPU); running fp32"
     ]
 
 
@@ -152,13 +164,34 @@ def test_the_keras_runtime_runs_on_the_jax_backend(weights, classic_file):
 
     pytest.importorskip("jax", reason="JAX is not installed")
     done = subprocess.run(
-        [sys.executable, "-c", "import keras, sys; assert keras.backend.backend() == 'jax'; from resnet_cli.cli import main; main()",
-         "--runtime", "keras", "--device", "cpu", "--weights", str(classic_file), "-f", "jsonl", "-q", "-k", "5", ELEPHANT, CAT],
-        capture_output=True, text=True, timeout=300, env=dict(os.environ, KERAS_BACKEND="jax"),
+        [
+            sys.executable,
+            "-c",
+            "import keras, sys; assert keras.backend.backend() == 'jax'; from resnet_cli.cli import main; main()",
+            "--runtime",
+            "keras",
+            "--device",
+            "cpu",
+            "--weights",
+            str(classic_file),
+            "-f",
+            "jsonl",
+            "-q",
+            "-k",
+            "5",
+            ELEPHANT,
+            CAT,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, KERAS_BACKEND="jax"),
     )
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stdout.splitlines()]
-    expected = decode_top_k(ours(weights, preprocess=True).predict(np.stack([decode(ELEPHANT), decode(CAT)]), verbose=0), 5)
+    expected = decode_top_k(
+        ours(weights, preprocess=True).predict(np.stack([decode(ELEPHANT), decode(CAT)]), verbose=0), 5
+    )
     for record, top in zip(records, expected):
         assert [p["index"] for p in record["predictions"]] == [p.index for p in top]
         np.testing.assert_allclose([p["score"] for p in record["predictions"]], [p.score for p in top], atol=1e-5)
@@ -219,11 +252,18 @@ def test_unwritable_output_is_one_line_before_the_work(classic_file, tmp_path, c
     args = {"classify": [CAT, "-o"], "embed": [CAT, "-o"], "explain": [CAT, "-o"], "export": ["-o"]}[command]
     result = invoke(command, "--weights", classic_file, *args, blocker / target)
     assert result.exit_code == 1 and result.stdout == ""
-    assert result.stderr == f"resnet-classify: error: cannot write {blocker / target} ({blocker} is a file, not a folder)\n"
+    assert (
+        result.stderr
+        == f"resnet-classify: error: cannot write {blocker / target} ({blocker} is a file, not a folder)\n"
+    )
 
 
 def test_missing_parent_folders_are_made_by_every_command(classic_file, tmp_path):
-    for command, args, name in [("classify", [CAT, "-o"], "r.csv"), ("embed", [CAT, "-o"], "f.npz"), ("export", ["-o"], "m.onnx")]:
+    for command, args, name in [
+        ("classify", [CAT, "-o"], "r.csv"),
+        ("embed", [CAT, "-o"], "f.npz"),
+        ("export", ["-o"], "m.onnx"),
+    ]:
         target = tmp_path / command / "deeper" / name
         result = invoke(command, "--weights", classic_file, "-q", *args, target)
         assert result.exit_code == 0, result.stderr
@@ -234,7 +274,11 @@ def test_missing_parent_folders_are_made_by_every_command(classic_file, tmp_path
 
 
 def test_format_follows_the_output_extension(classic_file, tmp_path):
-    for name, check in [("r.jsonl", lambda t: json.loads(t.splitlines()[0])), ("r.json", json.loads), ("r.csv", lambda t: next(csv.DictReader(io.StringIO(t))))]:
+    for name, check in [
+        ("r.jsonl", lambda t: json.loads(t.splitlines()[0])),
+        ("r.json", json.loads),
+        ("r.csv", lambda t: next(csv.DictReader(io.StringIO(t)))),
+    ]:
         out = tmp_path / name
         assert invoke("--weights", classic_file, "-q", "-o", out, CAT).exit_code == 0
         parsed = check(out.read_text())
@@ -317,17 +361,33 @@ def test_group_help_shows_the_classify_options():
 def test_shell_completion_offers_files_for_the_implicit_classify(tmp_path):
     import os
 
-    env = dict(os.environ, _RESNET_CLASSIFY_COMPLETE="bash_complete", COMP_WORDS="resnet-classify mixed/m", COMP_CWORD="1")
-    done = subprocess.run([sys.executable, "-c", "from resnet_cli.cli import main; main(prog_name='resnet-classify')"], env=env, capture_output=True, text=True)
+    env = dict(
+        os.environ, _RESNET_CLASSIFY_COMPLETE="bash_complete", COMP_WORDS="resnet-classify mixed/m", COMP_CWORD="1"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", "from resnet_cli.cli import main; main(prog_name='resnet-classify')"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert "file,mixed/m" in done.stdout.splitlines(), done.stdout + done.stderr
     env.update(COMP_WORDS="resnet-classify ex", COMP_CWORD="1")
-    done = subprocess.run([sys.executable, "-c", "from resnet_cli.cli import main; main(prog_name='resnet-classify')"], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "from resnet_cli.cli import main; main(prog_name='resnet-classify')"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert {"plain,explain", "plain,export"} <= set(done.stdout.splitlines())
 
 
 def test_weights_messages_never_advise_deleting_a_users_file(tmp_path):
     photo = invoke("--weights", CAT, CAT)
-    assert photo.exit_code == 1 and "delete" not in photo.stderr and "pass the official file with --weights" in photo.stderr
+    assert (
+        photo.exit_code == 1
+        and "delete" not in photo.stderr
+        and "pass the official file with --weights" in photo.stderr
+    )
     folder = invoke("--weights", tmp_path, CAT)
     assert folder.exit_code == 1 and f"{tmp_path}: is a folder, not a weights file" in folder.stderr
 
@@ -349,12 +409,23 @@ def test_progress_for_jobs_is_a_log_line_and_none_is_silent(classic_file, monkey
         result = invoke("--weights", classic_file, "-f", "jsonl", "--progress", mode, ELEPHANT, CAT)
         assert result.exit_code == 0 and len(result.stdout.splitlines()) == 2
         lines = [line for line in result.stderr.splitlines() if line.startswith("resnet-classify: progress: ")]
-        assert lines and re.fullmatch(r"resnet-classify: progress: 0(/2)? done, starting \(\d+ s since launch\)", lines[0]), result.stderr
-        assert all(re.fullmatch(r"resnet-classify: progress: \d(/2)? done, (starting|[\d.]+ images/s(, ETA \d+ s)?) \(\d+ s since launch\)", line) for line in lines), lines
+        assert lines and re.fullmatch(
+            r"resnet-classify: progress: 0(/2)? done, starting \(\d+ s since launch\)", lines[0]
+        ), result.stderr
+        assert all(
+            re.fullmatch(
+                r"resnet-classify: progress: \d(/2)? done, (starting|[\d.]+ images/s(, ETA \d+ s)?) \(\d+ s since "
+                r"launch\)",
+                line,
+            )
+            for line in lines
+        ), lines
     late = commands._LogProgress(launched=0.0)
     late.update(0, total=10)
     late.update(0, advance=4)
     late.first -= 2.0  # four done in the two seconds since the first record
-    assert re.fullmatch(r"progress: 4/10 done, 2\.0 images/s, ETA 3 s \(\d+ s since launch\)", late.line(late.first + 2.0))
+    assert re.fullmatch(
+        r"progress: 4/10 done, 2\.0 images/s, ETA 3 s \(\d+ s since launch\)", late.line(late.first + 2.0)
+    )
     quiet = invoke("--weights", classic_file, "-f", "jsonl", "--progress", "none", ELEPHANT, CAT)
     assert "progress:" not in quiet.stderr and quiet.stderr.count("\n") == 1  # the summary only

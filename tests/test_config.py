@@ -4,12 +4,12 @@ runtime and precision that follow from it, and the batch a device gets."""
 import json
 import re
 import sys
-import tomllib
 
 import pytest
+import tomllib
 from click.testing import CliRunner
-
 from conftest import ROOT, SAMPLES
+
 from resnet_cli.cli import main
 
 
@@ -45,13 +45,18 @@ def test_onnx_runtime_uses_the_gpu_only_in_its_cuda_build(classic_file, fake_gpu
         _resolve(classic_file, runtime="onnx", device="gpu")
     assert _resolve(classic_file, runtime="onnx").device == "cpu"
     monkeypatch.setattr("resnet_cli.config.onnxruntime_has_cuda", lambda: True)
-    assert (_resolve(classic_file, runtime="onnx").device, _resolve(classic_file, precision="int8", device="gpu").runtime) == ("gpu", "onnx")
+    assert (
+        _resolve(classic_file, runtime="onnx").device,
+        _resolve(classic_file, precision="int8", device="gpu").runtime,
+    ) == ("gpu", "onnx")
 
 
 def test_no_gpu_means_the_cpu_or_one_line_saying_what_to_install(classic_file, monkeypatch):
     from resnet_cli.errors import UserError
 
-    monkeypatch.setattr("resnet_cli.config.gpu_problem", lambda device="auto": "the Keras backend (tensorflow) sees no GPU")
+    monkeypatch.setattr(
+        "resnet_cli.config.gpu_problem", lambda device="auto": "the Keras backend (tensorflow) sees no GPU"
+    )
     config = _resolve(classic_file)
     assert (config.device, config.runtime) == ("cpu", "onnx")
     with pytest.raises(UserError, match=r'sees no GPU\. For GPU support: pip install "resnet-cli\[gpu\]"'):
@@ -65,7 +70,9 @@ def test_gpu_problem_in_plain_words(monkeypatch):
     assert backend.gpu_problem() == "no GPU driver on this machine (no /dev/nvidiactl)"
     monkeypatch.setattr(backend, "gpu_driver_present", lambda: True)
     monkeypatch.setattr(backend, "jax_gpu_installed", lambda: False)
-    monkeypatch.setattr(backend.importlib.util, "find_spec", lambda name, *a: None if name == "nvidia" else sys.modules.get(name))
+    monkeypatch.setattr(
+        backend.importlib.util, "find_spec", lambda name, *a: None if name == "nvidia" else sys.modules.get(name)
+    )
     assert backend.gpu_problem() == "no GPU build of a Keras backend is installed"
     monkeypatch.setattr(backend, "jax_gpu_installed", lambda: True)
     monkeypatch.setattr(backend, "has_gpu", lambda keras: False)
@@ -90,7 +97,11 @@ def test_a_chosen_keras_backend_is_respected(monkeypatch, tmp_path):
 def test_the_batch_suits_the_device():
     from resnet_cli.options import InputOptions
 
-    assert (InputOptions().batch_for("cpu"), InputOptions().batch_for("gpu"), InputOptions(batch_size=8).batch_for("gpu")) == (32, 256, 8)
+    assert (
+        InputOptions().batch_for("cpu"),
+        InputOptions().batch_for("gpu"),
+        InputOptions(batch_size=8).batch_for("gpu"),
+    ) == (32, 256, 8)
 
 
 def test_the_gpu_extra_installs_keras_on_jax_with_cuda():

@@ -4,11 +4,11 @@ EXIF-rotated lossless copy give identical vectors."""
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
-
 from conftest import SAMPLES
-from resnet_cli.cli import main
+from PIL import Image
 from test_model import reference
+
+from resnet_cli.cli import main
 
 KERAS_APP_OPTIONS = ["--pool1-padding", "pad1", "--bn-epsilon", "1.001e-5"]
 
@@ -20,7 +20,10 @@ def test_vectors_equal_keras_applications_pooled_features(keras, weights, classi
 
     paths = sorted(str(p) for p in SAMPLES.glob("*.jpg"))
     out = tmp_path / "features.npz"
-    result = CliRunner().invoke(main, ["embed", "--weights", str(classic_file), "--runtime", runtime, *KERAS_APP_OPTIONS, "-o", str(out), *paths])
+    result = CliRunner().invoke(
+        main,
+        ["embed", "--weights", str(classic_file), "--runtime", runtime, *KERAS_APP_OPTIONS, "-o", str(out), *paths],
+    )
     assert result.exit_code == 0, result.stderr
     saved = np.load(out)
     assert list(saved["paths"]) == paths and saved["features"].shape == (len(paths), 2048)
@@ -37,7 +40,9 @@ def test_duplicate_and_rotated_copy_give_identical_vectors(classic_file, tmp_pat
     exif[0x0112] = 8  # "rotate 90° counter-clockwise to display"
     upright.transpose(Image.Transpose.ROTATE_270).save(tmp_path / "c_rotated.png", exif=exif)
     out = tmp_path / "f.npy"
-    result = CliRunner().invoke(main, ["embed", "--weights", str(classic_file), "--normalize", "-o", str(out), str(tmp_path)])
+    result = CliRunner().invoke(
+        main, ["embed", "--weights", str(classic_file), "--normalize", "-o", str(out), str(tmp_path)]
+    )
     assert result.exit_code == 0, result.stderr
     features = np.load(out)
     names = (tmp_path / "f.txt").read_text().splitlines()

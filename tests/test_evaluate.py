@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_model import reference
 
 from resnet_cli.cli import main
-
-from test_model import reference
 
 KERAS_APP_OPTIONS = ["--pool1-padding", "pad1", "--bn-epsilon", "1.001e-5"]
 
@@ -28,7 +27,20 @@ def reference_ranking(keras, weights, dev_images):
 
 
 def _evaluate(classic_file, *args):
-    result = CliRunner().invoke(main, ["evaluate", "--weights", str(classic_file), *map(str, args), "-f", "json", "--runtime", "keras", *KERAS_APP_OPTIONS])
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--weights",
+            str(classic_file),
+            *map(str, args),
+            "-f",
+            "json",
+            "--runtime",
+            "keras",
+            *KERAS_APP_OPTIONS,
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -37,7 +49,7 @@ def test_csv_labels_match_reference_counts(classic_file, dev_images, reference_r
     paths, truth = dev_images
     # Labels chosen so the expected accuracy is far from 0: rank 1, rank 3, rank 7, and the truth.
     labels = []
-    for i, path in enumerate(paths):
+    for i in range(len(paths)):
         label = [reference_ranking[i, 0], reference_ranking[i, 2], reference_ranking[i, 6], truth[i]][i % 4]
         labels.append(int(label))
     csv_path = tmp_path / "labels.csv"
@@ -53,7 +65,9 @@ def test_csv_labels_match_reference_counts(classic_file, dev_images, reference_r
     assert report["images"] == len(paths)
     assert report["top1"] == pytest.approx(expected_top1)
     assert report["top5"] == pytest.approx(expected_top5)
-    assert len(report["worst_classes"]) == 5 and {"index", "wnid", "label", "images", "top1"} <= set(report["worst_classes"][0])
+    assert len(report["worst_classes"]) == 5 and {"index", "wnid", "label", "images", "top1"} <= set(
+        report["worst_classes"][0]
+    )
 
 
 def test_wnid_file_names_and_wnid_folders(classic_file, dev_images, reference_ranking, tmp_path):
@@ -73,7 +87,9 @@ def test_wnid_file_names_and_wnid_folders(classic_file, dev_images, reference_ra
 def test_evaluate_table_and_no_labels(classic_file, tmp_path):
     from conftest import SAMPLES
 
-    result = CliRunner().invoke(main, ["evaluate", "--weights", str(classic_file), "--runtime", "keras", str(SAMPLES / "cat.jpg")])
+    result = CliRunner().invoke(
+        main, ["evaluate", "--weights", str(classic_file), "--runtime", "keras", str(SAMPLES / "cat.jpg")]
+    )
     assert result.exit_code == 1 and "no labeled images" in result.stderr
 
 

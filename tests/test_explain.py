@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
-
 from conftest import REAL_WEIGHTS, SAMPLES, requires_real_weights
-from resnet_cli.cli import main
+from PIL import Image
 from test_model import reference
+
+from resnet_cli.cli import main
 
 ELEPHANT = SAMPLES / "elephant.jpg"
 
@@ -44,7 +44,20 @@ def test_heatmap_equals_autodiff_gradcam(keras, weights, classic_file, tmp_path)
     png, raw = tmp_path / "heat.png", tmp_path / "map.npy"
     result = CliRunner().invoke(
         main,
-        ["explain", "--weights", str(classic_file), str(ELEPHANT), "-o", str(png), "--raw", str(raw), "--pool1-padding", "pad1", "--bn-epsilon", "1.001e-5"],
+        [
+            "explain",
+            "--weights",
+            str(classic_file),
+            str(ELEPHANT),
+            "-o",
+            str(png),
+            "--raw",
+            str(raw),
+            "--pool1-padding",
+            "pad1",
+            "--bn-epsilon",
+            "1.001e-5",
+        ],
     )
     assert result.exit_code == 0, result.stderr
     np.testing.assert_allclose(np.load(raw), expected, atol=1e-4)
@@ -55,7 +68,12 @@ def test_heatmap_equals_autodiff_gradcam(keras, weights, classic_file, tmp_path)
 
 def test_explain_other_class_and_bad_class(classic_file, tmp_path):
     raw_a, raw_b = tmp_path / "a.npy", tmp_path / "b.npy"
-    run = lambda *args: CliRunner().invoke(main, ["explain", "--weights", str(classic_file), str(ELEPHANT), "-o", str(tmp_path / "h.png"), *args])
+
+    def run(*args):
+        return CliRunner().invoke(
+            main, ["explain", "--weights", str(classic_file), str(ELEPHANT), "-o", str(tmp_path / "h.png"), *args]
+        )
+
     assert run("--class", "tusker", "--raw", str(raw_a)).exit_code == 0
     assert run("--class", "0", "--raw", str(raw_b)).exit_code == 0
     assert not np.array_equal(np.load(raw_a), np.load(raw_b))
@@ -66,7 +84,10 @@ def test_explain_other_class_and_bad_class(classic_file, tmp_path):
 @requires_real_weights
 def test_heat_lies_on_the_elephants(tmp_path):
     raw = tmp_path / "map.npy"
-    result = CliRunner().invoke(main, ["explain", "--weights", str(REAL_WEIGHTS), str(ELEPHANT), "-o", str(tmp_path / "h.png"), "--raw", str(raw)])
+    result = CliRunner().invoke(
+        main,
+        ["explain", "--weights", str(REAL_WEIGHTS), str(ELEPHANT), "-o", str(tmp_path / "h.png"), "--raw", str(raw)],
+    )
     assert result.exit_code == 0, result.stderr
     cam = np.load(raw)
     # The herd stands in the band from ~15 % to ~60 % of the height (map rows 1–4 of 7); sky

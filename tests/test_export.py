@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import SAMPLES, ours
 
 
@@ -41,7 +40,9 @@ def test_fp32_onnx_reproduces_keras_on_real_photos(classic_file, dev_arrays, ker
 @pytest.mark.parametrize("padding", ["pad1", "valid"])
 def test_fp32_onnx_follows_the_pool1_option(keras, weights, classic_file, sample_arrays, padding):
     session = _session(classic_file, pool1_padding=padding, bn_epsilon=1.001e-5)
-    expected = ours(weights, preprocess=True, pool1_padding=padding, bn_epsilon=1.001e-5).predict(sample_arrays, verbose=0)
+    expected = ours(weights, preprocess=True, pool1_padding=padding, bn_epsilon=1.001e-5).predict(
+        sample_arrays, verbose=0
+    )
     np.testing.assert_allclose(session.run(None, {"images": sample_arrays})[0], expected, atol=1e-4)
 
 
@@ -56,13 +57,25 @@ def test_int8_agrees_with_fp32(classic_file, dev_arrays, keras_probabilities):
     weights leave logit margins so small that any rounding flips top-1 (and int8 kernels round
     differently with and without VNNI), so top-1 agreement is only reported beside it; int8's
     top-1 must still be among fp32's top five."""
-    features = {precision: _session(classic_file, include_top=False, pooling="avg", precision=precision).run(None, {"images": dev_arrays})[0] for precision in ("int8", "fp32")}
-    cosine = (features["int8"] * features["fp32"]).sum(1) / np.linalg.norm(features["int8"], axis=1) / np.linalg.norm(features["fp32"], axis=1)
+    features = {
+        precision: _session(classic_file, include_top=False, pooling="avg", precision=precision).run(
+            None, {"images": dev_arrays}
+        )[0]
+        for precision in ("int8", "fp32")
+    }
+    cosine = (
+        (features["int8"] * features["fp32"]).sum(1)
+        / np.linalg.norm(features["int8"], axis=1)
+        / np.linalg.norm(features["fp32"], axis=1)
+    )
     top1 = _session(classic_file, precision="int8").run(None, {"images": dev_arrays})[0].argmax(1)
     agreement = (top1 == keras_probabilities.argmax(1)).mean()
     in_top5 = np.mean([label in five for label, five in zip(top1, np.argsort(-keras_probabilities, 1)[:, :5])])
-    print(f"int8 vs fp32 on {len(dev_arrays)} photos: pooled-feature cosine min {cosine.min():.5f}, mean {cosine.mean():.5f}; "
-          f"top-1 agreement {agreement:.2f}, int8 top-1 in fp32's top-5 {in_top5:.2f}")
+    print(
+        f"int8 vs fp32 on {len(dev_arrays)} photos: pooled-feature cosine min {cosine.min():.5f}, mean "
+        f"{cosine.mean():.5f}; "
+        f"top-1 agreement {agreement:.2f}, int8 top-1 in fp32's top-5 {in_top5:.2f}"
+    )
     assert cosine.min() > 0.995  # measured 0.99982 (AVX-512 VNNI)
     assert in_top5 >= 0.95  # measured 1.00 (top-1 agreement 0.87 there, 0.85 on AVX2)
 
@@ -84,7 +97,8 @@ def test_corrupt_cache_is_rebuilt(classic_file, sample_arrays):
 def test_cached_onnx_run_never_imports_tensorflow(classic_file):
     code = (
         "import sys; from click.testing import CliRunner; from resnet_cli.cli import main;"
-        f"r = CliRunner().invoke(main, ['--weights', {str(classic_file)!r}, '--runtime', 'onnx', '-f', 'jsonl', {str(SAMPLES / 'cat.jpg')!r}]);"
+        f"r = CliRunner().invoke(main, ['--weights', {str(classic_file)!r}, '--runtime', 'onnx', '-f', 'jsonl', "
+        f"{str(SAMPLES / 'cat.jpg')!r}]);"
         "assert r.exit_code == 0, r.stderr;"
         "print([m for m in ('tensorflow', 'keras') if m in sys.modules])"
     )
@@ -100,7 +114,9 @@ def test_export_command_writes_a_runnable_model(classic_file, sample_arrays, tmp
     from resnet_cli.cli import main
 
     out = tmp_path / f"resnet50-{precision}.onnx"
-    result = CliRunner().invoke(main, ["export", "--weights", str(classic_file), "--precision", precision, "-o", str(out)])
+    result = CliRunner().invoke(
+        main, ["export", "--weights", str(classic_file), "--precision", precision, "-o", str(out)]
+    )
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "" and str(out) in result.stderr
     exported = _session_from(out).run(None, {"images": sample_arrays})[0]
@@ -135,7 +151,10 @@ def test_export_with_a_head_carries_its_classes(trained_head, tinted, classic_fi
     assert json.loads(meta["labels"]) == report["classes"] and "wnids" not in meta
     photo = sorted((tinted / "test" / "red").glob("*.jpg"))[0]
     scores = open_session(out).run(None, {"images": decode(str(photo))[None]})[0][0]
-    classified = CliRunner().invoke(main, ["classify", "--head", str(head), "--weights", str(classic_file), "-f", "json", "-k", "4", "-q", str(photo)])
+    classified = CliRunner().invoke(
+        main,
+        ["classify", "--head", str(head), "--weights", str(classic_file), "-f", "json", "-k", "4", "-q", str(photo)],
+    )
     (record,) = json.loads(classified.stdout)
     for p in record["predictions"]:
         assert scores[p["index"]] == pytest.approx(p["score"], abs=1e-6)
@@ -149,8 +168,16 @@ def test_exported_imagenet_model_names_its_classes(classic_file):
     from resnet_cli.export import ensure_onnx_model
     from resnet_cli.imagenet import class_index
 
-    meta = {p.key: p.value for p in onnx.load(str(ensure_onnx_model(_config(classic_file), quiet=True)), load_external_data=False).metadata_props}
-    assert json.loads(meta["wnids"]) == [w for w, _ in class_index()] and json.loads(meta["labels"])[386] == "African_elephant"
+    meta = {
+        p.key: p.value
+        for p in onnx.load(
+            str(ensure_onnx_model(_config(classic_file), quiet=True)), load_external_data=False
+        ).metadata_props
+    }
+    assert (
+        json.loads(meta["wnids"]) == [w for w, _ in class_index()]
+        and json.loads(meta["labels"])[386] == "African_elephant"
+    )
     assert meta["resize"] == "stretch" and meta["interpolation"] == "nearest"
 
 
@@ -162,9 +189,26 @@ def test_four_runs_at_once_on_an_empty_cache(classic_file, tmp_path, precision):
     import os
 
     env = dict(os.environ, RESNET_CLI_CACHE=str(tmp_path / "cache"))
-    command = [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "--runtime", "onnx", "--precision", precision,
-               "-f", "jsonl", "-k", "3", str(SAMPLES / "cat.jpg"), str(SAMPLES / "elephant.jpg")]
-    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(4)]
+    command = [
+        sys.executable,
+        "-m",
+        "resnet_cli",
+        "--weights",
+        str(classic_file),
+        "--runtime",
+        "onnx",
+        "--precision",
+        precision,
+        "-f",
+        "jsonl",
+        "-k",
+        "3",
+        str(SAMPLES / "cat.jpg"),
+        str(SAMPLES / "elephant.jpg"),
+    ]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(4)
+    ]
     outcomes = [run.communicate(timeout=600) + (run.returncode,) for run in runs]
     for stdout, stderr, code in outcomes:
         assert code == 0 and "Traceback" not in stderr, stderr
@@ -172,7 +216,9 @@ def test_four_runs_at_once_on_an_empty_cache(classic_file, tmp_path, precision):
     assert len({stdout for stdout, _, _ in outcomes}) == 1
     models = sorted((tmp_path / "cache" / "onnx").glob("*.onnx"))
     assert len(models) == (2 if precision == "int8" else 1)
-    assert not [p for p in (tmp_path / "cache" / "onnx").iterdir() if p.suffix not in (".onnx", ".sha256", ".json", ".lock")]
+    assert not [
+        p for p in (tmp_path / "cache" / "onnx").iterdir() if p.suffix not in (".onnx", ".sha256", ".json", ".lock")
+    ]
 
 
 def test_cache_lists_what_it_holds_and_clears_it(classic_file, tmp_path, monkeypatch):

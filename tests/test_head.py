@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import SAMPLES
+
 from resnet_cli.cli import main
 
 
@@ -20,7 +20,9 @@ def _write_head(path, config, classes=("no", "yes")):
     from resnet_cli.head import head_bytes
 
     rng = np.random.default_rng(0)
-    path.write_bytes(head_bytes(rng.normal(0, 0.01, (2048, len(classes))), rng.normal(0, 1, len(classes)), classes, config, {}))
+    path.write_bytes(
+        head_bytes(rng.normal(0, 0.01, (2048, len(classes))), rng.normal(0, 1, len(classes)), classes, config, {})
+    )
     return path
 
 
@@ -67,7 +69,11 @@ def test_other_base_weights_are_one_line_naming_both_md5s(trained_head, keras_fi
     result = invoke("classify", "--head", head, "--weights", keras_file, SAMPLES / "cat.jpg")
     assert result.exit_code == 1 and result.stdout == ""
     (line,) = result.stderr.strip().splitlines()
-    assert file_md5(classic_file) in line and file_md5(keras_file) in line and line.startswith("resnet-classify: error: --head")
+    assert (
+        file_md5(classic_file) in line
+        and file_md5(keras_file) in line
+        and line.startswith("resnet-classify: error: --head")
+    )
 
 
 @pytest.mark.parametrize("content", [b"", b"not a zip", "npz"])
@@ -80,7 +86,11 @@ def test_a_file_that_is_not_a_head_is_one_line(tmp_path, classic_file, content):
     result = invoke("classify", "--head", path, "--weights", classic_file, SAMPLES / "cat.jpg")
     assert result.exit_code == 1 and result.stdout == "" and "Traceback" not in result.stderr
     assert "not a head file written by 'resnet-classify train'" in result.stderr
-    assert invoke("classify", "--head", tmp_path / "none.npz", SAMPLES / "cat.jpg").stderr.strip().endswith("no such file.")
+    assert (
+        invoke("classify", "--head", tmp_path / "none.npz", SAMPLES / "cat.jpg")
+        .stderr.strip()
+        .endswith("no such file.")
+    )
 
 
 def test_with_head_replaces_fc1000_only(weights, classic_file, tmp_path):

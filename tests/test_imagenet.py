@@ -6,8 +6,8 @@ from importlib import resources
 
 import numpy as np
 import pytest
-
 from conftest import preprocess_caffe
+
 from resnet_cli import imagenet
 
 
@@ -48,7 +48,13 @@ def test_decode_top_k_fields_and_checks():
     scores = np.zeros((1, 1000), "float32")
     scores[0, 386], scores[0, 101] = 0.7, 0.2
     top = imagenet.decode_top_k(scores, k=2)[0]
-    assert top[0].as_dict() == {"rank": 1, "index": 386, "wnid": "n02504458", "label": "African_elephant", "score": pytest.approx(0.7)}
+    assert top[0].as_dict() == {
+        "rank": 1,
+        "index": 386,
+        "wnid": "n02504458",
+        "label": "African_elephant",
+        "score": pytest.approx(0.7),
+    }
     assert top[1].index == 101 and top[1].label == "tusker"
     with pytest.raises(ValueError, match="Received"):
         imagenet.decode_top_k(np.zeros((1, 10)), k=1)

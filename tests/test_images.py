@@ -1,12 +1,12 @@
 """Decoding real photos: identical to keras.utils.load_img (stretch, nearest) + preprocess_input."""
 
 import re
+from pathlib import Path
 
 import numpy as np
-from pathlib import Path
 import pytest
-
 from conftest import SAMPLES, preprocess_caffe
+
 from resnet_cli.images import DecodeOptions, decode, discover, sniff
 
 
@@ -57,8 +57,22 @@ def test_discover_order_dedup_hidden_and_loops(tmp_path):
     assert flat == [str(tmp_path / "a.jpg")]
     deep = [s.path for s in discover([str(tmp_path), str(tmp_path / "a.jpg")], recursive=True)]
     assert deep == [str(tmp_path / "b" / "2.jpg"), str(tmp_path / "a.jpg")]  # the named file once, where it was named
-    twice = [s.path for s in discover([str(tmp_path / "a.jpg"), str(tmp_path / "b"), str(tmp_path / "." / "a.jpg"), str(tmp_path / "b" / "loop" / "b")], recursive=True)]
-    assert twice == [str(tmp_path / "a.jpg"), str(tmp_path / "b" / "2.jpg")]  # a file and a folder named twice (by other spellings)
+    twice = [
+        s.path
+        for s in discover(
+            [
+                str(tmp_path / "a.jpg"),
+                str(tmp_path / "b"),
+                str(tmp_path / "." / "a.jpg"),
+                str(tmp_path / "b" / "loop" / "b"),
+            ],
+            recursive=True,
+        )
+    ]
+    assert twice == [
+        str(tmp_path / "a.jpg"),
+        str(tmp_path / "b" / "2.jpg"),
+    ]  # a file and a folder named twice (by other spellings)
     hidden = [s.path for s in discover([str(tmp_path)], include_hidden=True)]
     assert str(tmp_path / ".hidden.jpg") in hidden
     assert all(not s.explicit for s in discover([str(tmp_path)]))
@@ -71,7 +85,11 @@ def test_discover_reads_paths_from_stdin(tmp_path):
     (tmp_path / "x.jpg").write_bytes(b"x")
     stream = io.StringIO(f"{tmp_path / 'x.jpg'}\n\n{tmp_path / 'x.jpg'}\n{tmp_path / 'missing.jpg'}\n")
     # Taken as given, as xargs takes them (a set of every path would grow with the input count).
-    assert [s.path for s in discover(["-"], stdin=stream)] == [str(tmp_path / "x.jpg"), str(tmp_path / "x.jpg"), str(tmp_path / "missing.jpg")]
+    assert [s.path for s in discover(["-"], stdin=stream)] == [
+        str(tmp_path / "x.jpg"),
+        str(tmp_path / "x.jpg"),
+        str(tmp_path / "missing.jpg"),
+    ]
 
 
 def test_uris_decode_like_paths_and_fail_in_plain_words(tmp_path):
@@ -97,7 +115,11 @@ def test_uris_decode_like_paths_and_fail_in_plain_words(tmp_path):
         (tmp_path / folder / "b.jpg").write_bytes(photo.read_bytes())
     (tmp_path / "z.jpg").write_bytes(photo.read_bytes())
     walked = [s.path for s in discover([tmp_path.as_uri()], recursive=True)]
-    assert walked == [(tmp_path / n).as_uri() for n in ("a.jpg", "z.jpg", "sub/b.jpg")] == [Path(s.path).as_uri() for s in discover([str(tmp_path)], recursive=True)]
+    assert (
+        walked
+        == [(tmp_path / n).as_uri() for n in ("a.jpg", "z.jpg", "sub/b.jpg")]
+        == [Path(s.path).as_uri() for s in discover([str(tmp_path)], recursive=True)]
+    )
 
 
 def test_nul_separated_paths_and_any_bytes_from_stdin(classic_file, tmp_path):
@@ -114,7 +136,9 @@ def test_nul_separated_paths_and_any_bytes_from_stdin(classic_file, tmp_path):
     for name in odd:
         with open(name, "wb") as handle:
             handle.write((SAMPLES / "cat.jpg").read_bytes())
-    listed = subprocess.run(["find", str(tmp_path), "-name", "*.jpg", "-print0"], capture_output=True, check=True).stdout
+    listed = subprocess.run(
+        ["find", str(tmp_path), "-name", "*.jpg", "-print0"], capture_output=True, check=True
+    ).stdout
     command = [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "-f", "jsonl", "-q", "-k", "1"]
     done = subprocess.run([*command, "-0", "-"], input=listed, capture_output=True)
     assert done.returncode == 0, done.stderr
@@ -185,10 +209,19 @@ def test_urls_give_the_files_records_and_one_error_each(classic_file, web):
     assert result.exit_code == 1 and "Traceback" not in result.stderr
     records = {r["path"]: r for r in map(json.loads, result.stdout.splitlines())}
     assert list(records) == urls + bad  # path: the URL as typed, in input order
-    on_disk = {r["path"]: r for r in map(json.loads, CliRunner().invoke(main, [*common, *(str(SAMPLES / n) for n in photos)]).stdout.splitlines())}
+    on_disk = {
+        r["path"]: r
+        for r in map(
+            json.loads, CliRunner().invoke(main, [*common, *(str(SAMPLES / n) for n in photos)]).stdout.splitlines()
+        )
+    }
     for name, url in zip(photos, urls):
-        assert [p["index"] for p in records[url]["predictions"]] == [p["index"] for p in on_disk[str(SAMPLES / name)]["predictions"]]
-    assert [p["index"] for p in records[f"{site}/moved.jpg"]["predictions"]] == [p["index"] for p in records[f"{site}/cat.jpg"]["predictions"]]
+        assert [p["index"] for p in records[url]["predictions"]] == [
+            p["index"] for p in on_disk[str(SAMPLES / name)]["predictions"]
+        ]
+    assert [p["index"] for p in records[f"{site}/moved.jpg"]["predictions"]] == [
+        p["index"] for p in records[f"{site}/cat.jpg"]["predictions"]
+    ]
     assert records[bad[0]]["error"] == "HTTP 404 File not found"
     assert records[bad[1]]["error"] == "not an image (unrecognised file format)"
     assert records[bad[2]]["error"] == "no answer within 3 s (--timeout)"
@@ -202,7 +235,11 @@ def test_a_url_from_stdin_and_a_refused_connection(classic_file, web):
     from resnet_cli.cli import main
 
     site, _ = web
-    result = CliRunner().invoke(main, ["--weights", str(classic_file), "-f", "jsonl", "-q", "-"], input=f"{site}/cat.jpg\nhttp://127.0.0.1:1/x.jpg\n")
+    result = CliRunner().invoke(
+        main,
+        ["--weights", str(classic_file), "-f", "jsonl", "-q", "-"],
+        input=f"{site}/cat.jpg\nhttp://127.0.0.1:1/x.jpg\n",
+    )
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert result.exit_code == 1 and records[0]["predictions"]
     assert records[1]["error"] == "cannot connect (ConnectionError)"

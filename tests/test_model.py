@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from conftest import CLASSIC_NAMES, ours
 
 
@@ -74,7 +73,9 @@ def test_pooled_features_equivalent(keras, weights, sample_arrays):
 
     x = preprocess_input(sample_arrays.astype("float32"), mode="caffe")
     ref = reference(keras, weights, include_top=False, pooling="avg").predict(x, verbose=0)
-    mine = ours(weights, include_top=False, pooling="avg", pool1_padding="pad1", bn_epsilon=1.001e-5).predict(x, verbose=0)
+    mine = ours(weights, include_top=False, pooling="avg", pool1_padding="pad1", bn_epsilon=1.001e-5).predict(
+        x, verbose=0
+    )
     np.testing.assert_allclose(mine, ref, rtol=1e-4, atol=1e-5)
 
 
@@ -119,7 +120,9 @@ def test_bf16_equivalent_to_keras_applications_in_mixed_precision(keras, weights
 def test_bf16_agrees_with_fp32_on_the_dev_photos(keras, weights, dev_arrays):
     """What bf16 costs in agreement, on the 100 ImageNet dev photos (numbers in the README)."""
     fp32 = ours(weights, preprocess=True).predict(dev_arrays, batch_size=25, verbose=0)
-    bf16 = np.asarray(ours(weights, preprocess=True, precision="bf16").predict(dev_arrays, batch_size=25, verbose=0), np.float32)
+    bf16 = np.asarray(
+        ours(weights, preprocess=True, precision="bf16").predict(dev_arrays, batch_size=25, verbose=0), np.float32
+    )
     assert bf16.dtype == np.float32 and np.allclose(bf16.sum(axis=1), 1, atol=1e-3)  # softmax in fp32
     top1 = np.mean(fp32.argmax(1) == bf16.argmax(1))
     in_top5 = np.mean([a in np.argsort(-b)[:5] for a, b in zip(fp32.argmax(1), bf16)])
@@ -128,8 +131,10 @@ def test_bf16_agrees_with_fp32_on_the_dev_photos(keras, weights, dev_arrays):
     logits32 -= logits32.mean(axis=1, keepdims=True)
     logits16 -= logits16.mean(axis=1, keepdims=True)
     relative = np.sqrt(np.mean((logits16 - logits32) ** 2, axis=1)) / logits32.std(axis=1)
-    print(f"bf16 vs fp32: top-1 same {top1:.2f}, fp32 top-1 in bf16 top-5 {in_top5:.2f}, "
-          f"rms Δlogit / std(logits): median {np.median(relative):.3f} max {relative.max():.3f}, "
-          f"max |Δp| {np.abs(fp32 - bf16).max():.3f}")
+    print(
+        f"bf16 vs fp32: top-1 same {top1:.2f}, fp32 top-1 in bf16 top-5 {in_top5:.2f}, "
+        f"rms Δlogit / std(logits): median {np.median(relative):.3f} max {relative.max():.3f}, "
+        f"max |Δp| {np.abs(fp32 - bf16).max():.3f}"
+    )
     assert top1 >= 0.9 and in_top5 == 1.0
     assert relative.max() < 0.15  # stated tolerance (measured here: median 0.04, max 0.10)

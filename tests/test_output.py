@@ -25,7 +25,9 @@ def test_shards_rotate_and_resume_continues_after_them(tmp_path):
     assert parts == ["part-00000.jsonl", "part-00001.jsonl", "part-00002.jsonl"]
     assert [len(p.read_text().splitlines()) for p in sorted(folder.iterdir())] == [2, 2, 1]
     (folder / "part-00002.jsonl").open("a").write('{"path": "torn')  # a killed writer
-    assert held(recorded_paths(f"{folder}/", "jsonl"), [f"photo{i}.jpg" for i in range(6)] + ["torn"]) == {f"photo{i}.jpg" for i in range(5)}
+    assert held(recorded_paths(f"{folder}/", "jsonl"), [f"photo{i}.jpg" for i in range(6)] + ["torn"]) == {
+        f"photo{i}.jpg" for i in range(5)
+    }
     assert (folder / "part-00002.jsonl").read_text().endswith("}\n")  # the torn line is cut
     resumed = open_sink("jsonl", f"{folder}/", appending=True)
     resumed.write(Record("photo5.jpg", error="x"))
@@ -67,7 +69,7 @@ def test_records_only_stdout_sends_everything_else_to_stderr():
         "with records_only_stdout() as records:\n"
         "    print('python noise')\n"
         "    os.write(1, b'native noise\\n')\n"
-        "    records.write('{\"path\": \"a.jpg\"}\\n')\n"
+        '    records.write(\'{"path": "a.jpg"}\\n\')\n'
         "print('after')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -77,8 +79,8 @@ def test_records_only_stdout_sends_everything_else_to_stderr():
 
 def test_a_shard_folder_with_records_needs_resume(tmp_path):
     from click.testing import CliRunner
-
     from conftest import SAMPLES
+
     from resnet_cli.cli import main
 
     folder = tmp_path / "out"
@@ -170,7 +172,11 @@ def test_output_to_a_uri_file_and_shards_with_resume(classic_file, twenty_photos
     for chunk, resume in ((photos[:4], []), (photos[:9], ["--resume"])):
         result = CliRunner().invoke(main, [*common, "-o", target, *resume, *chunk])
         assert result.exit_code == 0, result.stderr
-    assert held(recorded_paths(target, fmt), photos) == set(photos[:9]) == held(recorded_paths(str(tmp_path / f"one.{fmt}"), fmt), photos)
+    assert (
+        held(recorded_paths(target, fmt), photos)
+        == set(photos[:9])
+        == held(recorded_paths(str(tmp_path / f"one.{fmt}"), fmt), photos)
+    )
     folder = f"file://{tmp_path}/shards/"
     for chunk, resume in ((photos[:3], []), (photos, ["--resume"])):
         result = CliRunner().invoke(main, [*common, "-o", folder, *resume, *chunk])

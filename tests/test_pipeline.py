@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import SAMPLES
 from PIL import Image
 
-from conftest import SAMPLES
 from resnet_cli.cli import main
 
 ELEPHANT = SAMPLES / "elephant.jpg"
@@ -30,7 +30,12 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def decompression_bomb(path: Path) -> None:
     """A 40 000 × 40 000 PNG header with almost no data: 1.6 gigapixels declared."""
     header = struct.pack(">IIBBBBB", 40_000, 40_000, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"")) + _png_chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b""))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +106,18 @@ EXPECTED_ERRORS = {
     "loop_a.jpg": "symbolic link loop",
     "loop_b.jpg": "symbolic link loop",
 }
-EXPECTED_OK = ["upright.png", "rotated_exif.png", "cmyk.jpg", "grey.jpg", "grey8.png", "deep16.png", "palette_transparent.png", "animated.gif", "frame0.png", "one_pixel.png"]
+EXPECTED_OK = [
+    "upright.png",
+    "rotated_exif.png",
+    "cmyk.jpg",
+    "grey.jpg",
+    "grey8.png",
+    "deep16.png",
+    "palette_transparent.png",
+    "animated.gif",
+    "frame0.png",
+    "one_pixel.png",
+]
 
 
 def test_every_file_gets_its_outcome(folder_run):
@@ -110,7 +126,7 @@ def test_every_file_gets_its_outcome(folder_run):
     records = _records(folder_run)
     for name, reason in EXPECTED_ERRORS.items():
         assert reason in records[name]["error"], (name, records[name])
-        assert f"error: " in folder_run.stderr and name in folder_run.stderr
+        assert "error: " in folder_run.stderr and name in folder_run.stderr
     for name in EXPECTED_OK:
         assert len(records[name]["predictions"]) == 5, (name, records[name])
     assert "README.txt" not in records and "fifo.jpg" not in records  # skipped quietly
@@ -127,7 +143,18 @@ def test_twins_classify_identically(folder_run):
 
 def test_named_non_image_is_an_error_not_a_skip(corpus, classic_file):
     d, files = corpus
-    result = CliRunner().invoke(main, ["--weights", str(classic_file), "-f", "jsonl", str(d / "README.txt"), str(files["fifo.jpg"]), str(d / "missing.jpg")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--weights",
+            str(classic_file),
+            "-f",
+            "jsonl",
+            str(d / "README.txt"),
+            str(files["fifo.jpg"]),
+            str(d / "missing.jpg"),
+        ],
+    )
     records = _records(result)
     assert records["README.txt"]["error"].startswith("not an image")
     assert records["fifo.jpg"]["error"] == "not a regular file"
@@ -183,7 +210,24 @@ def test_sigint_then_resume_gives_every_file_exactly_once(classic_file, tmp_path
         pytest.importorskip("ray", reason="the ray extra is not installed")
     paths = _make_folder(tmp_path / "photos", count)
     out = tmp_path / "out.jsonl"
-    command = [sys.executable, "-m", "resnet_cli", "--engine", engine, "--weights", str(classic_file), "--runtime", "onnx", "-b", "2", "-f", "jsonl", "-o", str(out), str(tmp_path / "photos")]
+    command = [
+        sys.executable,
+        "-m",
+        "resnet_cli",
+        "--engine",
+        engine,
+        "--weights",
+        str(classic_file),
+        "--runtime",
+        "onnx",
+        "-b",
+        "2",
+        "-f",
+        "jsonl",
+        "-o",
+        str(out),
+        str(tmp_path / "photos"),
+    ]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 6):
@@ -247,7 +291,9 @@ def test_memory_does_not_grow_with_the_number_of_files(tmp_path):
         os.link(small[i % 200], big_folder / f"img{i:05d}.png")
     # The least of two runs each: tracemalloc also counts what other threads of the test
     # process allocate meanwhile (seen once in the full suite: +5.6 MB in one run).
-    (count_small, peak_small), (count_big, peak_big) = (min(_peak_bytes(folder) for _ in range(2)) for folder in (tmp_path / "small", big_folder))
+    (count_small, peak_small), (count_big, peak_big) = (
+        min(_peak_bytes(folder) for _ in range(2)) for folder in (tmp_path / "small", big_folder)
+    )
     assert (count_small, count_big) == (200, 2000)
     assert peak_big < peak_small * 1.5 + 2_000_000, (peak_small, peak_big)
 
@@ -363,7 +409,9 @@ def test_progress_total_leaves_out_what_resume_skips(tmp_path):
             self.total = total
 
     progress = Progress()
-    _count_in_background(InputOptions(inputs=(str(tmp_path / "photos"),)), progress, 0, skip=PathSet([str(paths[0]), str(paths[1])]))
+    _count_in_background(
+        InputOptions(inputs=(str(tmp_path / "photos"),)), progress, 0, skip=PathSet([str(paths[0]), str(paths[1])])
+    )
     for thread in _threading.enumerate():
         if thread.name == "count":
             thread.join()

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import DEV, SAMPLES
+
 from resnet_cli.cli import main
 
 
@@ -19,7 +19,9 @@ from resnet_cli.cli import main
 def ray_cluster():
     """A local Ray instance on 2 CPUs (no network), shared by the module's tests."""
     ray = pytest.importorskip("ray", reason="the ray extra is not installed")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")  # never a cluster left running
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+    )  # never a cluster left running
     yield ray
     ray.shutdown()
 
@@ -44,7 +46,9 @@ def _ray_run(classic_file, folder):
     from resnet_cli.config import resolve
     from resnet_cli.options import InputOptions, ModelRequest
 
-    return resolve(ModelRequest(weights=str(classic_file))), InputOptions(inputs=(str(folder),), batch_size=4, engine="ray")
+    return resolve(ModelRequest(weights=str(classic_file))), InputOptions(
+        inputs=(str(folder),), batch_size=4, engine="ray"
+    )
 
 
 def classify(*args):
@@ -106,7 +110,9 @@ def test_every_record_exactly_once_when_an_actor_dies(ray_cluster, folder, class
 
     config, inputs = _ray_run(classic_file, folder)
     skipped = []
-    records = ray_engine.records(config, inputs, discover(inputs.inputs), 5, on_skip=skipped.append, predictor=CrashOnce)
+    records = ray_engine.records(
+        config, inputs, discover(inputs.inputs), 5, on_skip=skipped.append, predictor=CrashOnce
+    )
     records = [record_dict(r) for r in records]
     assert os.path.exists(marker), "the actor never crashed: the test proved nothing"
     assert_same_records(records, local_records)
@@ -116,10 +122,28 @@ def test_every_record_exactly_once_when_an_actor_dies(ray_cluster, folder, class
 def test_shards_and_resume_give_each_file_once(ray_cluster, folder, classic_file, local_records, tmp_path):
     shards = tmp_path / "out"
     first = sorted(folder.glob("*"))[:9]
-    result = CliRunner().invoke(main, ["-q", "-f", "jsonl", "--engine", "ray", "--weights", str(classic_file), "-o", f"{shards}/", *map(str, first)])
+    result = CliRunner().invoke(
+        main,
+        ["-q", "-f", "jsonl", "--engine", "ray", "--weights", str(classic_file), "-o", f"{shards}/", *map(str, first)],
+    )
     bad = {"empty.jpg", "notes.jpg", "truncated.jpg", "README.txt"} & {p.name for p in first}
     assert result.exit_code == (1 if bad else 0), result.stderr
-    result = CliRunner().invoke(main, ["-q", "-f", "jsonl", "--engine", "ray", "--weights", str(classic_file), "-o", f"{shards}/", "--resume", str(folder)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "-q",
+            "-f",
+            "jsonl",
+            "--engine",
+            "ray",
+            "--weights",
+            str(classic_file),
+            "-o",
+            f"{shards}/",
+            "--resume",
+            str(folder),
+        ],
+    )
     assert result.exit_code == 1, result.stderr
     parts = sorted(shards.glob("part-*.jsonl"))
     assert [p.name for p in parts] == ["part-00000.jsonl", "part-00001.jsonl"]
@@ -155,8 +179,21 @@ def test_an_unreachable_cluster_is_one_line_in_seconds(classic_file):
 
     pytest.importorskip("ray", reason="the ray extra is not installed")
     done = subprocess.run(
-        [sys.executable, "-m", "resnet_cli", "--engine", "ray", "--ray-address", "127.0.0.1:1", "--weights", str(classic_file), str(SAMPLES / "cat.jpg")],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "resnet_cli",
+            "--engine",
+            "ray",
+            "--ray-address",
+            "127.0.0.1:1",
+            "--weights",
+            str(classic_file),
+            str(SAMPLES / "cat.jpg"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 3  # its own status: not "some inputs failed"
     assert done.stdout == ""
@@ -220,7 +257,9 @@ def test_relative_paths_work_though_workers_run_elsewhere(ray_cluster, folder, c
     assert_same_records(records, local)
 
 
-def test_inputs_read_a_window_at_a_time_give_the_same_records(ray_cluster, folder, classic_file, local_records, monkeypatch):
+def test_inputs_read_a_window_at_a_time_give_the_same_records(
+    ray_cluster, folder, classic_file, local_records, monkeypatch
+):
     """The driver holds a window of blocks at a time: many windows, blocks of one and two rows,
     two actors taking them in turn, still the local engine's records in its order."""
     from resnet_cli import ray_engine
@@ -261,10 +300,16 @@ def test_embed_on_the_ray_engine_gives_the_local_features(ray_cluster, folder, c
 
 
 def test_ray_only_flags_need_the_ray_engine_on_every_command(tinted, tmp_path):
-    for args in (["embed", str(tinted), "-o", str(tmp_path / "f.npz")], ["evaluate", str(tinted)], ["train", str(tinted / "train"), "-o", str(tmp_path / "h.npz")]):
+    for args in (
+        ["embed", str(tinted), "-o", str(tmp_path / "f.npz")],
+        ["evaluate", str(tinted)],
+        ["train", str(tinted / "train"), "-o", str(tmp_path / "h.npz")],
+    ):
         result = CliRunner().invoke(main, [*args, "--ray-actors", "2"])
         assert result.exit_code == 2 and "--ray-actors is for --engine ray" in result.stderr, args
-    result = CliRunner().invoke(main, ["train", str(tinted / "train"), "-o", str(tmp_path / "h.npz"), "--engine", "ray", "--augment", "1"])
+    result = CliRunner().invoke(
+        main, ["train", str(tinted / "train"), "-o", str(tmp_path / "h.npz"), "--engine", "ray", "--augment", "1"]
+    )
     assert result.exit_code == 2 and "--augment runs on the local engine" in result.stderr
 
 
@@ -274,12 +319,33 @@ def test_ray_int8_on_an_empty_cache_keeps_stdout_for_records(ray_cluster, folder
     stdout only JSON lines, the local engine's records."""
     import subprocess
 
-    photos = [str(p) for p in sorted(folder.glob("*.jpg")) if p.name not in ("empty.jpg", "notes.jpg", "truncated.jpg")][:12]
+    photos = [
+        str(p) for p in sorted(folder.glob("*.jpg")) if p.name not in ("empty.jpg", "notes.jpg", "truncated.jpg")
+    ][:12]
     env = dict(os.environ, RESNET_CLI_CACHE=str(tmp_path / "cache"))
     done = subprocess.run(
-        [sys.executable, "-m", "resnet_cli", "--engine", "ray", "--ray-actors", "2", "--precision", "int8", "-b", "4",
-         "--weights", str(classic_file), "-f", "jsonl", *photos],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "resnet_cli",
+            "--engine",
+            "ray",
+            "--ray-actors",
+            "2",
+            "--precision",
+            "int8",
+            "-b",
+            "4",
+            "--weights",
+            str(classic_file),
+            "-f",
+            "jsonl",
+            *photos,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     records = [json.loads(line) for line in done.stdout.splitlines()]  # every line is a record
@@ -301,10 +367,16 @@ def test_the_driver_settings_reach_the_actors(ray_cluster, folder, classic_file,
     assert list((cache / "onnx").glob("*.onnx")), "the actors built the model somewhere else"
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"weights": "/nowhere/resnet50.h5"}, r"^node \S+ \([\d.]+\) cannot read the weights file /nowhere/resnet50\.h5: --weights"),
-    ({"weights_md5": "0" * 32}, r"^node \S+ \([\d.]+\): \S+ has md5 [0-9a-f]{32}, the driver's has 0{32}$"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"weights": "/nowhere/resnet50.h5"},
+            r"^node \S+ \([\d.]+\) cannot read the weights file /nowhere/resnet50\.h5: --weights",
+        ),
+        ({"weights_md5": "0" * 32}, r"^node \S+ \([\d.]+\): \S+ has md5 [0-9a-f]{32}, the driver's has 0{32}$"),
+    ],
+)
 def test_a_worker_that_cannot_see_the_weights_stops_the_run_naming_its_node(ray_cluster, classic_file, change, message):
     """Checked in each actor before its first batch: one line naming the node, never a download."""
     import dataclasses
@@ -323,7 +395,10 @@ def test_a_worker_with_other_versions_or_settings_is_named(ray_cluster, classic_
 
     config, _ = _ray_run(classic_file, SAMPLES)
     ray_engine.check_worker(config, ray_engine.worker_settings(), ray_engine.versions())  # this process: all the same
-    with pytest.raises(ray_engine.WorkerSetupError, match=r"^node .* runs Ray \S+, the driver 0\.0: install the same resnet-cli, Ray and Python on every node"):
+    with pytest.raises(
+        ray_engine.WorkerSetupError,
+        match=r"^node .* runs Ray \S+, the driver 0\.0: install the same resnet-cli, Ray and Python on every node",
+    ):
         ray_engine.check_worker(config, {}, {**ray_engine.versions(), "Ray": "0.0"})
     monkeypatch.setenv("RESNET_CLI_CACHE", "/somewhere")
     assert ray_engine.worker_settings()["RESNET_CLI_CACHE"] == "/somewhere"
@@ -336,10 +411,15 @@ def test_a_pool_the_cluster_cannot_place_is_a_usage_error():
     from resnet_cli.ray_engine import ACTOR_MEMORY, Plan, fit
 
     gpus = Plan.for_cluster([16], 32, actors=3, gpus=1)
-    with pytest.raises(UsageProblem, match=r"^--ray-actors 3: the cluster has 1 GPU \(one actor each\), room for 1\. Received: --ray-actors 3$"):
+    with pytest.raises(
+        UsageProblem,
+        match=r"^--ray-actors 3: the cluster has 1 GPU \(one actor each\), room for 1\. Received: --ray-actors 3$",
+    ):
         fit(gpus, {"CPU": 16, "GPU": 1, "memory": 64 * 2**30}, 16, asked=True)
     small = {"CPU": 64, "memory": 2.5 * ACTOR_MEMORY}
-    with pytest.raises(UsageProblem, match=r"the cluster has 2\.5 GiB of memory for tasks \(1 GiB per actor\), room for 2"):
+    with pytest.raises(
+        UsageProblem, match=r"the cluster has 2\.5 GiB of memory for tasks \(1 GiB per actor\), room for 2"
+    ):
         fit(Plan.for_cluster([64], 32, actors=5), small, 64, asked=True)
     ours = fit(Plan.for_cluster([64], 32), small, 64, asked=False)  # a pool of our choosing shrinks to fit
     assert ours.actors == 2
@@ -362,8 +442,12 @@ def test_a_stalled_run_says_what_the_cluster_has(capsys):
         watchdog.beat()
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1, lines
-    assert re.search(r"still waiting for the first results \(starting actors, loading the model\) after \d+ s;", lines[0])
-    assert lines[0].endswith("the cluster has 0 of 2 CPUs free, 0 of 1 GPUs free; `ray status` shows what waits for resources")
+    assert re.search(
+        r"still waiting for the first results \(starting actors, loading the model\) after \d+ s;", lines[0]
+    )
+    assert lines[0].endswith(
+        "the cluster has 0 of 2 CPUs free, 0 of 1 GPUs free; `ray status` shows what waits for resources"
+    )
 
 
 def test_blocks_are_big_for_big_runs_and_feed_every_actor_in_small_ones():
@@ -418,13 +502,22 @@ def test_an_actor_the_cluster_cannot_place_holds_no_work(ray_cluster, folder, cl
     start_actors = ray_engine._start_actors
 
     def with_one_unplaceable(ray, config, plan, top_k, predictor):
-        waiting = ray.remote(predictor).options(num_cpus=0, resources={"a-node-that-never-comes": 1}).remote(config=config, batch_size=4, top_k=top_k)
+        waiting = (
+            ray.remote(predictor)
+            .options(num_cpus=0, resources={"a-node-that-never-comes": 1})
+            .remote(config=config, batch_size=4, top_k=top_k)
+        )
         return [waiting, *start_actors(ray, config, plan, top_k, predictor)]
 
     monkeypatch.setattr(ray_engine, "_start_actors", with_one_unplaceable)
     config, inputs = _ray_run(classic_file, folder)
     records = []
-    run = threading.Thread(target=lambda: records.extend(record_dict(r) for r in ray_engine.records(config, inputs, discover(inputs.inputs), 5)), daemon=True)
+    run = threading.Thread(
+        target=lambda: records.extend(
+            record_dict(r) for r in ray_engine.records(config, inputs, discover(inputs.inputs), 5)
+        ),
+        daemon=True,
+    )
     run.start()
     run.join(timeout=180)
     assert not run.is_alive(), "the run waited for the actor that cannot be placed"

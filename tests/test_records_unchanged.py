@@ -5,10 +5,9 @@ byte where the machine and packages are the ones that wrote them, else to float 
 import json
 from pathlib import Path
 
+import golden
 import numpy as np
 import pytest
-
-import golden
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 
@@ -48,7 +47,10 @@ def test_records_equal_the_golden_ones(classic_file, variant):
         in_top5.append(mine[path]["predictions"][0]["index"] in [p["index"] for p in record["predictions"]])
         if "int8" not in variant:
             np.testing.assert_allclose(a, b, atol=1e-3)
-    print(f"{variant}: top-1 agreement with the golden records {np.mean(agree):.2f}, top-1 in their top five {np.mean(in_top5):.2f}")
+    print(
+        f"{variant}: top-1 agreement with the golden records {np.mean(agree):.2f}, top-1 in their top five "
+        f"{np.mean(in_top5):.2f}"
+    )
     if "int8" in variant:
         assert np.mean(in_top5) >= 0.95
     else:

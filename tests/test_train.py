@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import SAMPLES
+
 from resnet_cli.cli import main
 
 
@@ -28,7 +28,9 @@ def accuracy(records):
 def head_records(trained_head, tinted, classic_file):
     """classify --head -k 2 on the unseen test photos (fp32, onnx)."""
     head, _ = trained_head
-    result = invoke("classify", "--head", head, "--weights", classic_file, "-f", "jsonl", "-k", 2, "-q", "-r", tinted / "test")
+    result = invoke(
+        "classify", "--head", head, "--weights", classic_file, "-f", "jsonl", "-k", 2, "-q", "-r", tinted / "test"
+    )
     assert result.exit_code == 0, result.stderr
     return jsonl(result)
 
@@ -61,7 +63,9 @@ def test_head_classifies_unseen_photos(head_records, trained_head, tinted, class
     assert {row["label"] for row in evaluated["worst_classes"]} == set(report["classes"])
 
 
-def test_head_is_softmax_of_the_saved_weights_on_embed_features(head_records, trained_head, tinted, classic_file, tmp_path):
+def test_head_is_softmax_of_the_saved_weights_on_embed_features(
+    head_records, trained_head, tinted, classic_file, tmp_path
+):
     head, _ = trained_head
     result = invoke("embed", "--weights", classic_file, "-q", "-r", tinted / "test", "-o", tmp_path / "f.npz")
     assert result.exit_code == 0, result.stderr
@@ -84,15 +88,21 @@ def test_head_on_keras_and_int8_agrees_with_onnx_fp32(head_records, trained_head
     assert keras.exit_code == 0 and int8.exit_code == 0, keras.stderr + int8.stderr
     for theirs, ours in zip(jsonl(keras), head_records):
         assert [p["index"] for p in theirs["predictions"]] == [p["index"] for p in ours["predictions"]]
-        assert [p["score"] for p in theirs["predictions"]] == pytest.approx([p["score"] for p in ours["predictions"]], abs=1e-4)
+        assert [p["score"] for p in theirs["predictions"]] == pytest.approx(
+            [p["score"] for p in ours["predictions"]], abs=1e-4
+        )
     quantized = jsonl(int8)
-    agreement = np.mean([a["predictions"][0]["index"] == b["predictions"][0]["index"] for a, b in zip(quantized, head_records)])
+    agreement = np.mean(
+        [a["predictions"][0]["index"] == b["predictions"][0]["index"] for a, b in zip(quantized, head_records)]
+    )
     assert agreement >= 0.85 and accuracy(quantized) >= 0.85
 
 
 def test_top_k_beyond_the_classes_gives_all_of_them(trained_head, classic_file):
     head, report = trained_head
-    result = invoke("classify", "--head", head, "--weights", classic_file, "-f", "json", "-k", 9, "-q", SAMPLES / "cat.jpg")
+    result = invoke(
+        "classify", "--head", head, "--weights", classic_file, "-f", "json", "-k", 9, "-q", SAMPLES / "cat.jpg"
+    )
     assert result.exit_code == 0, result.stderr
     (record,) = json.loads(result.stdout)
     assert sorted(p["label"] for p in record["predictions"]) == report["classes"]
@@ -100,12 +110,28 @@ def test_top_k_beyond_the_classes_gives_all_of_them(trained_head, classic_file):
 
 
 def test_train_with_augmentation_and_no_validation(tinted, classic_file, tmp_path):
-    result = invoke("train", "--weights", classic_file, tinted / "test", "-o", tmp_path / "h.npz", "--augment", 1, "--val-fraction", 0, "-f", "json", "-q")
+    result = invoke(
+        "train",
+        "--weights",
+        classic_file,
+        tinted / "test",
+        "-o",
+        tmp_path / "h.npz",
+        "--augment",
+        1,
+        "--val-fraction",
+        0,
+        "-f",
+        "json",
+        "-q",
+    )
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["val_images"] == 0 and report["val_accuracy"] is None
     assert report["augmented"] == report["train_images"] == sum(1 for _ in (tinted / "test").rglob("*.jpg"))
-    table = invoke("train", "--weights", classic_file, tinted / "test", "-o", tmp_path / "h2.npz", "--val-fraction", 0, "-q")
+    table = invoke(
+        "train", "--weights", classic_file, tinted / "test", "-o", tmp_path / "h2.npz", "--val-fraction", 0, "-q"
+    )
     assert "validation    none" in table.stdout
 
 
@@ -150,8 +176,12 @@ def test_fit_head_folds_standardisation_into_the_kernel():
         assert fit.kernel.shape == (2048, classes) and fit.folds == 3 and fit.C in train.C_GRID
         exact = features.astype(np.float64)  # what fit_head fits on: the same optimum, to L-BFGS's tolerance
         mean, scale = exact.mean(0), exact.std(0)  # (no dimension here has a spread below the floor)
-        reference = LogisticRegression(C=fit.C, class_weight="balanced", max_iter=2000).fit((exact - mean) / scale, targets)
-        np.testing.assert_allclose(train.scores(features, fit.kernel, fit.bias), reference.predict_proba((exact - mean) / scale), atol=1e-3)
+        reference = LogisticRegression(C=fit.C, class_weight="balanced", max_iter=2000).fit(
+            (exact - mean) / scale, targets
+        )
+        np.testing.assert_allclose(
+            train.scores(features, fit.kernel, fit.bias), reference.predict_proba((exact - mean) / scale), atol=1e-3
+        )
 
 
 def test_stratified_split_is_seeded_and_keeps_every_class_in_training():
@@ -185,9 +215,16 @@ def test_labels_from_sub_folders_or_a_csv(tmp_path):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"")
     sources, names, unlabeled = labeled_sources(str(tmp_path))
-    assert sorted(zip((s.path.removeprefix(str(tmp_path) + "/") for s in sources), names)) == [("a/deeper/y.jpg", "a"), ("a/x.jpg", "a"), ("b/z.png", "b")]
+    assert sorted(zip((s.path.removeprefix(str(tmp_path) + "/") for s in sources), names)) == [
+        ("a/deeper/y.jpg", "a"),
+        ("a/x.jpg", "a"),
+        ("b/z.png", "b"),
+    ]
     assert unlabeled == 1
     (tmp_path / "labels.csv").write_text("file,label\nloose.jpg,cat\na/x.jpg,dog\n")
     sources, names, unlabeled = labeled_sources(str(tmp_path), read_label_rows(str(tmp_path / "labels.csv")))
-    assert sorted(zip((s.path.removeprefix(str(tmp_path) + "/") for s in sources), names)) == [("a/x.jpg", "dog"), ("loose.jpg", "cat")]
+    assert sorted(zip((s.path.removeprefix(str(tmp_path) + "/") for s in sources), names)) == [
+        ("a/x.jpg", "dog"),
+        ("loose.jpg", "cat"),
+    ]
     assert unlabeled == 2

@@ -8,8 +8,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from conftest import CLASSIC_NAMES, REAL_WEIGHTS, SAMPLES, ours, requires_real_weights
+
 from resnet_cli import weights as W
 
 
@@ -239,7 +239,9 @@ def test_keras_tmp_fallback_is_searched(monkeypatch, tmp_path, classic_file):
     home, fallback = tmp_path / "home", tmp_path / "tmp-keras"
     monkeypatch.setattr(W, "_keras_homes", lambda: (home, fallback))
     real_access = os.access
-    monkeypatch.setattr(W.os, "access", lambda p, mode: False if Path(p) in (home, home.parent) else real_access(p, mode))
+    monkeypatch.setattr(
+        W.os, "access", lambda p, mode: False if Path(p) in (home, home.parent) else real_access(p, mode)
+    )
     assert W.keras_cache_dir() == fallback / "models"
     data = classic_file.read_bytes()
     spec = W.WeightsSpec(W.CLASSIC.file_name, "https://example.invalid/w.h5", hashlib.md5(data).hexdigest(), "classic")

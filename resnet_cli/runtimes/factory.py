@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ..config import ModelConfig
-from . import Runtime
+from .base import Runtime
 
 
 def open_runtime(config: ModelConfig, batch_size: int, quiet: bool = True) -> Runtime:
     if config.runtime == "onnx":
-        from ..export import ensure_onnx_model
+        from .model_cache import ensure_onnx_model
         from .onnx_runtime import OnnxRuntime, open_session
 
         return OnnxRuntime(open_session(ensure_onnx_model(config, quiet), config.device, config.threads), batch_size)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..backend import has_gpu, import_keras
 from ..errors import UserError
-from . import Runtime
+from .base import Runtime
 
 
 def build_model(config):
@@ -19,9 +19,9 @@ def build_model(config):
     keras = import_keras(config.device, config.threads)
     if config.device == "gpu" and not has_gpu(keras):
         raise UserError("--device gpu: no GPU is visible to the Keras backend.")
-    from ..head import with_head
-    from ..model import from_config
-    from ..weights import load_into, read_weights
+    from ..model.head import with_head
+    from ..model.resnet import from_config
+    from ..model.weights import load_into, read_weights
 
     model = from_config(config)
     load_into(model, with_head(read_weights(Path(config.weights)), config.head), source=config.weights)

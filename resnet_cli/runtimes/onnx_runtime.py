@@ -1,4 +1,4 @@
-"""The ONNX Runtime path: a lean session on a model file (export.py makes and caches it).
+"""The ONNX Runtime path: a lean session on a model file (model_cache.py makes and caches it).
 
 Once the model is cached a run imports neither TensorFlow nor Keras.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from . import Runtime
+from .base import Runtime
 
 
 class OnnxRuntime(Runtime):

@@ -26,14 +26,16 @@ def model_weights(model) -> dict[str, list[np.ndarray]]:
     return {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in model.layers if layer.weights}
 
 
-def random_weights(images: np.ndarray, seed: int = 0, pool1_padding: str = "same", bn_epsilon: float = 1e-5) -> dict[str, list[np.ndarray]]:
+def random_weights(
+    images: np.ndarray, seed: int = 0, pool1_padding: str = "same", bn_epsilon: float = 1e-5
+) -> dict[str, list[np.ndarray]]:
     """Random ResNet50 weights that behave like trained ones on ``images`` (uint8 RGB batch):
     activations stay in range (conv1 scaled to the pixel range, small residual-branch gammas,
     BatchNorm statistics that are really used), and fc1000 is centred on the images' mean
     feature so the top classes differ from photo to photo instead of saturating."""
     import keras
 
-    from .model import resnet50
+    from .resnet import resnet50
 
     model = resnet50(preprocess=True, pool1_padding=pool1_padding, bn_epsilon=bn_epsilon)
     rng = np.random.default_rng(seed)
@@ -44,7 +46,12 @@ def random_weights(images: np.ndarray, seed: int = 0, pool1_padding: str = "same
         if len(arrays) == 4:  # gamma, beta, moving mean, moving variance
             shape = arrays[0].shape
             low, high = (0.1, 0.3) if layer.name.endswith("2c") else (0.8, 1.2)
-            arrays = [rng.uniform(low, high, shape), rng.normal(0, 0.1, shape), rng.normal(0, 0.1, shape), rng.uniform(0.8, 1.2, shape)]
+            arrays = [
+                rng.uniform(low, high, shape),
+                rng.normal(0, 0.1, shape),
+                rng.normal(0, 0.1, shape),
+                rng.uniform(0.8, 1.2, shape),
+            ]
         else:
             kernel, bias = arrays
             fan_in = int(np.prod(kernel.shape[:-1]))

@@ -7,30 +7,12 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
 
+from ..records import Prediction
 from .spec import NUM_CLASSES
-
-
-@dataclass(frozen=True)
-class Prediction:
-    rank: int
-    index: int
-    wnid: str | None  # None for a head's own classes
-    label: str
-    score: float
-
-    def as_dict(self) -> dict:
-        return {
-            "rank": self.rank,
-            "index": self.index,
-            "wnid": self.wnid,
-            "label": self.label,
-            "score": self.score,
-        }
 
 
 @functools.lru_cache(maxsize=1)
@@ -87,7 +69,7 @@ def find_class(query: str) -> int:
 
 
 def _suggestions(wanted: str, count: int = 5) -> str:
-    """" (did you mean: African_elephant, tusker, …?)" from labels that contain the query or
+    """ " (did you mean: African_elephant, tusker, …?)" from labels that contain the query or
     are spelled like it."""
     import difflib
 

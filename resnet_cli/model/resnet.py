@@ -67,9 +67,7 @@ def identity_block(x, kernel_size, filters, stage, block, bn_epsilon=DEFAULT.bn_
 def conv_block(x, kernel_size, filters, stage, block, strides=2, bn_epsilon=DEFAULT.bn_epsilon):
     """Bottleneck with a 1×1 projection shortcut; the stride sits on the first 1×1 conv."""
     conv_name, bn_name = block_names(stage, block)
-    shortcut = _conv_bn(
-        x, filters[2], 1, conv_name + "1", bn_name + "1", bn_epsilon, strides=strides, relu=False
-    )
+    shortcut = _conv_bn(x, filters[2], 1, conv_name + "1", bn_name + "1", bn_epsilon, strides=strides, relu=False)
     return _bottleneck(x, shortcut, kernel_size, filters, stage, block, bn_epsilon, strides)
 
 
@@ -133,7 +131,9 @@ def from_config(config) -> keras.Model:
     )
 
 
-def _build(include_top, input_shape, pooling, classes, pool1_padding, bn_epsilon, preprocess, mean_bgr, name) -> keras.Model:
+def _build(
+    include_top, input_shape, pooling, classes, pool1_padding, bn_epsilon, preprocess, mean_bgr, name
+) -> keras.Model:
     inputs = layers.Input(shape=input_shape, dtype="uint8" if preprocess else "float32", name="input")
     x = CaffePreprocess(mean_bgr, name="caffe_preprocess", dtype="float32")(inputs) if preprocess else inputs
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import hash_of
-from .errors import UserError
+from ..errors import UserError
+from ..storage import hash_of
 from .spec import FEATURES
 
 FORMAT = "resnet-classify-head/1"
@@ -61,14 +61,21 @@ def read_head(path: str) -> Head:
             kernel, bias, classes = data["kernel"], data["bias"], [str(c) for c in data["classes"]]
             meta = json.loads(str(data["meta"]))
         options = meta["trained_with"]
-        trained_with = tuple((name, tuple(options[name]) if isinstance(options[name], list) else options[name]) for name in FEATURE_OPTIONS)
+        trained_with = tuple(
+            (name, tuple(options[name]) if isinstance(options[name], list) else options[name])
+            for name in FEATURE_OPTIONS
+        )
         base_md5 = meta["base_weights_md5"]
     except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
-        raise _bad(path, f"not a head file written by 'resnet-classify train' ({type(error).__name__}: {error}).") from None
+        raise _bad(
+            path, f"not a head file written by 'resnet-classify train' ({type(error).__name__}: {error})."
+        ) from None
     if meta.get("format") != FORMAT:
         raise _bad(path, f"unknown head format {meta.get('format')!r} (this version reads {FORMAT}).")
     if kernel.shape != (FEATURES, len(classes)) or bias.shape != (len(classes),) or len(classes) < 2:
-        raise _bad(path, f"kernel {kernel.shape}, bias {bias.shape} and {len(classes)} class names do not fit together.")
+        raise _bad(
+            path, f"kernel {kernel.shape}, bias {bias.shape} and {len(classes)} class names do not fit together."
+        )
     return Head(str(file.resolve()), hash_of(file, "sha256"), tuple(classes), base_md5, trained_with)
 
 
@@ -110,4 +117,8 @@ def check_fits(head: Head, weights_md5: str | None, options: dict) -> None:
     for name in FEATURE_OPTIONS:
         if options.get(name) is not None and options[name] != head.option(name):
             flag = "--" + name.replace("_", "-")
-            raise _bad(head.path, f"trained with {flag} {head.option(name)}; this run asks for {flag} {options[name]} (leave it out to use the head's).")
+            raise _bad(
+                head.path,
+                f"trained with {flag} {head.option(name)}; this run asks for {flag} {options[name]} (leave it out "
+                "to use the head's).",
+            )

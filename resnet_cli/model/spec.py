@@ -7,6 +7,7 @@ and the config resolver all read from here, so a new variant is one entry here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 # (stage, blocks, (filters of 2a, 2b, 2c), stride of the stage's first block)
 STAGES = (
@@ -29,10 +30,15 @@ POOL1_PADDINGS = {
     "pad1": "keras.applications: zero-pad 1 on every side, then pool: 56×56, windows at -1, 1, …",
     "valid": "the original walkthrough: no padding, 55×55",
 }
-RESIZES = ("stretch", "crop")
-INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
-POOLINGS = (None, "avg", "max")
-PRECISIONS = ("fp32", "int8", "bf16")
+Pool1Padding = Literal["same", "pad1", "valid"]
+Resize = Literal["stretch", "crop"]
+Interpolation = Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"]
+Pooling = Literal["avg", "max"]
+Layout = Literal["classic", "keras"]  # res2a_branch2a … / conv2_block1_1_conv …
+Preprocessing = Literal["caffe"]  # RGB → BGR, minus mean_bgr, no scaling
+RESIZES: tuple[str, ...] = get_args(Resize)
+INTERPOLATIONS: tuple[str, ...] = get_args(Interpolation)
+POOLINGS = (None, *get_args(Pooling))
 # Per-channel means of the ImageNet training set, in BGR order, as Caffe (and
 # keras.applications.imagenet_utils.preprocess_input(mode="caffe")) subtract them.
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -59,16 +65,16 @@ class WeightsSpec:
     file_name: str
     url: str
     md5: str
-    layout: str  # "classic" (res2a_branch2a …) or "keras" (conv2_block1_1_conv …)
+    layout: Layout
     include_top: bool = True
     size: int | None = None
     input_size: int = 224
-    preprocessing: str = "caffe"  # RGB → BGR, minus mean_bgr, no scaling
+    preprocessing: Preprocessing = "caffe"
     mean_bgr: tuple[float, float, float] = CAFFE_MEAN_BGR
-    pool1_padding: str = "same"
+    pool1_padding: Pool1Padding = "same"
     bn_epsilon: float = 1e-5  # Caffe's; keras.applications builds with 1.001e-5
-    resize: str = "stretch"  # as keras.utils.load_img(target_size=…) in the walkthrough
-    interpolation: str = "nearest"
+    resize: Resize = "stretch"  # as keras.utils.load_img(target_size=…) in the walkthrough
+    interpolation: Interpolation = "nearest"
     crop_ratio: float = 0.875  # with resize="crop": shorter side input_size / 0.875, centre crop
     classes: str = "imagenet"
 
@@ -79,7 +85,9 @@ _TOP = "resnet50_weights_tf_dim_ordering_tf_kernels.h5"
 _NOTOP = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 CLASSIC = WeightsSpec(_TOP, _CLASSIC_BASE + _TOP, "a7b3fe01876f51b976af0dea6bc144eb", "classic", size=102_853_048)
-CLASSIC_NOTOP = WeightsSpec(_NOTOP, _CLASSIC_BASE + _NOTOP, "a268eb855778b3df3c7506639542a6af", "classic", include_top=False)
+CLASSIC_NOTOP = WeightsSpec(
+    _NOTOP, _CLASSIC_BASE + _NOTOP, "a268eb855778b3df3c7506639542a6af", "classic", include_top=False
+)
 KERAS = WeightsSpec(_TOP, _KERAS_BASE + _TOP, "2cb95161c43110f7111970584f804107", "keras")
 KERAS_NOTOP = WeightsSpec(_NOTOP, _KERAS_BASE + _NOTOP, "4d473c1dd8becc155b73f8504c6f6626", "keras", include_top=False)
 OFFICIAL = (CLASSIC, KERAS, CLASSIC_NOTOP, KERAS_NOTOP)

@@ -1,4 +1,5 @@
-"""Sources → decoded uint8 batches → runtime → records, streaming with bounded memory.
+"""The local engine: sources → decoded uint8 batches → runtime → records, streaming with
+bounded memory.
 
 Decoding runs in a thread pool (Pillow releases the GIL) a few batches ahead of the model,
 so decode overlaps inference; at most ``prefetch + 1`` batches of inputs are ever held.
@@ -12,13 +13,14 @@ import sys
 import threading
 import traceback
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .images import DecodeOptions, ImageError, NotAnImage, Source, decode
-from .records import Record
+from ..inputs.decode import DecodeOptions, ImageError, NotAnImage, decode
+from ..inputs.discover import Source
+from ..records import Record
 
 
 class Skipped:
@@ -39,7 +41,9 @@ def decode_source(source: Source, options: DecodeOptions):
         return error
     except Exception as error:  # noqa: BLE001 - no file may crash a run
         _report_internal_error()
-        return ImageError(f"internal error ({type(error).__name__}: {error}); please report it with the traceback above")
+        return ImageError(
+            f"internal error ({type(error).__name__}: {error}); please report it with the traceback above"
+        )
 
 
 _internal_error_reported = threading.Event()
@@ -115,7 +119,7 @@ def run(
 
 def prediction_records(top_k: int, labels=None) -> Callable[[list[Source], np.ndarray], list[Record]]:
     """Scores → records of the ``top_k`` best classes; ``labels``: (wnid, label) per class."""
-    from .imagenet import decode_top_k
+    from ..model.imagenet import decode_top_k
 
     def to_records(sources: list[Source], probabilities: np.ndarray) -> list[Record]:
         return [Record(s.path, predictions=p) for s, p in zip(sources, decode_top_k(probabilities, top_k, labels))]

@@ -15,14 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import file_md5
+from ..errors import WeightsError, user_file
+from ..storage import file_md5
 from .spec import CLASSIC, CLASSIC_NOTOP, DEFAULT, KERAS, KERAS_NOTOP, OFFICIAL, WeightsSpec  # noqa: F401 (re-exported)
 
 ENV_VAR = "RESNET_CLI_WEIGHTS"
-
-
-class WeightsError(Exception):
-    """A user-facing problem with the weights: the message is the whole story."""
 
 
 @dataclass(frozen=True)
@@ -84,8 +81,7 @@ def _corrupt(path: Path, reason: str) -> WeightsError:
     in_cache = Path(path).resolve().parent in {d.resolve() for d in keras_cache_dirs()}
     advice = "delete it to have it downloaded again" if in_cache else "pass the official file with --weights"
     return WeightsError(
-        f"{path}: cannot read the weights ({reason}). The official {spec.file_name} has md5 "
-        f"{expected}; {advice}."
+        f"{path}: cannot read the weights ({reason}). The official {spec.file_name} has md5 {expected}; {advice}."
     )
 
 
@@ -102,7 +98,7 @@ def read_weights(path: Path) -> dict[str, list[np.ndarray]]:
         raise WeightsError(f"{path}: no such weights file.")
     try:
         with h5py.File(path, "r") as handle:
-            root = handle["model_weights"] if "model_weights" in handle else handle
+            root = handle["model_weights"] if "model_weights" in handle else handle  # noqa: SIM401 (h5py)
             if "layer_names" not in root.attrs:
                 raise _corrupt(path, "no 'layer_names' attribute: not a Keras HDF5 weight file")
             weights = {}
@@ -137,9 +133,7 @@ def load_into(model, weights: dict[str, list[np.ndarray]], source: Path | str = 
         expected = [tuple(w.shape) for w in layer.weights]
         found = [tuple(a.shape) for a in arrays]
         if expected != found:
-            raise WeightsError(
-                f"{source}: layer {layer.name} expects weights of shapes {expected}. Received: {found}."
-            )
+            raise WeightsError(f"{source}: layer {layer.name} expects weights of shapes {expected}. Received: {found}.")
         layer.set_weights(arrays)
 
 
@@ -199,7 +193,7 @@ def _download(spec: WeightsSpec) -> Path:
 
     from filelock import FileLock
 
-    from .backend import import_keras
+    from ..backend import import_keras
 
     folder = keras_cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -217,7 +211,9 @@ def _download(spec: WeightsSpec) -> Path:
         return target
 
 
-def locate(explicit: str | os.PathLike | None = None, offline: bool = False, include_top: bool = True) -> ResolvedWeights:
+def locate(
+    explicit: str | os.PathLike | None = None, offline: bool = False, include_top: bool = True
+) -> ResolvedWeights:
     """Find the weights: ``--weights``, then ``$RESNET_CLI_WEIGHTS``, then the Keras cache,
     then (unless offline) download the official classic file with its md5 check."""
     for given, origin in ((explicit, "--weights"), (os.environ.get(ENV_VAR), ENV_VAR)):
@@ -227,7 +223,9 @@ def locate(explicit: str | os.PathLike | None = None, offline: bool = False, inc
                 raise WeightsError(f"{path}: is a folder, not a weights file (from {origin}).")
             if not path.is_file():
                 raise WeightsError(f"{path}: no such weights file (from {origin}).")
-            return ResolvedWeights(path.resolve(), _official_for(path) or DEFAULT, file_md5(path))
+            with user_file(str(path)):
+                md5 = file_md5(path)
+            return ResolvedWeights(path.resolve(), _official_for(path) or DEFAULT, md5)
     wanted = [s for s in OFFICIAL if s.include_top or not include_top]
     for folder in keras_cache_dirs():
         for spec in wanted:

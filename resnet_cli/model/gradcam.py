@@ -52,7 +52,7 @@ def load_photo(path: str):
     """The photo as a person sees it (EXIF orientation applied, RGB), for the overlay."""
     from PIL import Image, ImageOps
 
-    from .images import to_rgb
+    from ..inputs.decode import to_rgb
 
     with Image.open(path) as image:
         image.seek(0)

@@ -1,15 +1,17 @@
-"""Labels for images (CSV, wnid folders, wnid file-name prefixes) → top-1/top-5 accuracy."""
+"""Labels for photos: a CSV (file,label), ImageNet's wnid folders or file-name prefixes, or a
+head's class-name folders; and the labeled photos of a training folder."""
 
 from __future__ import annotations
 
 import csv
 import functools
 import re
-from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from .imagenet import NUM_CLASSES, class_index
+from ..errors import UserError
+from ..inputs.decode import IMAGE_EXTENSIONS
+from ..inputs.discover import Source, discover
+from ..model.imagenet import NUM_CLASSES, class_index
 
 _WNID = re.compile(r"n\d{8}")
 
@@ -85,40 +87,40 @@ def label_for(path: str, csv_labels: dict[str, int] | None = None, labels=None) 
     return lookup.get(match.group(0)) if match else None
 
 
-@dataclass
-class Accuracy:
-    """Running top-1/top-5 counts, overall and per class."""
+def labeled_sources(directory: str, csv_rows=None, include_hidden: bool = False) -> tuple[list[Source], list[str], int]:
+    """(sources, class name per source, unlabeled count) for the images under ``directory``:
+    the class is the first sub-folder's name, or the CSV's label (by relative path or name)."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise UserError(f"{directory}: not a folder (train takes a folder with one sub-folder per class).")
+    by_file = {name: label for _, name, label in csv_rows} if csv_rows is not None else None
+    sources, names, unlabeled = [], [], 0
+    for source in discover([directory], recursive=True, include_hidden=include_hidden):
+        if Path(source.path).suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        relative = Path(source.path).relative_to(root)
+        if by_file is not None:
+            label = by_file.get(relative.as_posix(), by_file.get(relative.name))
+        else:
+            label = relative.parts[0] if len(relative.parts) > 1 else None
+        if label is None:
+            unlabeled += 1
+            continue
+        sources.append(source)
+        names.append(label)
+    return sources, names, unlabeled
 
-    labels: tuple | None = None  # (wnid, label) per class; None: ImageNet's
-    images: int = 0
-    top1: int = 0
-    top5: int = 0
-    unlabeled: int = 0
-    per_class: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0]))  # index → [seen, top1]
 
-    def add(self, true_index: int, ranked: list[int]) -> None:
-        self.images += 1
-        hit1 = bool(ranked) and ranked[0] == true_index
-        self.top1 += hit1
-        self.top5 += true_index in ranked[:5]
-        self.per_class[true_index][0] += 1
-        self.per_class[true_index][1] += hit1
-
-    def worst(self, count: int = 5) -> list[dict]:
-        classes = class_index() if self.labels is None else self.labels
-        ranked = sorted(self.per_class.items(), key=lambda kv: (kv[1][1] / kv[1][0], -kv[1][0], kv[0]))
-        return [
-            {"index": i, "wnid": classes[i][0], "label": classes[i][1], "images": seen, "top1": hits / seen}
-            for i, (seen, hits) in ranked[:count]
-        ]
-
-    def as_dict(self) -> dict:
-        """Accuracies are null when no image had a label: 0.0 would read as a real result."""
-        n = self.images
-        return {
-            "images": self.images,
-            "top1": self.top1 / n if n else None,
-            "top5": self.top5 / n if n else None,
-            "unlabeled": self.unlabeled,
-            "worst_classes": self.worst(),
-        }
+def check_counts(names: list[str], what: str = "images") -> list[str]:
+    """The classes in order (sorted names); a clear error for fewer than 2 classes or a class
+    with fewer than 2 images."""
+    classes = sorted(set(names))
+    if len(classes) < 2:
+        found = f"only {classes[0]!r}" if classes else "none"
+        raise UserError(f"train needs at least 2 classes (one sub-folder each, or --labels); found {found}.")
+    counts = {c: names.count(c) for c in classes}
+    few = [c for c in classes if counts[c] < 2]
+    if few:
+        shown = ", ".join(f"{c!r} ({counts[c]})" for c in few)
+        raise UserError(f"every class needs at least 2 usable {what}; too few in {shown}.")
+    return classes

@@ -16,7 +16,7 @@ import hashlib
 import os
 import sqlite3
 import threading
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 INSERT_BATCH = 50_000  # paths sorted and inserted together (sorted: the B-tree pages stay hot)
 LOOKUP_BATCH = 500  # paths per SELECT … IN (…)
@@ -88,14 +88,17 @@ class PathSet:
     def _absent(self, chunk: list, path) -> list:
         keys = [_key(path(item)) for item in chunk]
         with self._lock:
-            found = {row[0] for row in self._db.execute(f"SELECT key FROM seen WHERE key IN ({','.join('?' * len(keys))})", keys)}
+            found = {
+                row[0]
+                for row in self._db.execute(f"SELECT key FROM seen WHERE key IN ({','.join('?' * len(keys))})", keys)
+            }
         return [item for item, key in zip(chunk, keys) if key not in found]
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "PathSet":
+    def __enter__(self) -> PathSet:
         return self
 
     def __exit__(self, *exc) -> None:

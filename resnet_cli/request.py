@@ -1,15 +1,27 @@
 """What the user asked for, as parsed by the CLI: frozen requests, no defaults of the model's
-own (None means "what the weights were trained with", resolved in config.py)."""
+own (None means "what the weights were trained with", resolved in config.py). Numpy-free, so
+``--help`` stays light; the allowed values are Literal types, their tuples the CLI's choices."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-FORMATS = ("table", "json", "jsonl", "csv", "parquet")
-DEVICES = ("auto", "cpu", "gpu")
-RUNTIMES = ("auto", "keras", "onnx")
-ENGINES = ("local", "ray")
+from .storage import is_url
+
+Format = Literal["table", "json", "jsonl", "csv", "parquet"]
+Device = Literal["auto", "cpu", "gpu"]
+Runtime = Literal["auto", "keras", "onnx"]
+Precision = Literal["fp32", "int8", "bf16"]
+Engine = Literal["local", "ray"]
+Progress = Literal["auto", "bar", "log", "none"]  # auto: a bar on a terminal, else log lines
+FORMATS: tuple[str, ...] = get_args(Format)
+DEVICES: tuple[str, ...] = get_args(Device)
+RUNTIMES: tuple[str, ...] = get_args(Runtime)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+ENGINES: tuple[str, ...] = get_args(Engine)
+PROGRESS: tuple[str, ...] = get_args(Progress)
 CPU_BATCH, GPU_BATCH = 32, 256
 
 
@@ -25,9 +37,9 @@ class ModelRequest:
     interpolation: str | None = None
     fast_decode: bool = False
     fetch_timeout: float = 30.0  # seconds, for http(s) inputs
-    runtime: str = "auto"
-    precision: str = "fp32"
-    device: str = "auto"
+    runtime: Runtime = "auto"
+    precision: Precision = "fp32"
+    device: Device = "auto"
     threads: int = 0  # inference threads; 0 = one per core
     calibration: str | None = None  # int8: folder of calibration images
     head: str | None = None  # a head file from `train`: the user's classes instead of ImageNet's
@@ -38,7 +50,10 @@ def conflicts(request: ModelRequest) -> str | None:
     if request.precision == "int8" and request.runtime == "keras":
         return "--precision int8 runs on the onnx runtime. Received: --runtime keras"
     if request.precision == "bf16" and request.runtime == "onnx":
-        return "--precision bf16 runs on the keras runtime (ONNX Runtime has no bf16 CPU kernels). Received: --runtime onnx"
+        return (
+            "--precision bf16 runs on the keras runtime (ONNX Runtime has no bf16 CPU kernels). Received: --runtime "
+            "onnx"
+        )
     if request.calibration and request.precision != "int8":
         return f"--calibration is for --precision int8. Received: --precision {request.precision}"
     return None
@@ -55,12 +70,12 @@ class InputOptions:
     batch_size: int | None = None  # None: CPU_BATCH, or GPU_BATCH on a GPU
     workers: int = 0  # decode threads; 0 = one per core (at least 2)
     quiet: bool = False
-    progress: str = "auto"  # auto (a bar on a terminal, else log lines), bar, log, none
-    engine: str = "local"  # local: this process; ray: Ray tasks and actors on a cluster (or a local Ray)
+    progress: Progress = "auto"
+    engine: Engine = "local"  # local: this process; ray: Ray tasks and actors on a cluster (or a local Ray)
     ray_address: str | None = None  # None: start a local Ray sized to this machine
-    ray_actors: int | None = None  # model actors; None: ray_engine.Plan sizes the pool
+    ray_actors: int | None = None  # model actors; None: engines.ray_plan.Plan sizes the pool
 
-    def batch_for(self, device: str) -> int:
+    def batch_for(self, device: Device) -> int:
         """The batch asked for, else one that suits the device: a GPU needs big batches to be
         busy; on a CPU 32 is as fast as larger ones and starts sooner."""
         return self.batch_size or (GPU_BATCH if device == "gpu" else CPU_BATCH)
@@ -69,7 +84,7 @@ class InputOptions:
         """Decode threads: one per core; with web inputs (or stdin, which may list them) at
         least 16, so a slow server holds one thread, not the batch."""
         default = max(2, os.cpu_count() or 2)
-        if any(i == "-" or i[:8].lower().startswith(("http://", "https://")) for i in self.inputs):
+        if any(i == "-" or is_url(i) for i in self.inputs):
             default = max(default, 16)
         return self.workers or default
 
@@ -78,7 +93,7 @@ class InputOptions:
 class OutputOptions:
     """Where classify's records go and in what form."""
 
-    format: str = "table"
+    format: Format = "table"
     output: str | None = None
     resume: bool = False
     top_k: int = 5

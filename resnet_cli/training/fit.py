@@ -13,62 +13,22 @@ fc1000.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
-
-from .errors import UserError
-from .images import IMAGE_EXTENSIONS, Source, discover
 
 # L2 strengths tried (sklearn's C, on standardised features) and folds: 5 × 3 fits keep the
 # search at a few seconds for 1,000 photos (7 × 5 took 5 s and chose the same C).
 C_GRID = tuple(float(c) for c in np.logspace(-3, 1, 5))
+
+
 MAX_FOLDS = 3
+
+
 MIN_PER_CLASS_FOR_CV = 3  # fewer training images in some class: no cross-validation, C = 1
+
+
 MAX_ITER = 2000
-
-
-# ---------------------------------------------------------------------------- labeled inputs
-
-
-def labeled_sources(directory: str, csv_rows=None, include_hidden: bool = False) -> tuple[list[Source], list[str], int]:
-    """(sources, class name per source, unlabeled count) for the images under ``directory``:
-    the class is the first sub-folder's name, or the CSV's label (by relative path or name)."""
-    root = Path(directory)
-    if not root.is_dir():
-        raise UserError(f"{directory}: not a folder (train takes a folder with one sub-folder per class).")
-    by_file = {name: label for _, name, label in csv_rows} if csv_rows is not None else None
-    sources, names, unlabeled = [], [], 0
-    for source in discover([directory], recursive=True, include_hidden=include_hidden):
-        if Path(source.path).suffix.lower() not in IMAGE_EXTENSIONS:
-            continue
-        relative = Path(source.path).relative_to(root)
-        if by_file is not None:
-            label = by_file.get(relative.as_posix(), by_file.get(relative.name))
-        else:
-            label = relative.parts[0] if len(relative.parts) > 1 else None
-        if label is None:
-            unlabeled += 1
-            continue
-        sources.append(source)
-        names.append(label)
-    return sources, names, unlabeled
-
-
-def check_counts(names: list[str], what: str = "images") -> list[str]:
-    """The classes in order (sorted names); a clear error for fewer than 2 classes or a class
-    with fewer than 2 images."""
-    classes = sorted(set(names))
-    if len(classes) < 2:
-        found = f"only {classes[0]!r}" if classes else "none"
-        raise UserError(f"train needs at least 2 classes (one sub-folder each, or --labels); found {found}.")
-    counts = {c: names.count(c) for c in classes}
-    few = [c for c in classes if counts[c] < 2]
-    if few:
-        shown = ", ".join(f"{c!r} ({counts[c]})" for c in few)
-        raise UserError(f"every class needs at least 2 usable {what}; too few in {shown}.")
-    return classes
 
 
 def stratified_split(targets: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,9 +42,6 @@ def stratified_split(targets: np.ndarray, fraction: float, seed: int) -> tuple[n
         held.extend(members[:count])
         train.extend(members[count:])
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(held, dtype=np.int64))
-
-
-# ---------------------------------------------------------------------------- augmentation
 
 
 def augmented(images: np.ndarray, copies: int, rng: np.random.Generator) -> np.ndarray:
@@ -122,9 +79,6 @@ def augmenting(predict, copies: int, seed: int):
         return outputs.reshape(len(images), 1 + copies, -1)
 
     return predict_augmented
-
-
-# ---------------------------------------------------------------------------- fitting
 
 
 @dataclass
@@ -182,64 +136,3 @@ def scores(features: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.nda
     logits -= logits.max(axis=1, keepdims=True)
     e = np.exp(logits)
     return e / e.sum(axis=1, keepdims=True)
-
-
-# ---------------------------------------------------------------------------- the report
-
-
-@dataclass
-class Validation:
-    """Held-out accuracy, per class and overall, and the confusion table (rows: true class)."""
-
-    classes: list[str]
-    confusion: np.ndarray = None  # (classes, classes) counts
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, classes: list[str], truth: np.ndarray, predicted: np.ndarray, **extra) -> "Validation":
-        confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
-        np.add.at(confusion, (truth, predicted), 1)
-        return cls(classes, confusion, extra)
-
-    def as_dict(self) -> dict:
-        total = int(self.confusion.sum())
-        per_class = []
-        for i, name in enumerate(self.classes):
-            seen = int(self.confusion[i].sum())
-            per_class.append({"class": name, "images": seen, "accuracy": float(self.confusion[i, i] / seen) if seen else None})
-        return {
-            **self.extra,
-            "classes": list(self.classes),
-            "val_images": total,
-            "val_accuracy": float(np.trace(self.confusion) / total) if total else None,
-            "per_class": per_class,
-            "confusion": self.confusion.tolist(),
-        }
-
-
-def format_table(result: dict) -> str:
-    """The training report for people."""
-    lines = [
-        f"classes       {len(result['classes'])}",
-        f"train images  {result['train_images']}" + (f" (+{result['augmented']} augmented)" if result.get("augmented") else ""),
-        f"C (L2)        {result['C']:g}" + (f", chosen by {result['cv_folds']}-fold cross-validation" if result["cv_folds"] else " (too few images per class to cross-validate)"),
-        f"head          {result['output']}",
-    ]
-    if not result["val_images"]:
-        lines.append("validation    none (--val-fraction 0)")
-        return "\n".join(lines)
-    lines.append(f"validation    {result['val_images']} images, accuracy {result['val_accuracy']:.4f}")
-    width = max(len(name) for name in result["classes"] + ["class"])
-    lines.append("")
-    lines.append(f"{'class':<{width}}  images  accuracy")
-    for row in result["per_class"]:
-        accuracy = f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "n/a"
-        lines.append(f"{row['class']:<{width}}  {row['images']:>6}  {accuracy:>8}")
-    lines.append("")
-    lines.append("confusion (rows: true class, columns: predicted)")
-    cell = max(5, *(len(str(v)) for row in result["confusion"] for v in row))
-    short = [name[:cell] for name in result["classes"]]
-    lines.append(" " * width + "  " + " ".join(f"{s:>{cell}}" for s in short))
-    for name, row in zip(result["classes"], result["confusion"]):
-        lines.append(f"{name:<{width}}  " + " ".join(f"{v:>{cell}}" for v in row))
-    return "\n".join(lines)

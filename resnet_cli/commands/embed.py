@@ -1,0 +1,47 @@
+"""embed: the 2048-d pooled features of photos, as .npz (features + paths) or .npy with a .txt
+of paths beside it."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ..config import resolve
+from ..console import stderr_line
+from ..errors import ExitStatus, user_file
+from ..model.spec import FEATURES
+from ..outputs.destination import prepare_output
+from ..outputs.report import Report
+from ..request import InputOptions, ModelRequest
+from ..storage import write_atomic
+from .stream import records
+
+
+def embed(request: ModelRequest, inputs: InputOptions, output: str, normalize: bool = False) -> ExitStatus:
+    paths_file = Path(output).with_suffix(".txt") if output.endswith(".npy") else None
+    prepare_output(output)
+    if paths_file:
+        prepare_output(str(paths_file))
+    config = resolve(request, include_top=False, pooling="avg", local=inputs.engine != "ray")
+    report = Report(verb="embedded")
+    paths, vectors = [], []
+    for record in records(config, inputs, report):
+        if record.ok:
+            paths.append(record.path)
+            vectors.append(np.asarray(record.vector, dtype=np.float32))
+    features = np.stack(vectors) if vectors else np.zeros((0, FEATURES), np.float32)
+    if normalize and len(features):
+        features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    buffer = io.BytesIO()
+    with user_file(output):
+        if paths_file is None:
+            np.savez(buffer, features=features, paths=np.array(paths, dtype=str))
+        else:
+            np.save(buffer, features)
+            write_atomic(paths_file, "".join(p + "\n" for p in paths).encode())
+        write_atomic(Path(output), buffer.getvalue())
+    if not inputs.quiet:
+        stderr_line(report.summary())
+    return report.exit_status

@@ -1,0 +1,79 @@
+"""train: fit a head (the user's classes) on the pooled features of labeled photos, report its
+accuracy on a held-out split, write it (.npz)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..config import resolve
+from ..console import stderr_line
+from ..errors import ExitStatus, UserError, user_file
+from ..model.head import head_bytes
+from ..outputs.destination import prepare_output
+from ..outputs.report import Report
+from ..request import InputOptions, ModelRequest
+from ..storage import write_atomic
+from ..training import fit as fitting
+from ..training.labels import check_counts, labeled_sources, read_label_rows
+from ..training.metrics import Validation, format_table
+from .stream import records
+
+FACTS = ("train_images", "augmented", "C", "cv_folds", "val_images", "val_accuracy")
+
+
+def train(
+    request: ModelRequest,
+    inputs: InputOptions,
+    output: str,
+    labels: str | None = None,
+    val_fraction: float = 0.2,
+    augment: int = 0,
+    seed: int = 0,
+    fmt: str = "table",
+) -> ExitStatus:
+    prepare_output(output)
+    try:
+        rows = read_label_rows(labels) if labels else None
+    except (OSError, ValueError) as error:
+        raise UserError(f"--labels: {error}") from None
+    (directory,) = inputs.inputs
+    sources, names, unlabeled = labeled_sources(directory, rows, inputs.include_hidden)
+    check_counts(names)
+    if unlabeled:
+        where = "in --labels" if labels else "in a class sub-folder"
+        stderr_line(f"warning: {unlabeled} image file(s) under {directory} not {where}: left out")
+    config = resolve(request, include_top=False, pooling="avg", local=inputs.engine != "ray")
+    class_of = dict(zip((s.path for s in sources), names))
+    wrap = (lambda predict: fitting.augmenting(predict, augment, seed)) if augment else None
+    report, paths, vectors = Report(verb="embedded"), [], []
+    for record in records(config, inputs, report, given=sources, wrap_predict=wrap):
+        if record.ok:
+            paths.append(record.path)
+            vectors.append(np.asarray(record.vector, dtype=np.float32).reshape(1 + augment, -1))
+    classes = check_counts([class_of[p] for p in paths], "images (bad files left out)")
+    targets = np.array([classes.index(class_of[p]) for p in paths])
+    features = np.stack(vectors)  # (images, 1 + augment, 2048)
+    fit_rows, held = fitting.stratified_split(targets, val_fraction, seed)
+    train_features = features[fit_rows].reshape(-1, features.shape[-1])
+    fit = fitting.fit_head(train_features, np.repeat(targets[fit_rows], 1 + augment), len(classes), seed)
+    predicted = fitting.scores(features[held, 0], fit.kernel, fit.bias).argmax(axis=1)
+    result = Validation.of(
+        classes,
+        targets[held],
+        predicted,
+        train_images=len(fit_rows),
+        augmented=len(fit_rows) * augment,
+        C=fit.C,
+        cv_folds=fit.folds,
+        output=output,
+    ).as_dict()
+    training = {**{key: result[key] for key in FACTS}, "seed": seed, "val_fraction": val_fraction}
+    with user_file(output):
+        write_atomic(Path(output), head_bytes(fit.kernel, fit.bias, classes, config, training))
+    print(json.dumps(result, indent=2) if fmt == "json" else format_table(result))
+    if not inputs.quiet:
+        stderr_line(report.summary())
+    return report.exit_status

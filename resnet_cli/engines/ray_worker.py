@@ -1,0 +1,144 @@
+"""What runs on the Ray workers: the decode task and the model actor (one runtime each), and
+the actor's check, before its first batch, that it runs what the driver resolved."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+
+import numpy as np
+
+from ..config import ModelConfig
+from ..inputs.decode import DecodeOptions, ImageError
+from ..inputs.discover import Source
+from ..model.spec import FEATURES
+from .local import Skipped, decode_source
+
+# Decode status per row.
+OK, FAILED, SKIPPED = 0, 1, 2
+
+
+# Settings the driver's environment gives the workers explicitly (a cluster's workers inherit
+# `ray start`'s environment, not the command's), besides every RESNET_CLI_* variable.
+WORKER_SETTINGS = ("KERAS_BACKEND", "KERAS_HOME", "XDG_CACHE_HOME")
+
+
+class WorkerSetupError(RuntimeError):
+    """A worker that cannot run what the driver resolved (other versions, a setting that did
+    not arrive, weights it cannot see): the message names the node and is the whole story."""
+
+
+def worker_settings() -> dict[str, str]:
+    """The variables each model actor gets through Ray's runtime_env, checked on arrival."""
+    return {key: value for key, value in os.environ.items() if key.startswith("RESNET_CLI_") or key in WORKER_SETTINGS}
+
+
+def versions() -> dict[str, str]:
+    """What driver and workers must share: a pickled config and Ray's wire format depend on them."""
+    from importlib.metadata import version
+
+    import ray
+
+    return {
+        "resnet-cli": version("resnet-cli"),
+        "Ray": ray.__version__,
+        "Python": ".".join(platform.python_version_tuple()[:2]),
+    }
+
+
+def check_worker(config: ModelConfig, settings: dict[str, str], driver_versions: dict[str, str]) -> None:
+    """Run in each model actor before its first batch: the same versions as the driver, the
+    driver's settings arrived, the named weights file readable here with the driver's md5 —
+    else the run stops with one line naming this node (never a silent download or a guess)."""
+    import ray
+
+    node = f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
+    mine = versions()
+    for name, wanted in driver_versions.items():
+        if mine.get(name) != wanted:
+            raise WorkerSetupError(
+                f"node {node} runs {name} {mine.get(name)}, the driver {wanted}: install the same resnet-cli, Ray "
+                "and Python on every node (one container image; see the README's Dockerfile)"
+            )
+    for key, wanted in settings.items():
+        if os.environ.get(key) != wanted:
+            raise WorkerSetupError(f"node {node}: the driver's {key} did not reach the worker")
+    if config.weights is not None:
+        from .weights import file_md5
+
+        if not os.path.isfile(config.weights):
+            raise WorkerSetupError(
+                f"node {node} cannot read the weights file {config.weights}: --weights (or $RESNET_CLI_WEIGHTS) "
+                "must name a file every node sees at that path (a shared volume)"
+            )
+        if (md5 := file_md5(config.weights)) != config.weights_md5:
+            raise WorkerSetupError(
+                f"node {node}: {config.weights} has md5 {md5}, the driver's has {config.weights_md5}"
+            )
+
+
+def decode_batch(block: dict, decode_options: DecodeOptions) -> dict:
+    """Ray task: a block's locations → uint8 images plus a status and an error message per row
+    (the paths stay with the driver; what discovery already knows is wrong stays the reason)."""
+    locations = block["location"]
+    size = decode_options.size
+    images = np.zeros((len(locations), size, size, 3), dtype=np.uint8)
+    status = np.full(len(locations), OK, dtype=np.int8)
+    errors = [""] * len(locations)
+    for row, source in enumerate(map(Source, locations, block["explicit"], block["known_error"])):
+        item = decode_source(source, decode_options)
+        if item is Skipped:
+            status[row] = SKIPPED
+        elif isinstance(item, ImageError):
+            status[row], errors[row] = FAILED, str(item)
+        else:
+            images[row] = item
+    return {"status": status, "error": errors, "image": images}
+
+
+class Predictor:
+    """Ray actor: one runtime (ONNX or Keras), opened once, scoring decoded blocks (in fixed
+    batches of the run's batch size): top-k classes, or (a config without top: embed, train)
+    the pooled feature vectors."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        batch_size: int,
+        top_k: int,
+        settings: dict | None = None,
+        driver_versions: dict | None = None,
+    ):
+        from .runtimes.factory import open_runtime
+
+        check_worker(config, settings or {}, driver_versions or {})
+        self.runtime = open_runtime(config, batch_size=batch_size)
+        self.include_top = config.include_top
+        self.classes = len(config.labels)
+        self.top_k = min(top_k, self.classes)
+
+    def ready(self) -> bool:
+        """Answers once the constructor has run: the pool hands this actor blocks from then on."""
+        return True
+
+    def score(self, block: dict) -> dict:
+        """The method the engine calls on each actor: ``self(block)``, a plain call as on the
+        local side (tests change ``__call__`` to make an actor die)."""
+        return self(block)
+
+    def __call__(self, batch: dict) -> dict:
+        from .imagenet import top_k
+
+        good = batch["status"] == OK
+        rows = {"status": batch["status"], "error": batch["error"]}
+        if not self.include_top:
+            vectors = np.zeros((len(good), FEATURES), dtype=np.float32)
+            if good.any():
+                vectors[good] = self.runtime.predict(batch["image"][good])
+            return {**rows, "vector": vectors}
+        indices = np.zeros((len(good), self.top_k), dtype=np.int64)
+        scores = np.zeros((len(good), self.top_k), dtype=np.float32)
+        if good.any():
+            indices[good], scores[good] = top_k(self.runtime.predict(batch["image"][good]), self.top_k, self.classes)
+        return {**rows, "index": indices, "score": scores}

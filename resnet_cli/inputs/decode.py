@@ -1,0 +1,155 @@
+"""An input's bytes → an RGB uint8 array at the model's input size, or a typed, plain-words
+error. Decoding never raises anything but ``ImageError`` / ``NotAnImage`` for a bad file."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..model.spec import DEFAULT, Interpolation, Resize
+from .fetch import ImageError, NotAnImage, open_input
+
+__all__ = ["IMAGE_EXTENSIONS", "DecodeOptions", "ImageError", "NotAnImage", "decode", "sniff", "to_rgb"]
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How a file becomes the model's input: size×size uint8 RGB."""
+
+    size: int = DEFAULT.input_size
+    resize: Resize = DEFAULT.resize  # stretch (keras.utils.load_img) or crop
+    interpolation: Interpolation = DEFAULT.interpolation
+    crop_ratio: float = DEFAULT.crop_ratio  # crop: shorter side size / crop_ratio (256 for 224)
+    fast_jpeg: bool = False
+    fetch_timeout: float = 30.0  # http(s) inputs: seconds to connect, and for the whole download
+
+
+# Leading bytes of the formats we classify; anything else in a folder is skipped.
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+IMAGE_EXTENSIONS = frozenset(
+    [".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".webp", ".tif", ".tiff"]
+)
+
+
+def sniff(head: bytes) -> str | None:
+    """The image format from a file's first bytes, or None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for magic, fmt in _SIGNATURES if head.startswith(magic)), None)
+
+
+def to_rgb(image):
+    """Any Pillow mode → RGB. Alpha is composited onto white; 16-bit and float greys are
+    scaled to 8 bits rather than clipped; palette transparency becomes alpha first."""
+    from PIL import Image
+
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        grey = np.clip(np.round(values * (255.0 / top)), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _resample(name: Interpolation):
+    from PIL import Image
+
+    return {
+        "nearest": Image.Resampling.NEAREST,
+        "bilinear": Image.Resampling.BILINEAR,
+        "bicubic": Image.Resampling.BICUBIC,
+        "lanczos": Image.Resampling.LANCZOS,
+        "box": Image.Resampling.BOX,
+        "hamming": Image.Resampling.HAMMING,
+    }[name]
+
+
+def _crop_box(width: int, height: int, crop_ratio: float) -> tuple[float, float, float, float]:
+    """The centre square that becomes the output once the shorter side is ``size / crop_ratio``."""
+    side = min(width, height) * crop_ratio
+    left, top = (width - side) / 2, (height - side) / 2
+    return (left, top, left + side, top + side)
+
+
+def _check_signature(handle, path: str, explicit: bool) -> None:
+    """Refuse what is no image before Pillow sees it (a folder's other files are skipped)."""
+    head = handle.read(16)
+    if not head or sniff(head) is None:
+        reason = "empty file (0 bytes)" if not head else "not an image (unrecognised file format)"
+        named_like_image = Path(path).suffix.lower() in IMAGE_EXTENSIONS
+        raise (ImageError if explicit or named_like_image else NotAnImage)(reason)
+    handle.seek(0)
+
+
+def _pixels(handle, options: DecodeOptions) -> np.ndarray:
+    """Pillow's decode of an image file: first frame, EXIF orientation, RGB, resized."""
+    from PIL import Image, ImageOps
+
+    size = options.size
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # EXIF/ICC chatter, DecompressionBombWarning
+        image = Image.open(handle)
+        image.seek(0)  # first frame of animated GIF/WebP/TIFF
+        if options.fast_jpeg and image.format == "JPEG":
+            target = (size / options.crop_ratio,) * 2 if options.resize == "crop" else (size, size)
+            image.draft("RGB", tuple(int(t) for t in target))
+        image = to_rgb(ImageOps.exif_transpose(image))
+        if options.resize == "crop":
+            box = _crop_box(image.width, image.height, options.crop_ratio)
+            image = image.resize((size, size), _resample(options.interpolation), box=box)
+        elif image.size != (size, size):
+            image = image.resize((size, size), _resample(options.interpolation))
+        return np.asarray(image, dtype=np.uint8)
+
+
+def decode(path: str, options: DecodeOptions = DecodeOptions(), explicit: bool = True) -> np.ndarray:
+    """Read one image file (a path, an http(s) URL, or a URI that pyarrow.fs reads) →
+    (size, size, 3) uint8 RGB.
+
+    stretch: squash the whole image to size×size (what keras.utils.load_img does).
+    crop: shorter side to size / crop_ratio (256 for 224), centre crop size×size.
+    fast_jpeg: let libjpeg decode big JPEGs at 1/2, 1/4 or 1/8 scale (never below the output
+    size) — much faster on camera photos, pixels differ slightly from a full decode.
+    Raises NotAnImage for non-image content, ImageError for every other problem.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    with open_input(path, explicit, options.fetch_timeout) as handle:
+        _check_signature(handle, path, explicit)
+        try:
+            array = _pixels(handle, options)
+        except Image.DecompressionBombError as error:
+            raise ImageError(f"image too large ({error})") from None
+        except UnidentifiedImageError:
+            raise ImageError("not a readable image (corrupt header)") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as error:
+            text = str(error)
+            if "truncated" in text.lower() or isinstance(error, EOFError):
+                raise ImageError("truncated image data") from None
+            raise ImageError(f"corrupt image data ({text or type(error).__name__})") from None
+        except MemoryError:
+            raise ImageError("image too large to decode in memory") from None
+    size = options.size
+    if array.shape != (size, size, 3):
+        raise ImageError(f"decoded to an unexpected shape {array.shape}")
+    return array

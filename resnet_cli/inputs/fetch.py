@@ -1,0 +1,122 @@
+"""An input's bytes: a local file (never blocking on a FIFO or a device), an http(s) URL
+(timeouts, size cap, redirects) or a URI that pyarrow.fs reads — every failure one
+plain-words ImageError."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import stat
+
+from ..storage import is_uri, is_url
+
+MAX_DOWNLOAD_BYTES = 100 * 2**20  # more than any photo; a bigger answer is not one
+
+
+class ImageError(Exception):
+    """An input that should be an image but cannot be classified; the message is the reason."""
+
+
+class NotAnImage(ImageError):
+    """A file found in a folder that is no image and is not named like one: skipped quietly."""
+
+
+def pyarrow_fs():
+    try:
+        from pyarrow import fs
+    except ImportError:
+        raise ImageError('reading URIs needs pyarrow: pip install "resnet-cli[ray]"') from None
+    return fs
+
+
+def open_input(path: str, explicit: bool, timeout: float = 30.0):
+    """A binary handle on the input's bytes; a FIFO or device is refused before open() could block."""
+    if is_url(path):
+        return fetch_url(path, timeout)
+    if is_uri(path):
+        return read_uri(path)
+    try:
+        status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode):
+            if stat.S_ISDIR(status.st_mode):
+                raise OSError(errno.EISDIR, "is a folder")
+            raise (ImageError if explicit else NotAnImage)("not a regular file")
+        return open(path, "rb")
+    except OSError as error:
+        raise open_error(path, error) from None
+
+
+def open_error(path: str, error: OSError) -> ImageError:
+    if error.errno == errno.ENOENT:
+        if os.path.islink(path):
+            return ImageError("broken symbolic link")
+        return ImageError("no such file")
+    if error.errno == errno.ELOOP:
+        return ImageError("symbolic link loop")
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return ImageError("permission denied")
+    if error.errno == errno.EISDIR:
+        return ImageError("is a folder (use --recursive, or name the folder)")
+    return ImageError(f"cannot read the file ({error.strerror or error})")
+
+
+def fetch_url(url: str, timeout: float) -> io.BytesIO:
+    """The body of an http(s) URL, redirects followed, at most MAX_DOWNLOAD_BYTES, within
+    ``timeout`` seconds to connect and ``timeout`` for the whole download. requests: a
+    well-kept client with separate connect/read timeouts, redirects and streaming (the
+    standard library's urllib has one timeout per socket operation only, so a server trickling
+    bytes could hold a decode thread for ever)."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout
+    try:
+        with requests.get(
+            url, timeout=(timeout, timeout), stream=True, headers={"User-Agent": "resnet-classify"}
+        ) as response:
+            if response.status_code >= 400:
+                raise ImageError(f"HTTP {response.status_code} {response.reason or ''}".strip())
+            return _body(response, deadline, timeout)
+    except requests.exceptions.Timeout:
+        raise ImageError(f"no answer within {timeout:g} s (--timeout)") from None
+    except requests.exceptions.TooManyRedirects:
+        raise ImageError("too many redirects") from None
+    except requests.exceptions.ConnectionError as error:
+        text = str(error)
+        unknown = "Name or service not known" in text or "getaddrinfo" in text
+        reason = "cannot resolve the host name" if unknown else "cannot connect"
+        raise ImageError(f"{reason} ({type(error).__name__})") from None
+    except requests.exceptions.RequestException as error:
+        raise ImageError(f"cannot download ({type(error).__name__}: {error})") from None
+
+
+def _body(response, deadline: float, timeout: float) -> io.BytesIO:
+    """The response's body, within the size cap and the download's deadline."""
+    import time
+
+    body = io.BytesIO()
+    for chunk in response.iter_content(1 << 16):
+        body.write(chunk)
+        if body.tell() > MAX_DOWNLOAD_BYTES:
+            raise ImageError(f"larger than {MAX_DOWNLOAD_BYTES >> 20} MiB: not downloaded")
+        if time.monotonic() > deadline:
+            raise ImageError(f"download took longer than {timeout:g} s (--timeout)")
+    body.seek(0)
+    return body
+
+
+def read_uri(uri: str) -> io.BytesIO:
+    fs = pyarrow_fs()
+    try:
+        filesystem, inner = fs.FileSystem.from_uri(uri)
+        kind = filesystem.get_file_info(inner).type
+        if kind == fs.FileType.NotFound:
+            raise ImageError("no such file")
+        if kind == fs.FileType.Directory:
+            raise ImageError("is a folder (use --recursive, or name the folder)")
+        with filesystem.open_input_file(inner) as handle:
+            return io.BytesIO(handle.read())
+    except (OSError, ValueError) as error:
+        raise ImageError(f"cannot read the file ({error})") from None

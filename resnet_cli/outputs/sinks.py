@@ -1,0 +1,155 @@
+"""Records → table / json / jsonl / csv text, each record written whole and flushed; the sink
+on a file or a URI object. Which formats there are, and what each can do."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from .. import storage
+from ..records import Record
+
+CSV_COLUMNS = ("path", "rank", "index", "wnid", "label", "score", "error")
+SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+LINE_FORMATS = ("jsonl", "csv", "parquet")  # formats a run can resume and a shard folder can hold
+PARQUET_NEEDS_OUTPUT = "--format parquet needs --output FILE or DIR/ (Parquet is binary, not for a terminal or a pipe)"
+
+
+def needs_line_format(what: str, fmt: str) -> str:
+    """The usage message for ``what`` (a shard folder, --resume) asked of a format it cannot use."""
+    return f"{what} needs --format {', '.join(LINE_FORMATS)}. Received: --format {fmt}"
+
+
+class Sink:
+    """Writes records to a text stream; ``close`` finishes the document (and closes the file
+    when the sink opened it)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.owns_stream = False
+
+    def write(self, record: Record) -> None:
+        self.stream.write(self.render(record))
+        self.stream.flush()
+
+    def render(self, record: Record) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.stream.flush()
+        if self.owns_stream:
+            self.stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class JsonlSink(Sink):
+    def render(self, record: Record) -> str:
+        return record.as_json() + "\n"
+
+
+class JsonSink(Sink):
+    """One JSON array, streamed: valid JSON once closed (also after Ctrl-C)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.count = 0
+
+    def render(self, record: Record) -> str:
+        separator = "[\n" if self.count == 0 else ",\n"
+        self.count += 1
+        return separator + "  " + record.as_json()
+
+    def close(self) -> None:
+        self.stream.write("[]\n" if self.count == 0 else "\n]\n")
+        super().close()
+
+
+class CsvSink(Sink):
+    """One row per prediction (k rows per image), or one row with the error."""
+
+    def __init__(self, stream, header: bool = True):
+        super().__init__(stream)
+        if header:
+            self.stream.write(",".join(CSV_COLUMNS) + "\r\n")
+
+    def render(self, record: Record) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        if record.error is not None:
+            writer.writerow([record.path, "", "", "", "", "", record.error])
+        for p in record.predictions:
+            writer.writerow([record.path, p.rank, p.index, p.wnid, p.label, f"{p.score:.6g}", ""])
+        return buffer.getvalue()
+
+
+class TableSink(Sink):
+    """Human output: a small rich table per image (colour on a terminal, plain when piped)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        from rich.console import Console
+
+        # Cut to the terminal's width on a terminal only: piped or in a file, nothing is cut.
+        width = None if stream.isatty() else 1_000_000
+        self.console = Console(file=stream, highlight=False, soft_wrap=True, width=width)
+
+    def write(self, record: Record) -> None:
+        from rich.markup import escape
+        from rich.table import Table
+
+        if record.error is not None:
+            self.console.print(f"[bold]{escape(record.path)}[/bold]  [red]error: {escape(record.error)}[/red]")
+        else:
+            table = Table(title=escape(record.path), title_justify="left", box=None, pad_edge=False)
+            table.add_column("#", justify="right")
+            table.add_column("class")
+            table.add_column("wnid")
+            table.add_column("index", justify="right")
+            table.add_column("score", justify="right")
+            for p in record.predictions:
+                table.add_row(str(p.rank), escape(p.label), p.wnid or "", str(p.index), f"{p.score:.4f}")
+            self.console.print(table)
+        self.stream.flush()
+
+
+SINKS = {"table": TableSink, "json": JsonSink, "jsonl": JsonlSink, "csv": CsvSink}
+
+
+def make_sink(fmt: str, stream, appending: bool = False) -> Sink:
+    if fmt == "csv":
+        return CsvSink(stream, header=not appending)
+    return SINKS[fmt](stream)
+
+
+def file_sink(fmt: str, path: str, appending: bool = False) -> Sink:
+    """A sink on a file it opens (and closes); a CSV appended to keeps its one header."""
+    if fmt == "parquet":
+        from .parquet import ParquetSink
+
+        return ParquetSink(path, resume_from=path if appending else None)
+    if storage.is_uri(path):
+        return uri_sink(fmt, path, appending)
+    stream = open(path, "a" if appending else "w", encoding="utf-8", newline="")
+    sink = make_sink(fmt, stream, appending=appending and stream.tell() > 0)
+    sink.owns_stream = True
+    return sink
+
+
+def uri_sink(fmt: str, path: str, appending: bool) -> Sink:
+    """A sink on a new object at ``path``; resuming rewrites the whole records already there
+    first (object stores cannot append)."""
+    kept = b""
+    if appending and storage.exists(path):
+        data = storage.read_bytes(path)
+        kept = data[: data.rfind(b"\n") + 1]
+    raw = storage.open_write(path)
+    raw.write(kept)
+    stream = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    sink = make_sink(fmt, stream, appending=bool(kept))
+    sink.owns_stream = True
+    return sink

@@ -1,0 +1,190 @@
+"""The ONNX models a run needs, from the cache or built now (exported, or quantized from the
+cached fp32 model): whole or not at all, safe for many processes at once, listed and cleared
+by the ``cache`` command.
+
+The cache key covers the weights' md5, every model option and the exporter version, and each
+cached file carries its own sha256, so a stale or corrupt file is rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import ModelConfig
+from ..console import stderr_line
+from ..model.head import with_head
+from ..model.weights import read_weights
+from ..storage import cache_dir, file_digest, write_atomic
+from .onnx_export import EXPORTER_VERSION, OPSET, build_onnx
+from .quantize import calibration_files, decode_calibration, quantize_int8
+
+
+def graph_key(options: dict) -> str:
+    """``graph_options`` hashed: the cache file's name."""
+    return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def graph_options(config: ModelConfig, calibration_digest: str = "") -> dict:
+    """Everything that changes the exported graph (also kept beside the cached file, for
+    ``resnet-classify cache``)."""
+    import onnx
+
+    payload = {
+        "weights_md5": config.weights_md5,
+        "input_size": config.input_size,
+        "mean_bgr": list(config.mean_bgr),
+        "pool1_padding": config.pool1_padding,
+        "bn_epsilon": config.bn_epsilon,
+        "include_top": config.include_top,
+        "pooling": None if config.include_top else config.pooling,
+        "precision": config.precision,
+        "calibration": calibration_digest,
+        "exporter": EXPORTER_VERSION,
+        "opset": OPSET,
+        "onnx": onnx.__version__,
+    }
+    if config.include_top and config.head is not None:
+        payload["head"] = config.head.sha256
+    return payload
+
+
+def _is_verified(path: Path) -> bool:
+    """The cached model matches the sha256 recorded when it was written (a stale, truncated or
+    altered file does not). The check is memoised on size and mtime, so a cold start does not
+    re-hash 100 MB."""
+    try:
+        return file_digest(path, "sha256") == path.with_suffix(".sha256").read_text().strip()
+    except OSError:
+        return False
+
+
+def _store(path: Path, data: bytes, options: dict) -> Path:
+    """Into the cache, whole or not at all, with its sha256 and its options beside it; where
+    the cache cannot be written, into a temporary file for this run, said once on stderr
+    (instead of silently re-exporting)."""
+    try:
+        write_atomic(path, data)
+        write_atomic(path.with_suffix(".json"), json.dumps(options, sort_keys=True).encode())
+        write_atomic(path.with_suffix(".sha256"), hashlib.sha256(data).hexdigest().encode())
+        return path
+    except OSError as error:
+        handle, temporary = tempfile.mkstemp(prefix="resnet50-", suffix=".onnx")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        import atexit
+
+        atexit.register(os.unlink, temporary)
+        stderr_line(
+            f"warning: cannot write the model cache ({error.strerror or error}: {path.parent}); using a temporary "
+            "copy for this run (set RESNET_CLI_CACHE to a writable folder)"
+        )
+        return Path(temporary)
+
+
+def ensure_onnx_model(config: ModelConfig, quiet: bool = False) -> Path:
+    """The ONNX model for ``config`` (fp32 or int8), from the cache or exported now.
+
+    Safe for many processes at once (runs, Ray actors on one node): a builder holds a lock
+    file per cache key, builds in a private temporary folder and moves the finished file into
+    place; the others wait on the lock, then find the model verified and use it."""
+    files: list[Path] = []
+    calibration_digest = ""
+    if config.precision == "int8":
+        files, calibration_digest = calibration_files(config.calibration)
+    options = graph_options(config, calibration_digest)
+    path = cache_dir() / "onnx" / f"resnet50-{graph_key(options)}.onnx"
+    if _is_verified(path):
+        return _used(path)
+    with _build_lock(path):
+        if _is_verified(path):  # built by another process while this one waited
+            return _used(path)
+        return _store(path, _build(config, files, quiet), options)
+
+
+def _used(path: Path) -> Path:
+    """Mark the cached model as used now (its options file's mtime: ``cache`` shows it)."""
+    with contextlib.suppress(OSError):
+        os.utime(path.with_suffix(".json"))
+    return path
+
+
+@dataclass(frozen=True)
+class CachedModel:
+    path: Path
+    size: int
+    options: dict  # graph_options, or {} for a file cached by an older version
+    last_used: float
+
+
+def cached_models() -> list[CachedModel]:
+    """The ONNX models in the cache, most recently used first."""
+    folder = cache_dir() / "onnx"
+    found = []
+    for path in sorted(folder.glob("resnet50-*.onnx")) if folder.is_dir() else ():
+        try:
+            options = json.loads(path.with_suffix(".json").read_text())
+            last_used = path.with_suffix(".json").stat().st_mtime
+        except (OSError, ValueError):
+            options, last_used = {}, path.stat().st_mtime
+        found.append(CachedModel(path, path.stat().st_size, options, last_used))
+    return sorted(found, key=lambda m: -m.last_used)
+
+
+def clear_cache() -> tuple[int, int]:
+    """Remove every cached model and its companions: (files, bytes) removed. Lock files stay
+    (empty; a run holding one must keep excluding the others)."""
+    folder = cache_dir() / "onnx"
+    files = size = 0
+    for path in folder.iterdir() if folder.is_dir() else ():
+        if path.is_file() and path.name.startswith(("resnet50-", ".resnet50-")) and path.suffix != ".lock":
+            size += path.stat().st_size
+            path.unlink(missing_ok=True)
+            files += 1
+    return files, size
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path):
+    """The cache key's lock file; where the cache cannot be written, no lock (the model then
+    goes to a temporary file of this run, see ``_store``)."""
+    from filelock import FileLock
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path.with_suffix(".lock")))
+        lock.acquire()
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _build(config: ModelConfig, calibration: list[Path], quiet: bool) -> bytes:
+    """The model's bytes: exported from the weights, or quantized from the (cached) fp32 model.
+    The quantizer writes helper models beside its input, so it works on a private copy."""
+    if config.precision != "int8":
+        if not quiet:
+            stderr_line("exporting the ONNX model (once per weights and options)…")
+        return build_onnx(with_head(read_weights(Path(config.weights)), config.head), config).SerializeToString()
+    import dataclasses
+    import shutil
+
+    fp32 = ensure_onnx_model(dataclasses.replace(config, precision="fp32", calibration=None), quiet)
+    if not quiet:
+        stderr_line(
+            f"quantizing the model to int8 on {len(calibration)} calibration images (once per weights and options)…"
+        )
+    with tempfile.TemporaryDirectory(prefix="resnet-classify-int8-") as scratch:
+        shutil.copyfile(fp32, Path(scratch) / "fp32.onnx")
+        images = decode_calibration(calibration, config.input_size)
+        quantize_int8(Path(scratch) / "fp32.onnx", Path(scratch) / "int8.onnx", images)
+        return (Path(scratch) / "int8.onnx").read_bytes()

@@ -1,0 +1,81 @@
+"""int8: static QDQ quantization of the fp32 ONNX model, calibrated on real images (the
+bundled photos, or --calibration DIR)."""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..inputs.decode import IMAGE_EXTENSIONS, DecodeOptions, ImageError, decode
+
+CALIBRATION_LIMIT = 500  # images: plenty for per-channel min/max statistics
+
+
+def quantize_int8(fp32_path: Path, out_path: Path, calibration_images: np.ndarray) -> None:
+    """Static QDQ quantization with per-channel int8 weights, calibrated on real images."""
+    import logging
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"images": calibration_images[i : i + 1]} for i in range(len(calibration_images))])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer's "consider pre-processing" advice is not for users
+    try:
+        quantize_static(
+            str(fp32_path),
+            str(out_path),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            # Convolutions hold ~all the FLOPs. Quantizing Add/Gemm/pools too gained no speed
+            # here and lost top-1 agreement (0.90 → 0.80 on 40 photos): the rest stays fp32.
+            op_types_to_quantize=["Conv"],
+        )
+    finally:
+        root.setLevel(level)
+
+
+def calibration_files(directory: str | None) -> tuple[list[Path], str]:
+    """The calibration image files and a digest of their bytes (part of the cache key).
+    Decoding waits until a model really has to be quantized."""
+    if directory:
+        folder = Path(directory)
+        if not folder.is_dir():
+            raise UserError(f"--calibration {directory}: not a folder.")
+        candidates = (p for p in folder.rglob("*"))
+    else:
+        candidates = (Path(str(p)) for p in resources.files("resnet_cli").joinpath("data/calibration").iterdir())
+    files = sorted(p for p in candidates if p.suffix.lower() in IMAGE_EXTENSIONS)[:CALIBRATION_LIMIT]
+    if not files:
+        raise UserError(f"no calibration images in {directory or 'the bundled set'}.")
+    hasher = hashlib.sha256()
+    for path in files:
+        hasher.update(path.read_bytes())
+    return files, hasher.hexdigest()[:16]
+
+
+def decode_calibration(files: list[Path], size: int) -> np.ndarray:
+    """The calibration photos at the model's input size (the decoder's defaults otherwise)."""
+    options = DecodeOptions(size=size)
+    arrays = []
+    for path in files:
+        try:
+            arrays.append(decode(str(path), options))
+        except ImageError:
+            continue
+    if not arrays:
+        raise UserError(f"no usable calibration images among {len(files)} files in {files[0].parent}.")
+    return np.stack(arrays)
