@@ -51,8 +51,8 @@ def weights_file() -> Path:
         return Path(real)
     path = WORK / "random_classic.h5"
     if not path.exists():
-        from resnet_cli.images import decode
-        from resnet_cli.testing import random_weights, write_weights
+        from resnet_cli.inputs.decode import decode
+        from resnet_cli.model.weight_files import random_weights, write_weights
 
         images = np.stack([decode(str(p)) for p in sorted((ROOT / "sample_images").glob("*.jpg"))])
         names = json.loads((ROOT / "tests/data/classic_layer_names.json").read_text())
@@ -104,20 +104,20 @@ def ray_engine_rates(
     weights: Path, folder: Path, actors: int | None = None, threads: int = 0
 ) -> tuple[float, float, float, float]:
     """(seconds to the first record incl. ray.init, img/s after it, whole-run img/s, wall s)."""
-    from resnet_cli import ray_engine
+    from resnet_cli.engines import ray_cluster, ray_pool
     from resnet_cli.config import resolve
-    from resnet_cli.images import discover
-    from resnet_cli.options import InputOptions, ModelRequest
+    from resnet_cli.inputs.discover import discover
+    from resnet_cli.request import InputOptions, ModelRequest
 
     config = resolve(ModelRequest(weights=str(weights), precision="int8", threads=threads))
     inputs = InputOptions(inputs=(str(folder),), batch_size=16, engine="ray", ray_actors=actors, quiet=True)
     start = time.perf_counter()
     first, count = None, 0
-    for _ in ray_engine.records(config, inputs, discover(inputs.inputs), 5):
+    for _ in ray_pool.records(config, inputs, discover(inputs.inputs), 5):
         count += 1
         first = first or time.perf_counter()
     end = time.perf_counter()
-    ray_engine.import_ray().shutdown()
+    ray_cluster.import_ray().shutdown()
     return first - start, (count - 1) / (end - first), count / (end - start), end - start
 
 
@@ -232,7 +232,7 @@ def main() -> None:
     if os.environ.get("BENCH_ONLY") == "ray":
         ray_rates(wflag, weights)
         return print_table()
-    from resnet_cli.images import decode
+    from resnet_cli.inputs.decode import decode
 
     photos = np.stack([decode(str(p)) for p in sorted((ROOT / "sample_images").glob("*.jpg"))])
 
@@ -244,8 +244,8 @@ def main() -> None:
     import dataclasses
 
     from resnet_cli.config import resolve
-    from resnet_cli.export import ensure_onnx_model
-    from resnet_cli.options import ModelRequest
+    from resnet_cli.request import ModelRequest
+    from resnet_cli.runtimes.model_cache import ensure_onnx_model
     from resnet_cli.runtimes.onnx_runtime import open_session
 
     os.environ["RESNET_CLI_CACHE"] = ENV["RESNET_CLI_CACHE"]

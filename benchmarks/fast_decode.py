@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def measure(paths: list[str], session, resize: str):
-    from resnet_cli.images import DecodeOptions, decode
+    from resnet_cli.inputs.decode import DecodeOptions, decode
 
     interpolation = "bilinear" if resize == "crop" else "nearest"
     results = {}
@@ -46,8 +46,8 @@ def main() -> None:
     from bench import WORK, photo_folder, weights_file
 
     from resnet_cli.config import resolve
-    from resnet_cli.export import ensure_onnx_model
-    from resnet_cli.options import ModelRequest
+    from resnet_cli.request import ModelRequest
+    from resnet_cli.runtimes.model_cache import ensure_onnx_model
     from resnet_cli.runtimes.onnx_runtime import open_session
 
     os.environ.setdefault("RESNET_CLI_CACHE", str(WORK / "cache"))

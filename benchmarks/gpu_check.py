@@ -43,8 +43,8 @@ def weights_file(work: Path, given: str | None) -> Path:
         return Path(given)
     path = work / "random_classic.h5"
     if not path.exists():
-        from resnet_cli.images import decode
-        from resnet_cli.testing import random_weights, write_weights
+        from resnet_cli.inputs.decode import decode
+        from resnet_cli.model.weight_files import random_weights, write_weights
 
         samples = np.stack([decode(str(p)) for p in sorted((ROOT / "sample_images").glob("*.jpg"))])
         write_weights(path, random_weights(samples))
@@ -99,8 +99,8 @@ def model_only(runtime, batch: np.ndarray, seconds: float) -> float:
 
 
 def end_to_end(runtime, config, folder: Path, batch: int, workers: int) -> float:
-    from resnet_cli.images import discover
-    from resnet_cli.pipeline import prediction_records, run
+    from resnet_cli.engines.local import prediction_records, run
+    from resnet_cli.inputs.discover import discover
 
     runtime.predict(np.zeros((batch, config.input_size, config.input_size, 3), np.uint8))  # compiled before the clock
     count, start = 0, time.perf_counter()
@@ -110,7 +110,7 @@ def end_to_end(runtime, config, folder: Path, batch: int, workers: int) -> float
 
 
 def _decode_chunk(args):
-    from resnet_cli.images import decode
+    from resnet_cli.inputs.decode import decode
 
     paths, options = args
     for path in paths:
@@ -120,8 +120,8 @@ def _decode_chunk(args):
 
 def decode_ceiling(config, folder: Path, workers: int) -> tuple[float, float]:
     """img/s decoding the folder with no model: the pipeline's threads, and a process pool."""
-    from resnet_cli.images import discover
-    from resnet_cli.pipeline import decoded_batches
+    from resnet_cli.engines.local import decoded_batches
+    from resnet_cli.inputs.discover import discover
 
     start, count = time.perf_counter(), 0
     for chunk, _ in decoded_batches(discover([str(folder)]), config.decode, 256, workers):
@@ -197,8 +197,8 @@ def main() -> None:
 
     from resnet_cli.backend import gpu_name, import_keras
     from resnet_cli.config import resolve
-    from resnet_cli.images import decode
-    from resnet_cli.options import ModelRequest
+    from resnet_cli.inputs.decode import decode
+    from resnet_cli.request import ModelRequest
     from resnet_cli.runtimes.keras_runtime import KerasRuntime, build_model
 
     started = time.perf_counter()

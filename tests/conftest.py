@@ -73,7 +73,7 @@ def keras():
 
 @pytest.fixture(scope="session")
 def sample_arrays():
-    from resnet_cli.images import decode
+    from resnet_cli.inputs.decode import decode
 
     return np.stack([decode(str(p)) for p in sorted(SAMPLES.glob("*.jpg"))])
 
@@ -81,14 +81,14 @@ def sample_arrays():
 @pytest.fixture(scope="session")
 def weights(keras, sample_arrays):
     """Random weights (classic names) that give photo-dependent, unsaturated predictions."""
-    from resnet_cli.testing import random_weights
+    from resnet_cli.model.weight_files import random_weights
 
     return random_weights(sample_arrays, seed=7)
 
 
 @pytest.fixture(scope="session")
 def classic_file(weights, tmp_path_factory):
-    from resnet_cli.testing import write_weights
+    from resnet_cli.model.weight_files import write_weights
 
     path = tmp_path_factory.mktemp("classic") / "resnet50_weights_tf_dim_ordering_tf_kernels.h5"
     return write_weights(path, weights, "classic", CLASSIC_NAMES)
@@ -96,7 +96,7 @@ def classic_file(weights, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def keras_file(weights, tmp_path_factory):
-    from resnet_cli.testing import write_weights
+    from resnet_cli.model.weight_files import write_weights
 
     return write_weights(tmp_path_factory.mktemp("keras") / "current_layout.h5", weights, "keras")
 
@@ -113,7 +113,7 @@ def dev_images(tmp_path_factory):
         return [str(DEV / r["file"]) for r in rows], [int(r["class_index"]) for r in rows]
     from PIL import Image, ImageOps
 
-    from resnet_cli.imagenet import class_index
+    from resnet_cli.model.imagenet import class_index
 
     folder = tmp_path_factory.mktemp("dev-from-samples")
     variants = [
@@ -138,7 +138,7 @@ def dev_images(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def dev_arrays(dev_images):
-    from resnet_cli.images import decode
+    from resnet_cli.inputs.decode import decode
 
     return np.stack([decode(p) for p in dev_images[0]])
 
@@ -146,7 +146,7 @@ def dev_arrays(dev_images):
 def preprocess_caffe(rgb: np.ndarray) -> np.ndarray:
     """The numpy reference of caffe preprocessing: RGB in [0, 255] → BGR float32 minus the
     ImageNet means, the arithmetic of Keras' preprocess_input(mode="caffe")."""
-    from resnet_cli.spec import CAFFE_MEAN_BGR
+    from resnet_cli.model.spec import CAFFE_MEAN_BGR
 
     bgr = np.asarray(rgb, dtype=np.float32)[..., ::-1]
     return bgr - np.asarray(CAFFE_MEAN_BGR, dtype=np.float32)
@@ -154,8 +154,8 @@ def preprocess_caffe(rgb: np.ndarray) -> np.ndarray:
 
 def ours(weights, **kwargs):
     """Our model with ``weights`` set by name."""
-    from resnet_cli.model import resnet50
-    from resnet_cli.weights import load_into
+    from resnet_cli.model.resnet import resnet50
+    from resnet_cli.model.weights import load_into
 
     model = resnet50(**kwargs)
     load_into(model, weights)

@@ -45,8 +45,8 @@ def test_no_input_is_a_usage_error():
     [("keras", [ELEPHANT, CAT]), ("onnx", [ELEPHANT, CAT]), ("keras", [CAT])],  # one photo: the eager path
 )
 def test_json_output_matches_the_model(keras, weights, classic_file, sample_arrays, runtime, photos):
-    from resnet_cli.imagenet import decode_top_k
-    from resnet_cli.images import decode
+    from resnet_cli.inputs.decode import decode
+    from resnet_cli.model.imagenet import decode_top_k
 
     result = invoke("--weights", classic_file, "--runtime", runtime, "-f", "json", "-k", 3, *photos)
     assert result.exit_code == 0, result.stderr
@@ -159,8 +159,8 @@ def test_the_keras_runtime_runs_on_the_jax_backend(weights, classic_file):
     gives the TensorFlow-backend model's scores (a real subprocess: the backend is per process)."""
     import os
 
-    from resnet_cli.imagenet import decode_top_k
-    from resnet_cli.images import decode
+    from resnet_cli.inputs.decode import decode
+    from resnet_cli.model.imagenet import decode_top_k
 
     pytest.importorskip("jax", reason="JAX is not installed")
     done = subprocess.run(
@@ -340,10 +340,11 @@ def test_no_images_found_is_exit_1(classic_file, tmp_path):
 
 def test_runtime_auto_without_onnxruntime_is_keras(classic_file, monkeypatch):
     from resnet_cli import config
+    from resnet_cli.request import ModelRequest
 
     keras_run = invoke("--weights", classic_file, "--runtime", "keras", "-f", "jsonl", CAT, ELEPHANT)
     monkeypatch.setattr(config, "onnxruntime_available", lambda: False)
-    assert config.resolve(config.ModelRequest(weights=str(classic_file))).runtime == "keras"
+    assert config.resolve(ModelRequest(weights=str(classic_file))).runtime == "keras"
     auto = invoke("--weights", classic_file, "-f", "jsonl", CAT, ELEPHANT)
     assert auto.exit_code == 0 and auto.stdout == keras_run.stdout
 
@@ -402,9 +403,9 @@ def test_progress_for_jobs_is_a_log_line_and_none_is_silent(classic_file, monkey
     """--progress auto off a terminal (a job's log) and log: a stderr line every LOG_INTERVAL
     seconds from the command's start — start-up included — with done/total, rate and the time
     since launch; none: nothing but the summary; stdout untouched."""
-    from resnet_cli import commands
+    from resnet_cli.commands import progress
 
-    monkeypatch.setattr(commands, "LOG_INTERVAL", 0.05)
+    monkeypatch.setattr(progress, "LOG_INTERVAL", 0.05)
     for mode in ("auto", "log"):
         result = invoke("--weights", classic_file, "-f", "jsonl", "--progress", mode, ELEPHANT, CAT)
         assert result.exit_code == 0 and len(result.stdout.splitlines()) == 2
@@ -420,7 +421,7 @@ def test_progress_for_jobs_is_a_log_line_and_none_is_silent(classic_file, monkey
             )
             for line in lines
         ), lines
-    late = commands._LogProgress(launched=0.0)
+    late = progress.LogProgress(launched=0.0)
     late.update(0, total=10)
     late.update(0, advance=4)
     late.first -= 2.0  # four done in the two seconds since the first record

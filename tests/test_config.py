@@ -15,7 +15,7 @@ from resnet_cli.cli import main
 
 def _resolve(classic_file, **asked):
     from resnet_cli.config import resolve
-    from resnet_cli.options import ModelRequest
+    from resnet_cli.request import ModelRequest
 
     return resolve(ModelRequest(weights=str(classic_file), **asked))
 
@@ -95,7 +95,7 @@ def test_a_chosen_keras_backend_is_respected(monkeypatch, tmp_path):
 
 
 def test_the_batch_suits_the_device():
-    from resnet_cli.options import InputOptions
+    from resnet_cli.request import InputOptions
 
     assert (
         InputOptions().batch_for("cpu"),

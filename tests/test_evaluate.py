@@ -94,7 +94,7 @@ def test_evaluate_table_and_no_labels(classic_file, tmp_path):
 
 
 def test_label_csv_with_a_heads_class_names(tmp_path):
-    from resnet_cli.evaluate import label_for, read_label_csv
+    from resnet_cli.training.labels import label_for, read_label_csv
 
     labels = ((None, "cat"), (None, "dog"))
     (tmp_path / "l.csv").write_text("file,label\na.jpg,dog\nb.jpg,0\n")

@@ -18,13 +18,13 @@ def _config(classic_file, **changes):
     import dataclasses
 
     from resnet_cli.config import resolve
-    from resnet_cli.options import ModelRequest
+    from resnet_cli.request import ModelRequest
 
     return dataclasses.replace(resolve(ModelRequest(weights=str(classic_file), runtime="onnx")), **changes)
 
 
 def _session(classic_file, **changes):
-    from resnet_cli.export import ensure_onnx_model
+    from resnet_cli.runtimes.model_cache import ensure_onnx_model
     from resnet_cli.runtimes.onnx_runtime import open_session
 
     return open_session(ensure_onnx_model(_config(classic_file, **changes), quiet=True))
@@ -81,7 +81,7 @@ def test_int8_agrees_with_fp32(classic_file, dev_arrays, keras_probabilities):
 
 
 def test_corrupt_cache_is_rebuilt(classic_file, sample_arrays):
-    from resnet_cli.cache import cache_dir
+    from resnet_cli.storage import cache_dir
 
     first = _session(classic_file).run(None, {"images": sample_arrays})[0]
     cached = sorted((cache_dir() / "onnx").glob("*.onnx"))
@@ -140,7 +140,7 @@ def test_export_with_a_head_carries_its_classes(trained_head, tinted, classic_fi
     from click.testing import CliRunner
 
     from resnet_cli.cli import main
-    from resnet_cli.images import decode
+    from resnet_cli.inputs.decode import decode
     from resnet_cli.runtimes.onnx_runtime import open_session
 
     head, report = trained_head
@@ -165,8 +165,8 @@ def test_exported_imagenet_model_names_its_classes(classic_file):
 
     import onnx
 
-    from resnet_cli.export import ensure_onnx_model
-    from resnet_cli.imagenet import class_index
+    from resnet_cli.model.imagenet import class_index
+    from resnet_cli.runtimes.model_cache import ensure_onnx_model
 
     meta = {
         p.key: p.value
@@ -226,8 +226,8 @@ def test_cache_lists_what_it_holds_and_clears_it(classic_file, tmp_path, monkeyp
 
     from click.testing import CliRunner
 
-    from resnet_cli.cache import file_md5
     from resnet_cli.cli import main
+    from resnet_cli.storage import file_md5
 
     monkeypatch.setenv("RESNET_CLI_CACHE", str(tmp_path / "cache"))
     run = CliRunner().invoke(main, ["--weights", str(classic_file), "-q", "-f", "json", str(SAMPLES / "cat.jpg")])

@@ -17,7 +17,7 @@ def invoke(*args):
 
 def _write_head(path, config, classes=("no", "yes")):
     """A head file for ``config``'s features, with random weights."""
-    from resnet_cli.head import head_bytes
+    from resnet_cli.model.head import head_bytes
 
     rng = np.random.default_rng(0)
     path.write_bytes(
@@ -28,14 +28,14 @@ def _write_head(path, config, classes=("no", "yes")):
 
 def _features_config(classic_file, **asked):
     from resnet_cli.config import resolve
-    from resnet_cli.options import ModelRequest
+    from resnet_cli.request import ModelRequest
 
     return resolve(ModelRequest(weights=str(classic_file), **asked), include_top=False, pooling="avg")
 
 
 def test_the_head_file_holds_weights_classes_and_what_it_was_trained_on(trained_head, classic_file):
-    from resnet_cli.cache import file_md5
-    from resnet_cli.head import read_head
+    from resnet_cli.model.head import read_head
+    from resnet_cli.storage import file_md5
 
     path, report = trained_head
     with np.load(path, allow_pickle=False) as data:
@@ -52,7 +52,7 @@ def test_the_head_file_holds_weights_classes_and_what_it_was_trained_on(trained_
 def test_a_run_takes_the_head_options_unless_asked_otherwise(classic_file, tmp_path):
     from resnet_cli.config import resolve
     from resnet_cli.errors import UserError
-    from resnet_cli.options import ModelRequest
+    from resnet_cli.request import ModelRequest
 
     head = _write_head(tmp_path / "crop.npz", _features_config(classic_file, resize="crop", interpolation="bicubic"))
     config = resolve(ModelRequest(weights=str(classic_file), head=str(head)))
@@ -63,7 +63,7 @@ def test_a_run_takes_the_head_options_unless_asked_otherwise(classic_file, tmp_p
 
 
 def test_other_base_weights_are_one_line_naming_both_md5s(trained_head, keras_file, classic_file):
-    from resnet_cli.cache import file_md5
+    from resnet_cli.storage import file_md5
 
     head, _ = trained_head
     result = invoke("classify", "--head", head, "--weights", keras_file, SAMPLES / "cat.jpg")
@@ -94,7 +94,7 @@ def test_a_file_that_is_not_a_head_is_one_line(tmp_path, classic_file, content):
 
 
 def test_with_head_replaces_fc1000_only(weights, classic_file, tmp_path):
-    from resnet_cli.head import read_head, with_head
+    from resnet_cli.model.head import read_head, with_head
 
     head = read_head(str(_write_head(tmp_path / "h.npz", _features_config(classic_file))))
     replaced = with_head(weights, head)

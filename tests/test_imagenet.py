@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import preprocess_caffe
 
-from resnet_cli import imagenet
+from resnet_cli.model import imagenet
 
 
 def test_preprocess_is_exactly_keras_caffe(keras):

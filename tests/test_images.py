@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from conftest import SAMPLES, preprocess_caffe
 
-from resnet_cli.images import DecodeOptions, decode, discover, sniff
+from resnet_cli.inputs.decode import DecodeOptions, decode, sniff
+from resnet_cli.inputs.discover import discover
 
 
 def test_decode_equals_keras_load_img_on_real_photos(keras, dev_images):
@@ -96,7 +97,8 @@ def test_uris_decode_like_paths_and_fail_in_plain_words(tmp_path):
     """file:// (as s3:// or gs://) through pyarrow.fs: same pixels as the path; bad URIs are
     ImageErrors, never exceptions of pyarrow's own."""
     pytest.importorskip("pyarrow", reason="pyarrow comes with the ray extra")
-    from resnet_cli.images import ImageError, decode, discover
+    from resnet_cli.inputs.decode import ImageError, decode
+    from resnet_cli.inputs.discover import discover
 
     photo = SAMPLES / "cat.jpg"
     np.testing.assert_array_equal(decode(photo.as_uri()), decode(str(photo)))

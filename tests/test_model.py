@@ -7,7 +7,7 @@ from conftest import CLASSIC_NAMES, ours
 
 def reference(keras, weights, **kwargs):
     """keras.applications.ResNet50 with our weights copied in through the name mapping."""
-    from resnet_cli.weights import keras_name
+    from resnet_cli.model.weights import keras_name
 
     model = keras.applications.ResNet50(weights=None, **kwargs)
     for name, arrays in weights.items():
@@ -17,7 +17,7 @@ def reference(keras, weights, **kwargs):
 
 
 def test_parameter_count_and_classic_layer_names(keras):
-    from resnet_cli.model import PARAMETER_COUNT, resnet50
+    from resnet_cli.model.resnet import PARAMETER_COUNT, resnet50
 
     model = resnet50()
     assert model.count_params() == PARAMETER_COUNT == 25_636_712
@@ -33,7 +33,7 @@ def test_parameter_count_and_classic_layer_names(keras):
 @pytest.mark.parametrize("padding, size", [("same", 16), ("pad1", 16), ("valid", 15)])
 def test_pool1_padding_shapes(keras, padding, size):
     """At 64×64 conv1 gives 32×32; Caffe's ceil pooling and pad1 keep 16, valid drops to 15."""
-    from resnet_cli.model import resnet50
+    from resnet_cli.model.resnet import resnet50
 
     model = resnet50(include_top=False, pool1_padding=padding, input_shape=(64, 64, 3))
     assert model.get_layer("pool1").output.shape == (None, size, size, 64)
@@ -50,7 +50,7 @@ def test_pool1_padding_shapes(keras, padding, size):
     ],
 )
 def test_arguments_checked_first(keras, kwargs, message):
-    from resnet_cli.model import resnet50
+    from resnet_cli.model.resnet import resnet50
 
     with pytest.raises(ValueError, match=f"{message}.*Received|Received.*{message}"):
         resnet50(**kwargs)
@@ -96,7 +96,7 @@ def test_pool1_choice_changes_the_numbers(keras, weights, sample_arrays):
 
 
 def _bf16(keras, build):
-    from resnet_cli.model import _dtype_policy
+    from resnet_cli.model.resnet import _dtype_policy
 
     with _dtype_policy("mixed_bfloat16"):
         return build()

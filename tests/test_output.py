@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from resnet_cli.output import ShardSink, open_sink, recorded_paths
+from resnet_cli.outputs.destination import open_sink
+from resnet_cli.outputs.resume import recorded_paths
+from resnet_cli.outputs.shards import ShardSink
 from resnet_cli.records import Record
 
 
@@ -36,12 +38,14 @@ def test_shards_rotate_and_resume_continues_after_them(tmp_path):
 
 
 def test_a_shard_folder_needs_a_line_format(tmp_path):
-    with pytest.raises(ValueError, match="Received: --format json"):
-        open_sink("json", f"{tmp_path}/out/")
+    from resnet_cli.outputs.destination import output_format
+
+    with pytest.raises(ValueError, match="^a folder of shards needs --format jsonl, csv, parquet. Received: --format json$"):
+        output_format("json", f"{tmp_path}/out/")
 
 
 def test_output_format_from_flag_extension_and_existing_records(tmp_path):
-    from resnet_cli.output import output_format
+    from resnet_cli.outputs.destination import output_format
 
     assert output_format(None, None) == "table"
     assert output_format(None, str(tmp_path / "a.JSONL")) == "jsonl"
@@ -65,7 +69,7 @@ def test_records_only_stdout_sends_everything_else_to_stderr():
 
     code = (
         "import os\n"
-        "from resnet_cli.output import records_only_stdout\n"
+        "from resnet_cli.console import records_only_stdout\n"
         "with records_only_stdout() as records:\n"
         "    print('python noise')\n"
         "    os.write(1, b'native noise\\n')\n"
@@ -90,7 +94,7 @@ def test_a_shard_folder_with_records_needs_resume(tmp_path):
     assert result.exit_code == 2 and "add --resume to continue it" in result.stderr and result.stdout == ""
     assert sorted(p.name for p in folder.iterdir()) == ["part-00000.jsonl"]
     (tmp_path / "empty").mkdir()
-    from resnet_cli.output import output_format
+    from resnet_cli.outputs.destination import output_format
 
     assert output_format(None, f"{tmp_path / 'empty'}/") == "jsonl"  # an empty folder is fine
 
@@ -164,7 +168,7 @@ def test_output_to_a_uri_file_and_shards_with_resume(classic_file, twenty_photos
     from click.testing import CliRunner
 
     from resnet_cli.cli import main
-    from resnet_cli.output import recorded_paths
+    from resnet_cli.outputs.resume import recorded_paths
 
     photos = sorted(str(p) for p in twenty_photos.iterdir() if p.name != "empty.jpg")
     common = ["--weights", str(classic_file), "-q", "-f", fmt]

@@ -3,7 +3,7 @@ order kept when filtering, usable from the progress counter's thread."""
 
 import threading
 
-from resnet_cli.pathset import PathSet
+from resnet_cli.outputs.pathset import PathSet
 
 
 def test_membership_count_and_order():

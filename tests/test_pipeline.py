@@ -165,7 +165,7 @@ def test_named_non_image_is_an_error_not_a_skip(corpus, classic_file):
 def test_permission_denied_is_reported(monkeypatch, tmp_path):
     import builtins
 
-    from resnet_cli import images
+    from resnet_cli.inputs import decode
 
     target = tmp_path / "locked.jpg"
     target.write_bytes(ELEPHANT.read_bytes())
@@ -177,8 +177,8 @@ def test_permission_denied_is_reported(monkeypatch, tmp_path):
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", guarded)
-    with pytest.raises(images.ImageError, match="permission denied"):
-        images.decode(str(target))
+    with pytest.raises(decode.ImageError, match="permission denied"):
+        decode.decode(str(target))
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
@@ -250,7 +250,7 @@ def test_sigint_then_resume_gives_every_file_exactly_once(classic_file, tmp_path
 
 
 def test_resume_cuts_a_torn_last_line(tmp_path):
-    from resnet_cli.output import recorded_paths
+    from resnet_cli.outputs.resume import recorded_paths
 
     out = tmp_path / "out.jsonl"
     out.write_text('{"path": "a.jpg", "predictions": []}\n{"path": "b.j')
@@ -265,8 +265,9 @@ def test_resume_cuts_a_torn_last_line(tmp_path):
 def _peak_bytes(folder: Path) -> tuple[int, int]:
     import tracemalloc
 
-    from resnet_cli.images import DecodeOptions, discover
-    from resnet_cli.pipeline import prediction_records, run
+    from resnet_cli.engines.local import prediction_records, run
+    from resnet_cli.inputs.decode import DecodeOptions
+    from resnet_cli.inputs.discover import discover
 
     def predict(batch):  # a stand-in model: the pipeline's memory is what is measured
         scores = np.zeros((len(batch), 1000), np.float32)
@@ -353,7 +354,7 @@ def test_ctrl_c_while_stdin_is_empty_is_an_interrupt_with_a_whole_document(class
 
 
 def test_unreadable_folder_is_an_error_record(classic_file, tmp_path, monkeypatch):
-    from resnet_cli import images
+    from resnet_cli.inputs import discover
 
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -365,7 +366,7 @@ def test_unreadable_folder_is_an_error_record(classic_file, tmp_path, monkeypatc
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)
 
-    monkeypatch.setattr(images.os, "scandir", scandir)
+    monkeypatch.setattr(discover.os, "scandir", scandir)
     result = CliRunner().invoke(main, ["--weights", str(classic_file), "-f", "jsonl", str(locked), str(ELEPHANT)])
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert records[0] == {"path": str(locked), "error": "cannot read the folder (permission denied)"}
@@ -373,7 +374,7 @@ def test_unreadable_folder_is_an_error_record(classic_file, tmp_path, monkeypatc
 
 
 def test_a_bug_of_ours_is_an_internal_error_record_and_one_traceback(classic_file, tmp_path, monkeypatch):
-    from resnet_cli import pipeline
+    from resnet_cli.engines import local as pipeline
 
     for name in ("a.jpg", "b.jpg", "c.jpg"):
         (tmp_path / name).write_bytes(ELEPHANT.read_bytes())
@@ -396,9 +397,9 @@ def test_a_bug_of_ours_is_an_internal_error_record_and_one_traceback(classic_fil
 def test_progress_total_leaves_out_what_resume_skips(tmp_path):
     import threading as _threading
 
-    from resnet_cli.commands import _count_in_background
-    from resnet_cli.options import InputOptions
-    from resnet_cli.pathset import PathSet
+    from resnet_cli.commands.stream import count_in_background as _count_in_background
+    from resnet_cli.outputs.pathset import PathSet
+    from resnet_cli.request import InputOptions
 
     paths = _make_folder(tmp_path / "photos", 5, size=(8, 8))
 

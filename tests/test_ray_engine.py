@@ -44,7 +44,7 @@ def folder(tmp_path_factory):
 def _ray_run(classic_file, folder):
     """The resolved config and input options of a default ray run over ``folder``."""
     from resnet_cli.config import resolve
-    from resnet_cli.options import InputOptions, ModelRequest
+    from resnet_cli.request import InputOptions, ModelRequest
 
     return resolve(ModelRequest(weights=str(classic_file))), InputOptions(
         inputs=(str(folder),), batch_size=4, engine="ray"
@@ -90,13 +90,12 @@ def test_ray_engine_gives_the_local_engine_records(ray_cluster, folder, classic_
 
 
 def test_every_record_exactly_once_when_an_actor_dies(ray_cluster, folder, classic_file, local_records, tmp_path):
-    from resnet_cli import ray_engine
-    from resnet_cli.images import discover
-    from resnet_cli.output import record_dict
+    from resnet_cli.engines import ray_pool, ray_worker
+    from resnet_cli.inputs.discover import discover
 
     marker = str(tmp_path / "crashed")
 
-    class CrashOnce(ray_engine.Predictor):
+    class CrashOnce(ray_worker.Predictor):
         """Kills its own process on its second batch, the first time only (like an OOM kill)."""
 
         calls = 0
@@ -110,10 +109,10 @@ def test_every_record_exactly_once_when_an_actor_dies(ray_cluster, folder, class
 
     config, inputs = _ray_run(classic_file, folder)
     skipped = []
-    records = ray_engine.records(
+    records = ray_pool.records(
         config, inputs, discover(inputs.inputs), 5, on_skip=skipped.append, predictor=CrashOnce
     )
-    records = [record_dict(r) for r in records]
+    records = [r.as_dict() for r in records]
     assert os.path.exists(marker), "the actor never crashed: the test proved nothing"
     assert_same_records(records, local_records)
     assert [s.path for s in skipped] == [str(folder / "README.txt")]
@@ -214,7 +213,7 @@ def test_an_unreachable_cluster_is_one_line_in_seconds(classic_file):
     ],
 )
 def test_plan_fits_actors_to_the_nodes(nodes, actors, threads, expected):
-    from resnet_cli.ray_engine import Plan
+    from resnet_cli.engines.ray_plan import Plan
 
     plan = Plan.for_cluster(nodes, 32, actors, threads)
     assert (plan.actors, plan.cpus_per_actor, plan.threads, plan.window) == expected
@@ -222,7 +221,7 @@ def test_plan_fits_actors_to_the_nodes(nodes, actors, threads, expected):
 
 
 def test_plan_puts_one_actor_on_each_gpu():
-    from resnet_cli.ray_engine import Plan
+    from resnet_cli.engines.ray_plan import Plan
 
     plan = Plan.for_cluster([16, 16], 32, gpus=4)
     assert (plan.actors, plan.cpus_per_actor, plan.gpus_per_actor) == (4, 1, 1)
@@ -232,17 +231,17 @@ def test_plan_puts_one_actor_on_each_gpu():
 def test_a_failure_ray_gives_up_on_is_one_user_error(ray_cluster, classic_file):
     """An actor that cannot start (say, the weights missing on that node) ends the run with
     one line naming the cause, not a Ray traceback."""
-    from resnet_cli import ray_engine
+    from resnet_cli.engines import ray_pool, ray_worker
     from resnet_cli.errors import UserError
-    from resnet_cli.images import discover
+    from resnet_cli.inputs.discover import discover
 
-    class Broken(ray_engine.Predictor):
+    class Broken(ray_worker.Predictor):
         def __init__(self, **arguments):
             raise OSError("weights file vanished on this node")
 
     config, inputs = _ray_run(classic_file, SAMPLES)
     with pytest.raises(UserError, match="^the ray engine failed: OSError: weights file vanished on this node$"):
-        list(ray_engine.records(config, inputs, discover(inputs.inputs), 5, predictor=Broken))
+        list(ray_pool.records(config, inputs, discover(inputs.inputs), 5, predictor=Broken))
 
 
 def test_relative_paths_work_though_workers_run_elsewhere(ray_cluster, folder, classic_file, monkeypatch):
@@ -262,16 +261,15 @@ def test_inputs_read_a_window_at_a_time_give_the_same_records(
 ):
     """The driver holds a window of blocks at a time: many windows, blocks of one and two rows,
     two actors taking them in turn, still the local engine's records in its order."""
-    from resnet_cli import ray_engine
-    from resnet_cli.images import discover
-    from resnet_cli.output import record_dict
+    from resnet_cli.engines import ray_plan, ray_pool
+    from resnet_cli.inputs.discover import discover
 
-    monkeypatch.setattr(ray_engine, "ROWS_PER_TASK", 1)
+    monkeypatch.setattr(ray_plan, "ROWS_PER_TASK", 1)
     config, inputs = _ray_run(classic_file, folder)
     inputs = dataclasses.replace(inputs, batch_size=2, ray_actors=2)  # window 5: 5 rows read ahead
-    blocks = list(ray_engine._blocks(discover(inputs.inputs), ray_engine.Plan(2, actors=2, cpus_per_actor=0.5)))
+    blocks = list(ray_plan.blocks_of(discover(inputs.inputs), ray_plan.Plan(2, actors=2, cpus_per_actor=0.5)))
     assert len(blocks) > 5 and {len(block) for block in blocks} == {1, 2}
-    records = [record_dict(r) for r in ray_engine.records(config, inputs, discover(inputs.inputs), 5)]
+    records = [r.as_dict() for r in ray_pool.records(config, inputs, discover(inputs.inputs), 5)]
     assert_same_records(records, local_records)
 
 
@@ -381,34 +379,34 @@ def test_a_worker_that_cannot_see_the_weights_stops_the_run_naming_its_node(ray_
     """Checked in each actor before its first batch: one line naming the node, never a download."""
     import dataclasses
 
-    from resnet_cli import ray_engine
+    from resnet_cli.engines import ray_pool
     from resnet_cli.errors import UserError
-    from resnet_cli.images import discover
+    from resnet_cli.inputs.discover import discover
 
     config, inputs = _ray_run(classic_file, SAMPLES)
     with pytest.raises(UserError, match=message):
-        list(ray_engine.records(dataclasses.replace(config, **change), inputs, discover(inputs.inputs), 5))
+        list(ray_pool.records(dataclasses.replace(config, **change), inputs, discover(inputs.inputs), 5))
 
 
 def test_a_worker_with_other_versions_or_settings_is_named(ray_cluster, classic_file, monkeypatch):
-    from resnet_cli import ray_engine
+    from resnet_cli.engines import ray_worker
 
     config, _ = _ray_run(classic_file, SAMPLES)
-    ray_engine.check_worker(config, ray_engine.worker_settings(), ray_engine.versions())  # this process: all the same
+    ray_worker.check_worker(config, ray_worker.worker_settings(), ray_worker.versions())  # this process: all the same
     with pytest.raises(
-        ray_engine.WorkerSetupError,
+        ray_worker.WorkerSetupError,
         match=r"^node .* runs Ray \S+, the driver 0\.0: install the same resnet-cli, Ray and Python on every node",
     ):
-        ray_engine.check_worker(config, {}, {**ray_engine.versions(), "Ray": "0.0"})
+        ray_worker.check_worker(config, {}, {**ray_worker.versions(), "Ray": "0.0"})
     monkeypatch.setenv("RESNET_CLI_CACHE", "/somewhere")
-    assert ray_engine.worker_settings()["RESNET_CLI_CACHE"] == "/somewhere"
-    with pytest.raises(ray_engine.WorkerSetupError, match="the driver's RESNET_CLI_CACHE did not reach the worker"):
-        ray_engine.check_worker(config, {"RESNET_CLI_CACHE": "/elsewhere"}, {})
+    assert ray_worker.worker_settings()["RESNET_CLI_CACHE"] == "/somewhere"
+    with pytest.raises(ray_worker.WorkerSetupError, match="the driver's RESNET_CLI_CACHE did not reach the worker"):
+        ray_worker.check_worker(config, {"RESNET_CLI_CACHE": "/elsewhere"}, {})
 
 
 def test_a_pool_the_cluster_cannot_place_is_a_usage_error():
+    from resnet_cli.engines.ray_plan import ACTOR_MEMORY, Plan, fit
     from resnet_cli.errors import UsageProblem
-    from resnet_cli.ray_engine import ACTOR_MEMORY, Plan, fit
 
     gpus = Plan.for_cluster([16], 32, actors=3, gpus=1)
     with pytest.raises(
@@ -428,7 +426,7 @@ def test_a_pool_the_cluster_cannot_place_is_a_usage_error():
 def test_a_stalled_run_says_what_the_cluster_has(capsys):
     import time
 
-    from resnet_cli.ray_engine import Watchdog
+    from resnet_cli.engines.ray_cluster import Watchdog
 
     class Cluster:
         def available_resources(self):
@@ -451,7 +449,7 @@ def test_a_stalled_run_says_what_the_cluster_has(capsys):
 
 
 def test_blocks_are_big_for_big_runs_and_feed_every_actor_in_small_ones():
-    from resnet_cli.ray_engine import ROWS_PER_TASK, Plan
+    from resnet_cli.engines.ray_plan import ROWS_PER_TASK, Plan
 
     plan = Plan(batch_size=32, actors=3)
     assert plan.blocks(100_000) == -(-100_000 // ROWS_PER_TASK)  # few tasks for the driver to run
@@ -464,13 +462,13 @@ def test_the_driver_reads_a_bounded_window_ahead(ray_cluster, classic_file, tmp_
     """Flat driver memory: however long the input, the driver has read at most two windows of
     blocks ahead of the records it has given back (a window in flight, one read ahead), and
     every input comes back once, in order, discovery's own errors kept."""
-    from resnet_cli import ray_engine
-    from resnet_cli.images import Source
+    from resnet_cli.engines import ray_plan, ray_pool
+    from resnet_cli.inputs.discover import Source
 
-    monkeypatch.setattr(ray_engine, "ROWS_PER_TASK", 4)
+    monkeypatch.setattr(ray_plan, "ROWS_PER_TASK", 4)
     config, inputs = _ray_run(classic_file, tmp_path)
     inputs = dataclasses.replace(inputs, batch_size=4, ray_actors=1)
-    window = ray_engine.Plan.for_cluster([2], 4, actors=1).window
+    window = ray_plan.Plan.for_cluster([2], 4, actors=1).window
     read, ahead = [], []
 
     def sources():
@@ -480,14 +478,14 @@ def test_the_driver_reads_a_bounded_window_ahead(ray_cluster, classic_file, tmp_
             yield Source(str(tmp_path / f"missing{i:03d}.jpg"), explicit=True, error=known)
 
     records = []
-    for record in ray_engine.records(config, inputs, sources(), 5):
+    for record in ray_pool.records(config, inputs, sources(), 5):
         records.append(record)
         ahead.append(len(read) - len(records))
     assert [r.path for r in records] == [str(tmp_path / f"missing{i:03d}.jpg") for i in range(300)]
     assert [r.error for r in records if "folder" in r.error] == ["cannot read the folder (test)"] * 3
     assert all(r.error == "no such file" for r in records if "folder" not in r.error)
-    assert max(ahead) <= 2 * window * ray_engine.ROWS_PER_TASK, max(ahead)
-    assert max(ahead) >= window * ray_engine.ROWS_PER_TASK - 4  # it does read ahead: decoding overlaps scoring
+    assert max(ahead) <= 2 * window * ray_plan.ROWS_PER_TASK, max(ahead)
+    assert max(ahead) >= window * ray_plan.ROWS_PER_TASK - 4  # it does read ahead: decoding overlaps scoring
 
 
 def test_an_actor_the_cluster_cannot_place_holds_no_work(ray_cluster, folder, classic_file, local_records, monkeypatch):
@@ -495,11 +493,10 @@ def test_an_actor_the_cluster_cannot_place_holds_no_work(ray_cluster, folder, cl
     autoscaler still adding it, say) leaves the run to the others, which give every record."""
     import threading
 
-    from resnet_cli import ray_engine
-    from resnet_cli.images import discover
-    from resnet_cli.output import record_dict
+    from resnet_cli.engines import ray_pool
+    from resnet_cli.inputs.discover import discover
 
-    start_actors = ray_engine._start_actors
+    start_actors = ray_pool._start_actors
 
     def with_one_unplaceable(ray, config, plan, top_k, predictor):
         waiting = (
@@ -509,12 +506,12 @@ def test_an_actor_the_cluster_cannot_place_holds_no_work(ray_cluster, folder, cl
         )
         return [waiting, *start_actors(ray, config, plan, top_k, predictor)]
 
-    monkeypatch.setattr(ray_engine, "_start_actors", with_one_unplaceable)
+    monkeypatch.setattr(ray_pool, "_start_actors", with_one_unplaceable)
     config, inputs = _ray_run(classic_file, folder)
     records = []
     run = threading.Thread(
         target=lambda: records.extend(
-            record_dict(r) for r in ray_engine.records(config, inputs, discover(inputs.inputs), 5)
+            r.as_dict() for r in ray_pool.records(config, inputs, discover(inputs.inputs), 5)
         ),
         daemon=True,
     )

@@ -165,7 +165,7 @@ def test_train_usage_and_layout_errors(tmp_path):
 def test_fit_head_folds_standardisation_into_the_kernel():
     from sklearn.linear_model import LogisticRegression
 
-    from resnet_cli import train
+    from resnet_cli.training import fit as train
 
     rng = np.random.default_rng(0)
     for classes in (2, 3):
@@ -185,7 +185,7 @@ def test_fit_head_folds_standardisation_into_the_kernel():
 
 
 def test_stratified_split_is_seeded_and_keeps_every_class_in_training():
-    from resnet_cli.train import stratified_split
+    from resnet_cli.training.fit import stratified_split
 
     targets = np.array([0] * 10 + [1] * 5 + [2] * 2)
     fit, held = stratified_split(targets, 0.2, seed=3)
@@ -198,7 +198,7 @@ def test_stratified_split_is_seeded_and_keeps_every_class_in_training():
 
 
 def test_augmented_keeps_the_original_first_and_is_seeded(sample_arrays):
-    from resnet_cli.train import augmented
+    from resnet_cli.training.fit import augmented
 
     out = augmented(sample_arrays[:2], 3, np.random.default_rng(0))
     assert out.shape == (2, 4, *sample_arrays.shape[1:]) and out.dtype == np.uint8
@@ -208,8 +208,7 @@ def test_augmented_keeps_the_original_first_and_is_seeded(sample_arrays):
 
 
 def test_labels_from_sub_folders_or_a_csv(tmp_path):
-    from resnet_cli.evaluate import read_label_rows
-    from resnet_cli.train import labeled_sources
+    from resnet_cli.training.labels import labeled_sources, read_label_rows
 
     for rel in ("a/x.jpg", "a/deeper/y.jpg", "b/z.png", "loose.jpg", "b/notes.txt"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

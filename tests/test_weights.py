@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from conftest import CLASSIC_NAMES, REAL_WEIGHTS, SAMPLES, ours, requires_real_weights
 
-from resnet_cli import weights as W
+from resnet_cli.model import weights as W
 
 
 def test_name_mapping_round_trips(keras):
-    from resnet_cli.model import resnet50
+    from resnet_cli.model.resnet import resnet50
 
     reference = keras.applications.ResNet50(weights=None)
     current = {layer.name for layer in reference.layers if layer.weights}
@@ -65,7 +65,7 @@ def test_not_hdf5_is_a_clear_error(tmp_path):
 
 
 def test_missing_layer_and_wrong_shape(keras, weights):
-    from resnet_cli.model import resnet50
+    from resnet_cli.model.resnet import resnet50
 
     partial = {k: v for k, v in weights.items() if k != "res4c_branch2b"}
     with pytest.raises(W.WeightsError, match="res4c_branch2b"):
@@ -76,7 +76,7 @@ def test_missing_layer_and_wrong_shape(keras, weights):
 
 
 def test_full_file_serves_a_model_without_top(keras, weights, sample_arrays):
-    from resnet_cli.model import resnet50
+    from resnet_cli.model.resnet import resnet50
 
     model = resnet50(include_top=False, pooling="avg", preprocess=True)
     W.load_into(model, weights)  # fc1000 in the file is simply not needed

@@ -65,7 +65,7 @@ def check_worker(config: ModelConfig, settings: dict[str, str], driver_versions:
         if os.environ.get(key) != wanted:
             raise WorkerSetupError(f"node {node}: the driver's {key} did not reach the worker")
     if config.weights is not None:
-        from .weights import file_md5
+        from ..storage import file_md5
 
         if not os.path.isfile(config.weights):
             raise WorkerSetupError(
@@ -110,7 +110,7 @@ class Predictor:
         settings: dict | None = None,
         driver_versions: dict | None = None,
     ):
-        from .runtimes.factory import open_runtime
+        from ..runtimes.factory import open_runtime
 
         check_worker(config, settings or {}, driver_versions or {})
         self.runtime = open_runtime(config, batch_size=batch_size)
@@ -128,7 +128,7 @@ class Predictor:
         return self(block)
 
     def __call__(self, batch: dict) -> dict:
-        from .imagenet import top_k
+        from ..model.imagenet import top_k
 
         good = batch["status"] == OK
         rows = {"status": batch["status"], "error": batch["error"]}
