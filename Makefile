@@ -1,10 +1,10 @@
 # The whole setup: `make run` (install what running needs + classify the sample images),
-# `make test` (adds the test and ray extras, runs the tests).
+# `make test` (adds the test and ray extras, runs `make lint` (ruff), then the tests).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-test run test bench gpu-check gpu-carry clean
+.PHONY: install install-test run lint test bench gpu-check gpu-carry clean
 
 install: $(VENV)/.installed
 
@@ -24,7 +24,11 @@ run: install
 	$(BIN)/resnet-classify sample_images/
 	@echo "resnet-classify is in $(BIN)/: run 'source $(BIN)/activate' to put it on your PATH." >&2
 
-test: install-test
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 bench: install-test

@@ -104,8 +104,8 @@ def ray_engine_rates(
     weights: Path, folder: Path, actors: int | None = None, threads: int = 0
 ) -> tuple[float, float, float, float]:
     """(seconds to the first record incl. ray.init, img/s after it, whole-run img/s, wall s)."""
-    from resnet_cli.engines import ray_cluster, ray_pool
     from resnet_cli.config import resolve
+    from resnet_cli.engines import ray_cluster, ray_pool
     from resnet_cli.inputs.discover import discover
     from resnet_cli.request import InputOptions, ModelRequest
 

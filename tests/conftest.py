@@ -199,3 +199,68 @@ def trained_head(tinted, classic_file, tmp_path_factory):
     )
     assert result.exit_code == 0, result.stderr
     return head, json.loads(result.stdout)
+
+
+def invoke(*args, input=None):
+    """The real CLI through Click's CliRunner (stdout and stderr apart), arguments as text."""
+    from click.testing import CliRunner
+
+    from resnet_cli.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], input=input, prog_name="resnet-classify")
+
+
+def make_folder(folder: Path, count: int, size=(64, 48)) -> list[Path]:
+    """``count`` small PNGs of the elephant photo, each turned a degree further."""
+    from PIL import Image
+
+    folder.mkdir()
+    base = Image.open(SAMPLES / "elephant.jpg").convert("RGB").resize(size)
+    paths = []
+    for i in range(count):
+        path = folder / f"img{i:05d}.png"
+        base.rotate(i % 360).save(path)
+        paths.append(path)
+    return paths
+
+
+def onnx_config(classic_file, **changes):
+    """The resolved config of a default onnx run on ``classic_file``, with ``changes``."""
+    import dataclasses
+
+    from resnet_cli.config import resolve
+    from resnet_cli.request import ModelRequest
+
+    return dataclasses.replace(resolve(ModelRequest(weights=str(classic_file), runtime="onnx")), **changes)
+
+
+def onnx_session(classic_file, **changes):
+    """An ONNX Runtime session on the cached model of ``onnx_config``."""
+    from resnet_cli.runtimes.model_cache import ensure_onnx_model
+    from resnet_cli.runtimes.onnx_runtime import open_session
+
+    return open_session(ensure_onnx_model(onnx_config(classic_file, **changes), quiet=True))
+
+
+@pytest.fixture(scope="session")
+def keras_probabilities(keras, weights, dev_arrays):
+    """Our Keras model's scores on the dev photos: what the other runtimes are held to."""
+    return ours(weights, preprocess=True).predict(dev_arrays, verbose=0, batch_size=25)
+
+
+def held(done, universe) -> set:
+    """The members of ``universe`` an on-disk PathSet holds, checking it holds nothing else."""
+    members = {path for path in universe if path in done}
+    assert len(done) == len(members), (len(done), members)
+    return members
+
+
+def reference(keras, weights, **kwargs):
+    """keras.applications.ResNet50 with our weights copied in through the name mapping."""
+    from resnet_cli.model.weights import keras_name
+
+    model = keras.applications.ResNet50(weights=None, **kwargs)
+    for name, arrays in weights.items():
+        if kwargs.get("include_top", True) or name != "fc1000":
+            model.get_layer(keras_name(name)).set_weights(arrays)
+    return model

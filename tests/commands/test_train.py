@@ -1,18 +1,11 @@
 """`train` end to end on real photos (folders of tinted ImageNet photos, which a linear probe
-separates even on random-weight features) and its parts: the split, the fit, augmentation."""
+separates even on random-weight features)."""
 
 import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from conftest import SAMPLES
-
-from resnet_cli.cli import main
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], prog_name="resnet-classify")
+from conftest import SAMPLES, invoke
 
 
 def jsonl(result):
@@ -157,73 +150,3 @@ def test_train_usage_and_layout_errors(tmp_path):
     assert invoke("train", tmp_path / "one", "-o", tmp_path / "h.npz", "--val-fraction", 1.5).exit_code == 2
     result = invoke("train", tmp_path / "one", "-o", tmp_path / "h.npz")  # before any weights are looked for
     assert result.exit_code == 1 and "at least 2 classes" in result.stderr and "'only'" in result.stderr
-
-
-# ---------------------------------------------------------------------------- the parts
-
-
-def test_fit_head_folds_standardisation_into_the_kernel():
-    from sklearn.linear_model import LogisticRegression
-
-    from resnet_cli.training import fit as train
-
-    rng = np.random.default_rng(0)
-    for classes in (2, 3):
-        targets = np.repeat(np.arange(classes), 12)
-        features = rng.normal(2.0, 3.0, (len(targets), 2048)).astype(np.float32)
-        features[np.arange(len(targets)), targets] += 6
-        fit = train.fit_head(features, targets, classes)
-        assert fit.kernel.shape == (2048, classes) and fit.folds == 3 and fit.C in train.C_GRID
-        exact = features.astype(np.float64)  # what fit_head fits on: the same optimum, to L-BFGS's tolerance
-        mean, scale = exact.mean(0), exact.std(0)  # (no dimension here has a spread below the floor)
-        reference = LogisticRegression(C=fit.C, class_weight="balanced", max_iter=2000).fit(
-            (exact - mean) / scale, targets
-        )
-        np.testing.assert_allclose(
-            train.scores(features, fit.kernel, fit.bias), reference.predict_proba((exact - mean) / scale), atol=1e-3
-        )
-
-
-def test_stratified_split_is_seeded_and_keeps_every_class_in_training():
-    from resnet_cli.training.fit import stratified_split
-
-    targets = np.array([0] * 10 + [1] * 5 + [2] * 2)
-    fit, held = stratified_split(targets, 0.2, seed=3)
-    assert sorted(np.concatenate([fit, held])) == list(range(len(targets)))
-    assert [int(np.sum(targets[held] == c)) for c in range(3)] == [2, 1, 1]
-    assert set(targets[fit]) == {0, 1, 2}
-    np.testing.assert_array_equal(stratified_split(targets, 0.2, seed=3)[1], held)
-    assert not np.array_equal(stratified_split(targets, 0.2, seed=4)[1], held)
-    assert len(stratified_split(targets, 0.0, seed=3)[1]) == 0
-
-
-def test_augmented_keeps_the_original_first_and_is_seeded(sample_arrays):
-    from resnet_cli.training.fit import augmented
-
-    out = augmented(sample_arrays[:2], 3, np.random.default_rng(0))
-    assert out.shape == (2, 4, *sample_arrays.shape[1:]) and out.dtype == np.uint8
-    np.testing.assert_array_equal(out[:, 0], sample_arrays[:2])
-    assert not np.array_equal(out[0, 1], out[0, 0])
-    np.testing.assert_array_equal(augmented(sample_arrays[:2], 3, np.random.default_rng(0)), out)
-
-
-def test_labels_from_sub_folders_or_a_csv(tmp_path):
-    from resnet_cli.training.labels import labeled_sources, read_label_rows
-
-    for rel in ("a/x.jpg", "a/deeper/y.jpg", "b/z.png", "loose.jpg", "b/notes.txt"):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_bytes(b"")
-    sources, names, unlabeled = labeled_sources(str(tmp_path))
-    assert sorted(zip((s.path.removeprefix(str(tmp_path) + "/") for s in sources), names)) == [
-        ("a/deeper/y.jpg", "a"),
-        ("a/x.jpg", "a"),
-        ("b/z.png", "b"),
-    ]
-    assert unlabeled == 1
-    (tmp_path / "labels.csv").write_text("file,label\nloose.jpg,cat\na/x.jpg,dog\n")
-    sources, names, unlabeled = labeled_sources(str(tmp_path), read_label_rows(str(tmp_path / "labels.csv")))
-    assert sorted(zip((s.path.removeprefix(str(tmp_path) + "/") for s in sources), names)) == [
-        ("a/x.jpg", "dog"),
-        ("loose.jpg", "cat"),
-    ]
-    assert unlabeled == 2

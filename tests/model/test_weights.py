@@ -12,6 +12,8 @@ from conftest import CLASSIC_NAMES, REAL_WEIGHTS, SAMPLES, ours, requires_real_w
 
 from resnet_cli.model import weights as W
 
+pytestmark = pytest.mark.keras
+
 
 def test_name_mapping_round_trips(keras):
     from resnet_cli.model.resnet import resnet50

@@ -2,18 +2,9 @@
 
 import numpy as np
 import pytest
-from conftest import CLASSIC_NAMES, ours
+from conftest import CLASSIC_NAMES, ours, reference
 
-
-def reference(keras, weights, **kwargs):
-    """keras.applications.ResNet50 with our weights copied in through the name mapping."""
-    from resnet_cli.model.weights import keras_name
-
-    model = keras.applications.ResNet50(weights=None, **kwargs)
-    for name, arrays in weights.items():
-        if kwargs.get("include_top", True) or name != "fc1000":
-            model.get_layer(keras_name(name)).set_weights(arrays)
-    return model
+pytestmark = pytest.mark.keras
 
 
 def test_parameter_count_and_classic_layer_names(keras):

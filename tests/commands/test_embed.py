@@ -4,11 +4,12 @@ EXIF-rotated lossless copy give identical vectors."""
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLES
+from conftest import SAMPLES, reference
 from PIL import Image
-from test_model import reference
 
 from resnet_cli.cli import main
+
+pytestmark = pytest.mark.keras
 
 KERAS_APP_OPTIONS = ["--pool1-padding", "pad1", "--bn-epsilon", "1.001e-5"]
 

@@ -1,4 +1,4 @@
-"""evaluate: accuracy counts against keras.applications.ResNet50 on the same weights and photos."""
+"""The evaluate command: accuracy equal to a reference count with keras.applications' own ranking."""
 
 import csv
 import json
@@ -7,11 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_model import reference
+from conftest import SAMPLES, invoke, reference
 
 from resnet_cli.cli import main
 
+pytestmark = pytest.mark.keras
+
 KERAS_APP_OPTIONS = ["--pool1-padding", "pad1", "--bn-epsilon", "1.001e-5"]
+ELEPHANT = str(SAMPLES / "elephant.jpg")
+CAT = str(SAMPLES / "cat.jpg")
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +97,10 @@ def test_evaluate_table_and_no_labels(classic_file, tmp_path):
     assert result.exit_code == 1 and "no labeled images" in result.stderr
 
 
-def test_label_csv_with_a_heads_class_names(tmp_path):
-    from resnet_cli.training.labels import label_for, read_label_csv
-
-    labels = ((None, "cat"), (None, "dog"))
-    (tmp_path / "l.csv").write_text("file,label\na.jpg,dog\nb.jpg,0\n")
-    assert read_label_csv(str(tmp_path / "l.csv"), labels) == {"a.jpg": 1, "b.jpg": 0}
-    (tmp_path / "bad.csv").write_text("file,label\na.jpg,dog\nb.jpg,n01440764\n")
-    with pytest.raises(ValueError, match="line 3: not a class index or class of the head"):
-        read_label_csv(str(tmp_path / "bad.csv"), labels)
-    assert label_for("x/dog/sub/a.jpg", None, labels) == 1
-    assert label_for("x/cow/a.jpg", None, labels) is None
+def test_evaluate_without_labels_says_null_not_zero(classic_file):
+    result = invoke("evaluate", "--weights", classic_file, "-f", "json", CAT)
+    report = json.loads(result.stdout)
+    assert report["images"] == 0 and report["top1"] is None and report["top5"] is None
+    assert result.exit_code == 1 and "no labeled images" in result.stderr
+    table = invoke("evaluate", "--weights", classic_file, CAT)
+    assert "top-1   n/a (no labeled images)" in table.stdout

@@ -14,6 +14,8 @@ from conftest import DEV, SAMPLES
 
 from resnet_cli.cli import main
 
+pytestmark = pytest.mark.ray
+
 
 @pytest.fixture(scope="module")
 def ray_cluster():
@@ -109,9 +111,7 @@ def test_every_record_exactly_once_when_an_actor_dies(ray_cluster, folder, class
 
     config, inputs = _ray_run(classic_file, folder)
     skipped = []
-    records = ray_pool.records(
-        config, inputs, discover(inputs.inputs), 5, on_skip=skipped.append, predictor=CrashOnce
-    )
+    records = ray_pool.records(config, inputs, discover(inputs.inputs), 5, on_skip=skipped.append, predictor=CrashOnce)
     records = [r.as_dict() for r in records]
     assert os.path.exists(marker), "the actor never crashed: the test proved nothing"
     assert_same_records(records, local_records)
@@ -198,34 +198,6 @@ def test_an_unreachable_cluster_is_one_line_in_seconds(classic_file):
     assert done.stdout == ""
     assert done.stderr.strip().startswith("resnet-classify: error: cannot reach the Ray cluster at 127.0.0.1:1 (")
     assert len(done.stderr.strip().splitlines()) == 1
-
-
-@pytest.mark.parametrize(
-    "nodes, actors, threads, expected",
-    [
-        ([2], None, 0, (1, 1, 2, 3)),  # this machine: one actor on all cores, decode in between
-        ([4], None, 0, (1, 3, 4, 3)),
-        ([16, 16], None, 0, (6, 4, 4, 20)),  # big nodes: 4-CPU actors, a fifth left for decoding
-        ([16], 2, 0, (2, 4, 4, 12)),  # --ray-actors fixes the pool
-        ([16], None, 2, (3, 4, 2, 10)),  # --threads wins
-        ([2], 2, 0, (2, 0.5, 1, 5)),  # more actors than fit beside a decoding CPU: a share each
-        ([16], 5, 0, (5, 3.0, 3, 11)),
-    ],
-)
-def test_plan_fits_actors_to_the_nodes(nodes, actors, threads, expected):
-    from resnet_cli.engines.ray_plan import Plan
-
-    plan = Plan.for_cluster(nodes, 32, actors, threads)
-    assert (plan.actors, plan.cpus_per_actor, plan.threads, plan.window) == expected
-    assert plan.gpus_per_actor == 0
-
-
-def test_plan_puts_one_actor_on_each_gpu():
-    from resnet_cli.engines.ray_plan import Plan
-
-    plan = Plan.for_cluster([16, 16], 32, gpus=4)
-    assert (plan.actors, plan.cpus_per_actor, plan.gpus_per_actor) == (4, 1, 1)
-    assert plan.window == 2 * 4 + 28  # every CPU but the actors' decodes
 
 
 def test_a_failure_ray_gives_up_on_is_one_user_error(ray_cluster, classic_file):
@@ -351,9 +323,6 @@ def test_ray_int8_on_an_empty_cache_keeps_stdout_for_records(ray_cluster, folder
     assert_same_records(records, expected)
 
 
-# ---------------------------------------------------------------------------- #17: settings, fit, watching
-
-
 def test_the_driver_settings_reach_the_actors(ray_cluster, folder, classic_file, local_records, tmp_path, monkeypatch):
     """RESNET_CLI_CACHE set for this command only (after Ray started, so no worker inherited
     it): the actors build the model in that cache, and give the local engine's records."""
@@ -404,25 +373,6 @@ def test_a_worker_with_other_versions_or_settings_is_named(ray_cluster, classic_
         ray_worker.check_worker(config, {"RESNET_CLI_CACHE": "/elsewhere"}, {})
 
 
-def test_a_pool_the_cluster_cannot_place_is_a_usage_error():
-    from resnet_cli.engines.ray_plan import ACTOR_MEMORY, Plan, fit
-    from resnet_cli.errors import UsageProblem
-
-    gpus = Plan.for_cluster([16], 32, actors=3, gpus=1)
-    with pytest.raises(
-        UsageProblem,
-        match=r"^--ray-actors 3: the cluster has 1 GPU \(one actor each\), room for 1\. Received: --ray-actors 3$",
-    ):
-        fit(gpus, {"CPU": 16, "GPU": 1, "memory": 64 * 2**30}, 16, asked=True)
-    small = {"CPU": 64, "memory": 2.5 * ACTOR_MEMORY}
-    with pytest.raises(
-        UsageProblem, match=r"the cluster has 2\.5 GiB of memory for tasks \(1 GiB per actor\), room for 2"
-    ):
-        fit(Plan.for_cluster([64], 32, actors=5), small, 64, asked=True)
-    ours = fit(Plan.for_cluster([64], 32), small, 64, asked=False)  # a pool of our choosing shrinks to fit
-    assert ours.actors == 2
-
-
 def test_a_stalled_run_says_what_the_cluster_has(capsys):
     import time
 
@@ -446,16 +396,6 @@ def test_a_stalled_run_says_what_the_cluster_has(capsys):
     assert lines[0].endswith(
         "the cluster has 0 of 2 CPUs free, 0 of 1 GPUs free; `ray status` shows what waits for resources"
     )
-
-
-def test_blocks_are_big_for_big_runs_and_feed_every_actor_in_small_ones():
-    from resnet_cli.engines.ray_plan import ROWS_PER_TASK, Plan
-
-    plan = Plan(batch_size=32, actors=3)
-    assert plan.blocks(100_000) == -(-100_000 // ROWS_PER_TASK)  # few tasks for the driver to run
-    assert plan.blocks(200) == 7  # a batch each: every actor gets work
-    assert plan.blocks(3000) == 12  # four blocks per actor
-    assert plan.blocks(1) == 1
 
 
 def test_the_driver_reads_a_bounded_window_ahead(ray_cluster, classic_file, tmp_path, monkeypatch):

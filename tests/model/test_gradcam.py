@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import REAL_WEIGHTS, SAMPLES, requires_real_weights
+from conftest import REAL_WEIGHTS, SAMPLES, reference, requires_real_weights
 from PIL import Image
-from test_model import reference
 
 from resnet_cli.cli import main
+
+pytestmark = pytest.mark.keras
 
 ELEPHANT = SAMPLES / "elephant.jpg"
 

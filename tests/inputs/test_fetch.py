@@ -1,104 +1,21 @@
-"""Decoding real photos: identical to keras.utils.load_img (stretch, nearest) + preprocess_input."""
+"""inputs.fetch: URIs (pyarrow.fs) and http(s) URLs from a local server, each failure one error record."""
 
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLES, preprocess_caffe
+from conftest import SAMPLES
 
-from resnet_cli.inputs.decode import DecodeOptions, decode, sniff
+from resnet_cli.inputs.decode import decode
 from resnet_cli.inputs.discover import discover
-
-
-def test_decode_equals_keras_load_img_on_real_photos(keras, dev_images):
-    from keras.applications.imagenet_utils import preprocess_input
-    from keras.utils import img_to_array, load_img
-
-    paths, _ = dev_images
-    assert len(paths) >= 28  # 100 with ../shared, 28 made from the samples without
-    for path in paths:
-        ours = decode(path)
-        theirs = img_to_array(load_img(path, target_size=(224, 224)))
-        np.testing.assert_array_equal(ours.astype("float32"), theirs, err_msg=path)
-        np.testing.assert_array_equal(preprocess_caffe(ours), preprocess_input(theirs.copy()), err_msg=path)
-
-
-def test_crop_mode_is_resize_then_center_crop(keras, dev_images):
-    from PIL import Image
-
-    path = dev_images[0][0]
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        w, h = image.size
-        scale = 256 / min(w, h)
-        resized = image.resize((round(w * scale), round(h * scale)), Image.Resampling.BILINEAR)
-        left, top = (resized.width - 224) // 2, (resized.height - 224) // 2
-        expected = np.asarray(resized.crop((left, top, left + 224, top + 224)), dtype="float32")
-    ours = decode(path, DecodeOptions(resize="crop", interpolation="bilinear")).astype("float32")
-    assert ours.shape == (224, 224, 3)
-    # One resampling step (box-resize) vs two (resize, crop): within a couple of grey levels.
-    assert np.abs(ours - expected).mean() < 3.0
-
-
-def test_sniff_formats():
-    assert sniff(b"\xff\xd8\xff\xe0") == "JPEG"
-    assert sniff(b"\x89PNG\r\n\x1a\n....") == "PNG"
-    assert sniff(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "WEBP"
-    assert sniff(b"hello world") is None
-
-
-def test_discover_order_dedup_hidden_and_loops(tmp_path):
-    (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "2.jpg").write_bytes(b"x")
-    (tmp_path / "a.jpg").write_bytes(b"x")
-    (tmp_path / ".hidden.jpg").write_bytes(b"x")
-    (tmp_path / "b" / "loop").symlink_to(tmp_path)  # a folder loop
-    flat = [s.path for s in discover([str(tmp_path)])]
-    assert flat == [str(tmp_path / "a.jpg")]
-    deep = [s.path for s in discover([str(tmp_path), str(tmp_path / "a.jpg")], recursive=True)]
-    assert deep == [str(tmp_path / "b" / "2.jpg"), str(tmp_path / "a.jpg")]  # the named file once, where it was named
-    twice = [
-        s.path
-        for s in discover(
-            [
-                str(tmp_path / "a.jpg"),
-                str(tmp_path / "b"),
-                str(tmp_path / "." / "a.jpg"),
-                str(tmp_path / "b" / "loop" / "b"),
-            ],
-            recursive=True,
-        )
-    ]
-    assert twice == [
-        str(tmp_path / "a.jpg"),
-        str(tmp_path / "b" / "2.jpg"),
-    ]  # a file and a folder named twice (by other spellings)
-    hidden = [s.path for s in discover([str(tmp_path)], include_hidden=True)]
-    assert str(tmp_path / ".hidden.jpg") in hidden
-    assert all(not s.explicit for s in discover([str(tmp_path)]))
-    assert [s.explicit for s in discover([str(tmp_path / "a.jpg")])] == [True]
-
-
-def test_discover_reads_paths_from_stdin(tmp_path):
-    import io
-
-    (tmp_path / "x.jpg").write_bytes(b"x")
-    stream = io.StringIO(f"{tmp_path / 'x.jpg'}\n\n{tmp_path / 'x.jpg'}\n{tmp_path / 'missing.jpg'}\n")
-    # Taken as given, as xargs takes them (a set of every path would grow with the input count).
-    assert [s.path for s in discover(["-"], stdin=stream)] == [
-        str(tmp_path / "x.jpg"),
-        str(tmp_path / "x.jpg"),
-        str(tmp_path / "missing.jpg"),
-    ]
 
 
 def test_uris_decode_like_paths_and_fail_in_plain_words(tmp_path):
     """file:// (as s3:// or gs://) through pyarrow.fs: same pixels as the path; bad URIs are
     ImageErrors, never exceptions of pyarrow's own."""
     pytest.importorskip("pyarrow", reason="pyarrow comes with the ray extra")
-    from resnet_cli.inputs.decode import ImageError, decode
-    from resnet_cli.inputs.discover import discover
+    from resnet_cli.inputs.decode import ImageError
 
     photo = SAMPLES / "cat.jpg"
     np.testing.assert_array_equal(decode(photo.as_uri()), decode(str(photo)))
@@ -122,34 +39,6 @@ def test_uris_decode_like_paths_and_fail_in_plain_words(tmp_path):
         == [(tmp_path / n).as_uri() for n in ("a.jpg", "z.jpg", "sub/b.jpg")]
         == [Path(s.path).as_uri() for s in discover([str(tmp_path)], recursive=True)]
     )
-
-
-def test_nul_separated_paths_and_any_bytes_from_stdin(classic_file, tmp_path):
-    """find -print0 | resnet-classify -0 -: names with newlines and non-UTF-8 bytes are
-    classified; a NUL in newline-separated input is an error record, not a crash."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from conftest import SAMPLES
-
-    odd = sorted([os.fsencode(tmp_path) + b"/new\nline.jpg", os.fsencode(tmp_path) + b"/latin-\xe9.jpg"])
-    for name in odd:
-        with open(name, "wb") as handle:
-            handle.write((SAMPLES / "cat.jpg").read_bytes())
-    listed = subprocess.run(
-        ["find", str(tmp_path), "-name", "*.jpg", "-print0"], capture_output=True, check=True
-    ).stdout
-    command = [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "-f", "jsonl", "-q", "-k", "1"]
-    done = subprocess.run([*command, "-0", "-"], input=listed, capture_output=True)
-    assert done.returncode == 0, done.stderr
-    records = [json.loads(line) for line in done.stdout.splitlines()]
-    assert sorted(os.fsencode(r["path"]) for r in records) == odd and all(r["predictions"] for r in records)
-    done = subprocess.run([*command, "-"], input=b"a\0b.jpg\n", capture_output=True)
-    assert done.returncode == 1 and b"Traceback" not in done.stderr
-    (record,) = [json.loads(line) for line in done.stdout.splitlines()]
-    assert "NUL byte" in record["error"] and "-0" in record["error"]
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ import time
 import pytest
 from conftest import DEV, SAMPLES
 
+pytestmark = pytest.mark.ray
+
 pytest.importorskip("ray", reason="the ray extra is not installed")
 
 

@@ -1,0 +1,129 @@
+"""Ctrl-C and SIGTERM in a real subprocess: exit 130/143, every record whole, --resume gives each file once."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLES, make_folder
+
+ELEPHANT = SAMPLES / "elephant.jpg"
+
+
+@pytest.mark.parametrize("engine, count", [("local", 48), pytest.param("ray", 150, marks=pytest.mark.ray)])
+def test_sigint_then_resume_gives_every_file_exactly_once(classic_file, tmp_path, engine, count):
+    if engine == "ray":
+        pytest.importorskip("ray", reason="the ray extra is not installed")
+    paths = make_folder(tmp_path / "photos", count)
+    out = tmp_path / "out.jsonl"
+    command = [
+        sys.executable,
+        "-m",
+        "resnet_cli",
+        "--engine",
+        engine,
+        "--weights",
+        str(classic_file),
+        "--runtime",
+        "onnx",
+        "-b",
+        "2",
+        "-f",
+        "jsonl",
+        "-o",
+        str(out),
+        str(tmp_path / "photos"),
+    ]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 6):
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    partial = out.read_text()
+    assert partial.endswith("\n")
+    done_first = [json.loads(line)["path"] for line in partial.splitlines()]
+    assert 6 <= len(done_first) < len(paths)
+
+    second = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert f"{len(done_first)} already done" in second.stderr
+    recorded = [json.loads(line)["path"] for line in out.read_text().splitlines()]
+    assert sorted(recorded) == sorted(str(p) for p in paths)
+    assert len(recorded) == len(set(recorded))
+
+
+def _classify_process(classic_file, *args, **popen):
+    command = [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "--runtime", "onnx", *map(str, args)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def _wait_for_lines(path: Path, count: int, limit: float = 240) -> None:
+    deadline = time.time() + limit
+    while time.time() < deadline and (not path.exists() or path.read_text().count("\n") < count):
+        time.sleep(0.05)
+
+
+def test_sigterm_is_like_ctrl_c_exit_143(classic_file, tmp_path):
+    paths = make_folder(tmp_path / "photos", 48)
+    out = tmp_path / "out.jsonl"
+    run = _classify_process(classic_file, "-b", 2, "-o", out, tmp_path / "photos")
+    _wait_for_lines(out, 6)
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 143, stderr
+    assert "terminated: " in stderr and " classified" in stderr and "Traceback" not in stderr
+    lines = out.read_text().splitlines()
+    assert 6 <= len(lines) < len(paths) and all(json.loads(line)["path"] for line in lines)
+
+
+def test_json_stays_valid_after_ctrl_c(classic_file, tmp_path):
+    make_folder(tmp_path / "photos", 48)
+    out = tmp_path / "out.json"
+    run = _classify_process(classic_file, "-b", 2, "-o", out, tmp_path / "photos")
+    _wait_for_lines(out, 6)
+    run.send_signal(signal.SIGINT)
+    run.communicate(timeout=120)
+    assert run.returncode == 130
+    records = json.loads(out.read_text())
+    assert 4 <= len(records) < 48
+
+
+READ_SYSCALL = {"x86_64": "0", "aarch64": "63"}  # read(2) in /proc/PID/syscall
+
+
+def _wait_until_reading_stdin(pid: int, limit: float = 120) -> None:
+    """Until the process's main thread sits in read(0, …): imports done, waiting for paths."""
+    import platform
+
+    number = READ_SYSCALL.get(platform.machine())
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        try:
+            fields = Path(f"/proc/{pid}/syscall").read_text().split()
+        except OSError:
+            fields = None
+        if number is None or fields is None:  # no way to look: give the imports their time
+            time.sleep(4)
+            return
+        if fields[:2] == [number, "0x0"]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the process did not come to read its stdin within {limit} s")
+
+
+def test_ctrl_c_while_stdin_is_empty_is_an_interrupt_with_a_whole_document(classic_file):
+    """`-` waits for paths; Ctrl-C then is "interrupted" (exit 130), and -f json still prints
+    a whole (empty) JSON array."""
+    run = _classify_process(classic_file, "-f", "json", "-", stdin=subprocess.PIPE)
+    _wait_until_reading_stdin(run.pid)
+    run.send_signal(signal.SIGINT)
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130, stderr
+    assert json.loads(stdout) == []
+    assert "interrupted: 0 classified" in stderr and "no images found" not in stderr and "Traceback" not in stderr

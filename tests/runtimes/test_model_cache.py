@@ -1,0 +1,98 @@
+"""runtimes.model_cache: never stale, never imports TensorFlow once cached, one build for many
+runs at once, listed and cleared."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import SAMPLES, onnx_session
+
+
+def test_corrupt_cache_is_rebuilt(classic_file, sample_arrays):
+    from resnet_cli.storage import cache_dir
+
+    first = onnx_session(classic_file).run(None, {"images": sample_arrays})[0]
+    cached = sorted((cache_dir() / "onnx").glob("*.onnx"))
+    assert cached
+    for path in cached:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # flip a bit in the middle of the weights
+        path.write_bytes(bytes(data))
+    second = onnx_session(classic_file).run(None, {"images": sample_arrays})[0]
+    np.testing.assert_array_equal(first, second)
+
+
+def test_cached_onnx_run_never_imports_tensorflow(classic_file):
+    code = (
+        "import sys; from click.testing import CliRunner; from resnet_cli.cli import main;"
+        f"r = CliRunner().invoke(main, ['--weights', {str(classic_file)!r}, '--runtime', 'onnx', '-f', 'jsonl', "
+        f"{str(SAMPLES / 'cat.jpg')!r}]);"
+        "assert r.exit_code == 0, r.stderr;"
+        "print([m for m in ('tensorflow', 'keras') if m in sys.modules])"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().endswith("[]")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_four_runs_at_once_on_an_empty_cache(classic_file, tmp_path, precision):
+    """Bar 12-io-concurrent-cold-cache: four processes build the same model at once (int8 from
+    a cache without even the fp32 model): one builds, the others wait and reuse it; all exit 0
+    with identical records, no traceback, and the cache holds whole files only."""
+    import os
+
+    env = dict(os.environ, RESNET_CLI_CACHE=str(tmp_path / "cache"))
+    command = [
+        sys.executable,
+        "-m",
+        "resnet_cli",
+        "--weights",
+        str(classic_file),
+        "--runtime",
+        "onnx",
+        "--precision",
+        precision,
+        "-f",
+        "jsonl",
+        "-k",
+        "3",
+        str(SAMPLES / "cat.jpg"),
+        str(SAMPLES / "elephant.jpg"),
+    ]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(4)
+    ]
+    outcomes = [run.communicate(timeout=600) + (run.returncode,) for run in runs]
+    for stdout, stderr, code in outcomes:
+        assert code == 0 and "Traceback" not in stderr, stderr
+        assert len(stdout.splitlines()) == 2
+    assert len({stdout for stdout, _, _ in outcomes}) == 1
+    models = sorted((tmp_path / "cache" / "onnx").glob("*.onnx"))
+    assert len(models) == (2 if precision == "int8" else 1)
+    assert not [
+        p for p in (tmp_path / "cache" / "onnx").iterdir() if p.suffix not in (".onnx", ".sha256", ".json", ".lock")
+    ]
+
+
+def test_cache_lists_what_it_holds_and_clears_it(classic_file, tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from resnet_cli.cli import main
+    from resnet_cli.storage import file_md5
+
+    monkeypatch.setenv("RESNET_CLI_CACHE", str(tmp_path / "cache"))
+    run = CliRunner().invoke(main, ["--weights", str(classic_file), "-q", "-f", "json", str(SAMPLES / "cat.jpg")])
+    assert run.exit_code == 0, run.stderr
+    listed = CliRunner().invoke(main, ["cache", "-f", "json"])
+    (entry,) = json.loads(listed.stdout)
+    assert entry["weights_md5"] == file_md5(classic_file) and entry["precision"] == "fp32" and entry["size_mib"] > 50
+    assert entry["options"]["pool1_padding"] == "same" and entry["file"].startswith(str(tmp_path / "cache"))
+    table = CliRunner().invoke(main, ["cache"])
+    assert file_md5(classic_file) in table.stdout and "1 cached model(s)" in table.stderr
+    cleared = CliRunner().invoke(main, ["cache", "clear"])
+    assert cleared.exit_code == 0 and "removed 3 file(s)" in cleared.stderr
+    assert json.loads(CliRunner().invoke(main, ["cache", "-f", "json"]).stdout) == []

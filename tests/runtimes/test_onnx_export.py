@@ -1,0 +1,30 @@
+"""runtimes.onnx_export: the graph gives the Keras model's numbers on real photos and follows
+the model options."""
+
+import numpy as np
+import pytest
+from conftest import onnx_session, ours
+
+pytestmark = pytest.mark.keras
+
+
+def test_fp32_onnx_reproduces_keras_on_real_photos(classic_file, dev_arrays, keras_probabilities):
+    session = onnx_session(classic_file)
+    probabilities = session.run(None, {"images": dev_arrays})[0]
+    np.testing.assert_allclose(probabilities, keras_probabilities, atol=1e-4)
+    np.testing.assert_array_equal(np.argsort(-probabilities, 1)[:, :5], np.argsort(-keras_probabilities, 1)[:, :5])
+
+
+@pytest.mark.parametrize("padding", ["pad1", "valid"])
+def test_fp32_onnx_follows_the_pool1_option(keras, weights, classic_file, sample_arrays, padding):
+    session = onnx_session(classic_file, pool1_padding=padding, bn_epsilon=1.001e-5)
+    expected = ours(weights, preprocess=True, pool1_padding=padding, bn_epsilon=1.001e-5).predict(
+        sample_arrays, verbose=0
+    )
+    np.testing.assert_allclose(session.run(None, {"images": sample_arrays})[0], expected, atol=1e-4)
+
+
+def test_pooled_features_onnx(keras, weights, classic_file, sample_arrays):
+    session = onnx_session(classic_file, include_top=False, pooling="avg")
+    expected = ours(weights, preprocess=True, include_top=False, pooling="avg").predict(sample_arrays, verbose=0)
+    np.testing.assert_allclose(session.run(None, {"images": sample_arrays})[0], expected, rtol=1e-4, atol=1e-4)
