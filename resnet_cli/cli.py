@@ -51,21 +51,26 @@ def _call(command, *args, **kwargs) -> None:
     sys.exit(int(status))
 
 
-@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="resnet-cli", prog_name="resnet-classify")
-def main():
+MAIN_HELP = (
     """Classify images with the pretrained ImageNet ResNet50.
 
-    \b
-    resnet-classify photo.jpg                  top-5 classes of one photo
-    resnet-classify -r photos/ -o out.jsonl    a whole folder, one JSON line per image
-    find . -name '*.jpg' | resnet-classify -   paths from stdin
-    resnet-classify summary                    the network, layer by layer
+\b
+resnet-classify photo.jpg                  top-5 classes of one photo
+resnet-classify -r photos/ -o out.jsonl    a whole folder, one JSON line per image
+find . -name '*.jpg' | resnet-classify -   paths from stdin
+resnet-classify summary                    the network, layer by layer
 
-    Options may stand before or after the command name.
-    Exit status: 0 all classified, 1 some inputs failed, 2 usage error, 3 the Ray cluster
-    cannot be reached, 130 interrupted (143 terminated).
-    """
+Options may stand before or after the command name.
+Exit status: """
+    + ", ".join(f"{int(status)} {status.meaning}" for status in ExitStatus)
+    + "."
+)
+
+
+@click.group(cls=DefaultGroup, help=MAIN_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="resnet-cli", prog_name="resnet-classify")
+def main():
+    """The launch is marked first: the summary and the progress count start-up in."""
     from .outputs.report import mark_launch
 
     mark_launch()

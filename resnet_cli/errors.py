@@ -17,6 +17,20 @@ class ExitStatus(enum.IntEnum):
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
     TERMINATED = 143  # SIGTERM (128 + SIGTERM)
 
+    @property
+    def meaning(self) -> str:
+        return _MEANINGS[self]
+
+
+_MEANINGS = {
+    ExitStatus.OK: "all classified",
+    ExitStatus.SOME_FAILED: "some inputs failed (or none found)",
+    ExitStatus.USAGE: "usage error",
+    ExitStatus.CLUSTER_UNREACHABLE: "the Ray cluster cannot be reached",
+    ExitStatus.INTERRUPTED: "interrupted",
+    ExitStatus.TERMINATED: "terminated",
+}
+
 
 class UserError(Exception):
     """Something the user can fix: printed as one line."""
