@@ -22,6 +22,7 @@ from .cli_options import (
     model_request,
     numerics_options,
     quiet_option,
+    report_format_option,
     runtime_options,
     stream_options,
     suffix,
@@ -156,7 +157,7 @@ def summary(**kwargs):
     help="file,class_index or file,wnid (with --head: file,class name). Default: wnid folders (n01440764/…) or "
     "wnid file-name prefixes (n01440764_….JPEG); with --head, folders named like its classes.",
 )
-@click.option("-f", "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+@report_format_option
 @engine_options
 def evaluate(**kwargs):
     """Top-1 / top-5 accuracy on labeled images (folders are searched recursively)."""
@@ -286,7 +287,7 @@ def export(**kwargs):
     show_default=True,
     help="Seed of the split, the cross-validation folds and the augmentation.",
 )
-@click.option("-f", "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+@report_format_option
 @engine_options
 def train(directory, **kwargs):
     """Learn your own classes: a linear head on the pooled features of DIR/<class>/… photos."""
@@ -302,7 +303,7 @@ def train(directory, **kwargs):
 
 @main.command()
 @click.argument("action", type=click.Choice(("list", "clear")), default="list")
-@click.option("-f", "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+@report_format_option
 def cache(action, fmt):
     """The model cache: list what it holds (size, weights md5, options, last use), or clear it."""
     from .commands.cache import cache as command

@@ -170,6 +170,15 @@ fast_decode_option = _options(
         ),
     ]
 )
+report_format_option = click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(("table", "json")),
+    default="table",
+    show_default=True,
+    help="table for people, json for programs.",
+)
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
 stream_options = _options(
     [

@@ -264,3 +264,15 @@ def reference(keras, weights, **kwargs):
         if kwargs.get("include_top", True) or name != "fc1000":
             model.get_layer(keras_name(name)).set_weights(arrays)
     return model
+
+
+@pytest.fixture(scope="session")
+def twenty_photos(tmp_path_factory, dev_images):
+    """20 real photos and an empty file (bar 12-io-parquet)."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("twenty")
+    for path in dev_images[0][:20]:
+        shutil.copy(path, folder)
+    (folder / "empty.jpg").write_bytes(b"")
+    return folder

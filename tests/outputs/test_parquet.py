@@ -2,20 +2,6 @@
 
 import json
 
-import pytest
-
-
-@pytest.fixture(scope="module")
-def twenty_photos(tmp_path_factory, dev_images):
-    """20 real photos and an empty file (bar 12-io-parquet)."""
-    import shutil
-
-    folder = tmp_path_factory.mktemp("twenty")
-    for path in dev_images[0][:20]:
-        shutil.copy(path, folder)
-    (folder / "empty.jpg").write_bytes(b"")
-    return folder
-
 
 def _parquet_rows(path):
     import pyarrow.parquet as pq
