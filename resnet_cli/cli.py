@@ -49,6 +49,11 @@ def _call(command, *args, **kwargs) -> None:
     except KeyboardInterrupt:
         stderr_line("interrupted")
         status = ExitStatus.INTERRUPTED
+    except BrokenPipeError:  # quietly, as coreutils do; stdout now goes nowhere, so exit flushes nothing
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = ExitStatus.BROKEN_PIPE
     sys.exit(int(status))
 
 
@@ -105,9 +110,20 @@ def main():
     "--output",
     metavar="FILE|DIR/",
     type=click.Path(),
-    help="Write records to FILE (or to part-N files in DIR/) instead of stdout.",
+    help="Write records to FILE (or to part-N files in DIR/) instead of stdout; also s3://, gs://, hdfs://, file:// "
+    "URIs.",
 )
-@click.option("--resume", is_flag=True, help="With --output (jsonl/csv): skip inputs already there, append the rest.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="With --output (jsonl, csv, parquet; a file or DIR/): skip the inputs already there, add the rest.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="With --output: replace the records already there, once this run completes (without it, a run refuses an "
+    "output that holds records).",
+)
 @engine_options
 @click.option(
     "--progress",
@@ -117,18 +133,14 @@ def main():
     help="auto: a bar on a terminal, else a line every 10 s on stderr (done/total, rate, ETA).",
 )
 def classify(**kwargs):
-    """Classify images (the default command): files, folders, or - for paths on stdin."""
-    from .outputs.destination import output_format, output_location
-
+    """Classify images (the default command): files, folders, URLs, URIs, or - for paths on stdin."""
     request = model_request(kwargs)
     inputs = input_request(kwargs)
-    if kwargs["resume"] and not kwargs["output"]:
-        raise click.UsageError("--resume needs --output FILE (the file to continue).")
-    try:
-        kwargs["output"] = output_location(kwargs["output"])
-        kwargs["format"] = output_format(kwargs["format"], kwargs["output"], kwargs["resume"])
-    except ValueError as error:
-        raise click.UsageError(str(error)) from None
+    for flag in ("resume", "overwrite"):
+        if kwargs[flag] and not kwargs["output"]:
+            raise click.UsageError(f"--{flag} needs --output FILE or DIR/ (the records to continue or replace).")
+    if kwargs["resume"] and kwargs["overwrite"]:
+        raise click.UsageError("--resume adds to the records there, --overwrite replaces them: choose one.")
     from .commands.classify import classify as command
 
     _call(command, request, inputs, OutputOptions(**kwargs))

@@ -15,6 +15,7 @@ class ExitStatus(enum.IntEnum):
     USAGE = 2  # a bad option value or combination, before any work
     CLUSTER_UNREACHABLE = 3  # the Ray cluster named cannot be reached (a scheduler may retry)
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+    BROKEN_PIPE = 141  # the reader of stdout went away (| head), as coreutils end (128 + SIGPIPE)
     TERMINATED = 143  # SIGTERM (128 + SIGTERM)
 
     @property
@@ -28,6 +29,7 @@ _MEANINGS = {
     ExitStatus.USAGE: "usage error",
     ExitStatus.CLUSTER_UNREACHABLE: "the Ray cluster cannot be reached",
     ExitStatus.INTERRUPTED: "interrupted",
+    ExitStatus.BROKEN_PIPE: "stdout's reader went away",
     ExitStatus.TERMINATED: "terminated",
 }
 
@@ -63,5 +65,7 @@ def user_file(target: str):
     its traceback."""
     try:
         yield
+    except BrokenPipeError:
+        raise  # the reader went away (| head): the run ends quietly, not with an error line
     except OSError as error:
         raise UserError(f"{error.filename or target}: {error.strerror or error}") from None

@@ -7,11 +7,43 @@ JSON: ``{"path", "predictions": [{rank, index, wnid, label, score}]}`` or ``{"pa
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
+
+
+_ESCAPED_BYTE = re.compile(r"\\udc([89a-f][0-9a-f])")
+
+
+def path_text(path: str) -> str:
+    """A path as valid UTF-8 text, losslessly: a file name's undecodable bytes (kept by
+    ``os.fsdecode`` as lone surrogates U+DC80–U+DCFF) become the six characters ``\\udcXX``,
+    as JSON writes them. For Parquet and CSV, which have no escapes of their own."""
+    return path.encode("utf-8", "backslashreplace").decode("utf-8") if _has_surrogates(path) else path
+
+
+def path_from_text(text: str) -> str:
+    """``path_text`` undone: ``\\udcXX`` back to the byte it stands for."""
+    return _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), text) if "\\udc" in text else text
+
+
+def path_display(path: str) -> str:
+    """A path for a table row, on one line: control characters and undecodable bytes escaped
+    as JSON escapes them (``\\n``, ``\\udcff``); a printable name is left as it is."""
+    if path.isprintable():
+        return path
+    return path_text(json.dumps(path, ensure_ascii=False)[1:-1])
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 @dataclass(frozen=True)

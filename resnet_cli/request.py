@@ -93,7 +93,8 @@ class InputOptions:
 class OutputOptions:
     """Where classify's records go and in what form."""
 
-    format: Format = "table"
+    format: Format | None = None  # None: from the records already there, -o's extension, else table
     output: str | None = None
     resume: bool = False
+    overwrite: bool = False
     top_k: int = 5

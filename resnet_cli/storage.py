@@ -20,6 +20,16 @@ def is_uri(path: str) -> bool:
     return "://" in path
 
 
+def local_path(path: str) -> str | None:
+    """The path on this machine's disk that ``path`` names (itself, or a file:// URI's path);
+    None for an object store."""
+    if not is_uri(path):
+        return path
+    if path.lower().startswith("file://"):
+        return filesystem(path)[1]
+    return None
+
+
 def filesystem(uri: str):
     """(pyarrow filesystem, path inside it) for a URI; a bad URI is a ValueError in words."""
     from pyarrow import fs
@@ -98,6 +108,26 @@ def open_write(path: str):
 def parquet_target(path: str) -> tuple[object, str]:
     """(filesystem or None, path) as pyarrow.parquet.ParquetWriter takes them."""
     return filesystem(path) if is_uri(path) else (None, path)
+
+
+def remove(path: str) -> None:
+    """A file, or a folder and all it holds, if it is there."""
+    if not is_uri(path):
+        if os.path.isdir(path):
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.unlink(path)
+        return
+    from pyarrow import fs
+
+    store, inner = filesystem(path)
+    kind = store.get_file_info(inner.rstrip("/")).type
+    if kind == fs.FileType.Directory:
+        store.delete_dir(inner.rstrip("/"))
+    elif kind == fs.FileType.File:
+        store.delete_file(inner)
 
 
 def move(source: str, target: str) -> None:

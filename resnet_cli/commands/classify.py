@@ -10,8 +10,8 @@ import time
 
 from ..config import resolve
 from ..console import records_only_stdout, stderr_line
-from ..errors import ExitStatus
-from ..outputs.destination import open_sink, prepare_output
+from ..errors import ExitStatus, user_file
+from ..outputs.destination import Destination, settle
 from ..outputs.report import Report
 from ..outputs.resume import recorded_paths
 from ..request import InputOptions, ModelRequest, OutputOptions
@@ -21,19 +21,31 @@ from .stream import count_in_background, records
 
 
 def classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions) -> ExitStatus:
+    destination = settle(output.output, output.format, output.resume, output.overwrite)
+    report, completed = Report(), False
+    try:
+        report = _classify(request, inputs, output, destination)
+        completed = not report.interrupted
+    finally:
+        note = destination.finish(completed)
+    if note:
+        stderr_line(note)
+    return report.exit_status
+
+
+def _classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions, destination: Destination) -> Report:
     report = Report()
-    if output.output:
-        prepare_output(output.output)
-    done = recorded_paths(output.output, output.format) if output.resume else None
+    with user_file(output.output or "stdout"):
+        done = recorded_paths(destination.output, destination.format) if destination.resume else None
     if done is not None:
         report.resumed = len(done)
     # A table on a terminal shows the error in its row; anywhere else stdout may be a file or
     # jq, so the terminal gets each error line on stderr.
-    echo_errors = output.format != "table" or output.output is not None or not sys.stdout.isatty()
+    echo_errors = destination.format != "table" or destination.output is not None or not sys.stdout.isatty()
     with contextlib.ExitStack() as stack:
         stop = stack.enter_context(graceful_stop())
         # Ray and its workers print (to fd 1) from threads and native code: keep stdout for records.
-        ray_to_stdout = inputs.engine == "ray" and output.output is None
+        ray_to_stdout = inputs.engine == "ray" and destination.output is None
         records_stdout = stack.enter_context(records_only_stdout()) if ray_to_stdout else None
         first, results = [], iter(())
         progress = stack.enter_context(progress_display(inputs, report.launched))  # from launch: start-up shows
@@ -49,9 +61,7 @@ def classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions)
             pass
         except KeyboardInterrupt:  # before any record: the sink still writes a whole (empty) document
             report.interrupted = True
-        sink = stack.enter_context(
-            open_sink(output.format, output.output, appending=output.resume, stdout=records_stdout)
-        )
+        sink = stack.enter_context(destination.open_sink(stdout=records_stdout))
         stop.writing = True
         try:
             for record in itertools.chain(first, results) if not report.interrupted else ():
@@ -67,4 +77,4 @@ def classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions)
         report.terminated = stop.terminated
     if not inputs.quiet or report.interrupted:
         stderr_line(report.summary())
-    return report.exit_status
+    return report

@@ -1,14 +1,21 @@
-"""Where a run's records go, checked once before any work: -o as a path, a shard folder or a
-URI; the format (-f, what is already there, the extension); a folder that can be written."""
+"""Where a run's records go, settled once before any work: -o as a path, a shard folder or a
+URI; a folder that can be written; the lock (one writer per output); what a killed run left
+(folded in); the format (-f, what is already there, the extension); and the rule that records
+already there are never replaced without being asked (--resume adds to them, --overwrite
+replaces them once the new run completes)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import storage
-from ..errors import UserError, user_file
+from ..errors import UsageProblem, UserError, user_file
+from .claim import Claim, claim
+from .parquet import fold, journal_of, journaled_shards, parquet_rows
 from .shards import ShardSink, is_shard_folder, shard_files
 from .sinks import (
     CSV_COLUMNS,
@@ -47,41 +54,6 @@ def prepare_output(path: str) -> None:
         raise UserError(f"cannot write {path} ({blocker} is a file, not a folder)") from None
     except OSError as error:
         raise UserError(f"cannot write {path} ({error.strerror or error})") from None
-
-
-def open_sink(fmt: str, output: str | None, appending: bool = False, stdout=None) -> UserFileSink:
-    """The sink for ``--output``: stdout (or the records' own ``stdout``, see
-    ``records_only_stdout``), one file (appended to on resume), or a shard folder."""
-    if output is None:
-        if fmt == "parquet":
-            raise ValueError(PARQUET_NEEDS_OUTPUT)
-        return UserFileSink(make_sink(fmt, stdout or sys.stdout), "stdout")
-    with user_file(output):
-        return UserFileSink(
-            ShardSink(output, fmt) if is_shard_folder(output) else file_sink(fmt, output, appending), output
-        )
-
-
-class UserFileSink:
-    """A sink on the user's output, whose OS errors (a full disk, a closed pipe) are the
-    user's to fix: one line naming the output, never a traceback."""
-
-    def __init__(self, sink: Sink, target: str):
-        self.sink, self.target = sink, target
-
-    def write(self, record) -> None:
-        with user_file(self.target):
-            self.sink.write(record)
-
-    def close(self) -> None:
-        with user_file(self.target):
-            self.sink.close()
-
-    def __enter__(self) -> UserFileSink:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
 
 def written_format(output: str) -> str | None:
@@ -125,13 +97,6 @@ def output_format(fmt: str | None, output: str | None, resume: bool = False) -> 
     """The run's format: -f as given, else what -o's records already are (with --resume), else
     -o's extension (a shard folder: jsonl), else table. A choice that cannot work is a
     ValueError, worded for a usage error."""
-    if output is not None and not resume and is_shard_folder(output):
-        existing = sorted(p for f in LINE_FORMATS for p in shard_files(output, f))
-        if existing:  # a second run would add every record again, in new shards
-            raise ValueError(
-                f"{output} already holds records ({os.path.basename(existing[0])}…): add --resume to continue it, "
-                "or name an empty folder."
-            )
     found = written_format(output) if resume and output else None
     if fmt is None:
         if found is not None:
@@ -151,3 +116,162 @@ def output_format(fmt: str | None, output: str | None, resume: bool = False) -> 
     if found is not None and found != fmt:
         raise ValueError(f"--resume: {output} holds {found} records; it is left as it is. Received: --format {fmt}")
     return fmt
+
+
+REPLACE_HINT = (
+    "add --resume to continue it, or --overwrite to start again (the old records stay until the new run completes)"
+)
+
+
+def settle(output: str | None, fmt: str | None, resume: bool = False, overwrite: bool = False) -> Destination:
+    """The run's destination, checked and claimed: usage problems are UsageProblem (exit 2),
+    another run on the same output a UserError, all before any work."""
+    try:
+        output = output_location(output)
+        if output is None:
+            return Destination(None, output_format(fmt, None, resume))
+    except ValueError as error:
+        raise UsageProblem(str(error)) from None
+    prepare_output(output)
+    shard_folder = is_shard_folder(output)
+    held = claim(output, shard_folder)
+    try:
+        with user_file(output):
+            recover(output, shard_folder)
+        fmt = output_format(fmt, output, resume)
+        if not (resume or overwrite) and holds_records(output, shard_folder):
+            raise ValueError(f"{output} already holds records: {REPLACE_HINT}.")
+    except ValueError as error:
+        held.release()
+        raise UsageProblem(str(error)) from None
+    except BaseException:
+        held.release()
+        raise
+    return Destination(output, fmt, resume, overwrite, held)
+
+
+@dataclass
+class Destination:
+    """A settled -o (or stdout): the sink to write, and, when the run ends, the overwrite
+    committed (or abandoned) and the lock released."""
+
+    output: str | None
+    format: str
+    resume: bool = False
+    overwrite: bool = False
+    held: Claim | None = None
+
+    @property
+    def shard_folder(self) -> bool:
+        return self.output is not None and is_shard_folder(self.output)
+
+    @property
+    def staging(self) -> str | None:
+        """Where an --overwrite run writes until it completes: beside the output, hidden."""
+        if not self.overwrite or self.output is None:
+            return None
+        if self.shard_folder:
+            return storage.join(self.output, ".overwrite/")
+        folder, name = _split(self.output)
+        return storage.join(folder, f".{name}.overwrite")
+
+    def open_sink(self, stdout=None) -> UserFileSink:
+        """The sink for the records: stdout (or the records' own ``stdout``, see
+        ``console.records_only_stdout``), one file (added to on --resume), or a shard folder."""
+        if self.output is None:
+            return UserFileSink(make_sink(self.format, stdout or sys.stdout), "stdout")
+        target = self.staging or self.output
+        with user_file(self.output):
+            if self.shard_folder:
+                return UserFileSink(ShardSink(target, self.format), self.output)
+            return UserFileSink(file_sink(self.format, target, appending=self.resume), self.output)
+
+    def finish(self, completed: bool) -> str | None:
+        """After the sink is closed: an --overwrite run that completed replaces the old records
+        (atomically for a file), one that did not leaves them as they were; the lock goes.
+        Returns a line for the user when an overwrite was abandoned."""
+        note = None
+        try:
+            if self.staging is not None:
+                with user_file(self.output):
+                    if completed:
+                        _commit(self.staging, self.output, self.shard_folder)
+                    else:
+                        storage.remove(self.staging)
+                        note = f"{self.output} was left as it was (--overwrite replaces it when a run completes)"
+        finally:
+            if self.held is not None:
+                self.held.release()
+        return note
+
+
+class UserFileSink:
+    """A sink on the user's output, whose OS errors (a full disk, a permission) are the user's
+    to fix: one line naming the output, never a traceback."""
+
+    def __init__(self, sink: Sink, target: str):
+        self.sink, self.target = sink, target
+
+    def write(self, record) -> None:
+        with user_file(self.target):
+            self.sink.write(record)
+
+    def close(self) -> None:
+        with user_file(self.target):
+            self.sink.close()
+
+    def __enter__(self) -> UserFileSink:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def holds_records(output: str, shard_folder: bool) -> bool:
+    """Whether ``output`` holds at least one record (an empty file, a JSON ``[]`` or a CSV
+    header alone do not)."""
+    if shard_folder:
+        return any(holds_records(p, False) for f in LINE_FORMATS for p in shard_files(output, f))
+    try:
+        head = storage.read_bytes(output, 1 << 16)
+    except FileNotFoundError:
+        return False
+    if head.startswith(b"PAR1"):
+        return bool(parquet_rows(output))
+    if head.lstrip().startswith(",".join(CSV_COLUMNS[:2]).encode()):
+        return head.count(b"\n") > 1 or not head.endswith(b"\n")
+    if head.lstrip().startswith(b"["):
+        return b"{" in head
+    return bool(head.strip())
+
+
+def recover(output: str, shard_folder: bool) -> None:
+    """What a killed run left on ``output``: its Parquet journals folded into their files, an
+    unfinished --overwrite's staging removed. Idempotent; the caller holds the lock."""
+    if shard_folder:
+        storage.remove(storage.join(output, ".overwrite/"))
+        for shard in journaled_shards(output):
+            fold(shard)
+        return
+    folder, name = _split(output)
+    staging = storage.join(folder, f".{name}.overwrite")
+    storage.remove(staging)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(journal_of(staging))
+    fold(output)
+
+
+def _split(path: str) -> tuple[str, str]:
+    return tuple(path.rstrip("/").rsplit("/", 1)) if storage.is_uri(path) else os.path.split(os.path.abspath(path))
+
+
+def _commit(staging: str, output: str, shard_folder: bool) -> None:
+    if not shard_folder:
+        storage.move(staging, output)
+        return
+    for fmt in LINE_FORMATS:
+        for old in shard_files(output, fmt):
+            storage.remove(old)
+    for name in storage.listdir(staging):
+        storage.move(storage.join(staging, name), storage.join(output, name))
+    storage.remove(staging)

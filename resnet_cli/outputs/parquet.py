@@ -1,59 +1,28 @@
-"""Records → Parquet: one row per input with the JSON record's fields."""
+"""Records → Parquet (one row per input with the JSON record's fields), durable while the run
+writes: every record goes first to a journal (JSON lines, flushed per record, as ``-f jsonl``
+writes them); closing — or the next run on the same output, after a kill — folds the rows
+already in the file and the journal's into one new file, renamed into place when whole.
+
+Why a journal and not row groups flushed now and then: a Parquet file is readable only once
+its footer is written, so a file killed mid-run holds nothing; small files flushed at an
+interval would lose the records since the last flush. The journal loses none, and folding is
+idempotent (a row whose path the file already holds is not added again), so a kill during the
+fold itself costs nothing either.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
+from collections.abc import Iterator
 
 from .. import storage
-from ..records import Record
+from ..records import Record, path_from_text, path_text
+from .pathset import PathSet
 
-
-class ParquetSink:
-    """One row per input with the JSON record's fields (``path``, ``predictions`` as a list of
-    structs rank/index/wnid/label/score, ``error``), written in row groups as records stream
-    (bounded memory). The file is written under a temporary name and renamed when closed, so
-    a killed run never leaves a file without its footer; resuming rewrites the rows already
-    there into the new file first (Parquet files cannot be appended to)."""
-
-    ROWS_PER_GROUP = 10_000
-
-    def __init__(self, path: str, resume_from: str | None = None):
-        import pyarrow.parquet as pq
-
-        self.path = path
-        folder, name = (
-            path.rsplit("/", 1)
-            if storage.is_uri(path)
-            else (os.path.dirname(os.path.abspath(path)), os.path.basename(path))
-        )
-        self.partial = storage.join(folder, f".{name}.{os.getpid()}.partial")
-        filesystem, where = storage.parquet_target(self.partial)
-        self.writer = pq.ParquetWriter(where, parquet_schema(), filesystem=filesystem)
-        self.owns_stream = False
-        self.rows: list[dict] = []
-        if resume_from and storage.exists(resume_from):
-            with storage.open_read(resume_from) as handle:  # a row group at a time
-                existing = pq.ParquetFile(handle)
-                for group in range(existing.num_row_groups):
-                    self.writer.write_table(existing.read_row_group(group).cast(parquet_schema()))
-
-    def write(self, record: Record) -> None:
-        row = record.as_dict()
-        self.rows.append({"path": row["path"], "predictions": row.get("predictions", []), "error": row.get("error")})
-        if len(self.rows) >= self.ROWS_PER_GROUP:
-            self._flush()
-
-    def _flush(self) -> None:
-        import pyarrow as pa
-
-        if self.rows:
-            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=parquet_schema()))
-            self.rows = []
-
-    def close(self) -> None:
-        self._flush()
-        self.writer.close()
-        storage.move(self.partial, self.path)
+ROWS_PER_GROUP = 10_000
 
 
 def parquet_schema():
@@ -69,3 +38,123 @@ def parquet_schema():
         ]
     )
     return pa.schema([("path", pa.string()), ("predictions", pa.list_(prediction)), ("error", pa.string())])
+
+
+def journal_of(path: str) -> str:
+    """Where the journal of the Parquet file ``path`` lives: beside it on a local disk (a file://
+    URI too), else — object stores cannot append — in the tool's cache on this machine, in a
+    folder of the object's folder."""
+    local = storage.local_path(path)
+    if local is not None:
+        folder, name = os.path.split(os.path.abspath(local))
+        return os.path.join(folder, f".{name}.journal")
+    folder, name = path.rsplit("/", 1)
+    return os.path.join(_remote_journals(folder), f".{name}.journal")
+
+
+def _remote_journals(folder: str) -> str:
+    key = hashlib.sha256(folder.rstrip("/").encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    return str(storage.cache_dir() / "journals" / key)
+
+
+def journaled_shards(folder: str) -> list[str]:
+    """The shards of a shard folder that have a journal (a killed run's, to be folded)."""
+    local = storage.local_path(folder)
+    where = local if local is not None else _remote_journals(folder)
+    names = sorted(os.listdir(where)) if os.path.isdir(where) else []
+    return [
+        storage.join(folder, n[1 : -len(".journal")])
+        for n in names
+        if n.startswith(".part-") and n.endswith(".journal")
+    ]
+
+
+def parquet_rows(path: str) -> int:
+    """The rows a Parquet file holds (from its footer)."""
+    import pyarrow.parquet as pq
+
+    with storage.open_read(path) as handle:
+        return pq.ParquetFile(handle).metadata.num_rows
+
+
+def _partial_of(path: str) -> str:
+    folder, name = path.rsplit("/", 1) if storage.is_uri(path) else os.path.split(os.path.abspath(path))
+    return storage.join(folder, f".{name}.partial")
+
+
+class ParquetSink:
+    """Records into the journal of ``path`` as they come; ``close`` folds them into the file
+    (after the rows it already holds: a resumed run adds to it)."""
+
+    def __init__(self, path: str, appending: bool = False):
+        self.path, self.appending = path, appending
+        self.journal_path = journal_of(path)
+        os.makedirs(os.path.dirname(self.journal_path), exist_ok=True)
+        self.journal = open(self.journal_path, "a", encoding="utf-8", newline="")
+
+    def write(self, record: Record) -> None:
+        self.journal.write(record.as_json() + "\n")
+        self.journal.flush()
+
+    def close(self) -> None:
+        self.journal.close()
+        fold(self.path, keep=self.appending)
+
+
+def fold(path: str, keep: bool = True) -> bool:
+    """The rows of ``path`` (if any, and ``keep``) and then those of its journal not already
+    there, into one whole file that replaces ``path``; the journal removed. False when there
+    was no journal."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    journal = journal_of(path)
+    if not os.path.exists(journal):
+        return False
+    partial, schema = _partial_of(path), parquet_schema()
+    filesystem, where = storage.parquet_target(partial)
+    with PathSet() as there, pq.ParquetWriter(where, schema, filesystem=filesystem) as writer:
+        if keep and storage.exists(path):
+            with storage.open_read(path) as handle:  # a row group at a time
+                existing = pq.ParquetFile(handle)
+                for group in range(existing.num_row_groups):
+                    table = existing.read_row_group(group).cast(schema)
+                    there.add_all(p for p in table.column("path").to_pylist() if p is not None)
+                    writer.write_table(table)
+        for rows in _journal_rows(journal, there):
+            writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+    storage.move(partial, path)
+    os.unlink(journal)
+    return True
+
+
+def _journal_rows(journal: str, there: PathSet) -> Iterator[list[dict]]:
+    """The journal's whole records as Parquet rows, ROWS_PER_GROUP at a time, leaving out a torn
+    last line (the kill came mid-write) and paths the file already holds (a fold cut short)."""
+    rows: list[dict] = []
+    with open(journal, "rb") as handle:
+        for line in io.TextIOWrapper(handle, encoding="utf-8", errors="surrogateescape", newline="\n"):
+            if not line.endswith("\n"):
+                break
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            text = path_text(record["path"])
+            if text in there:
+                continue
+            rows.append({"path": text, "predictions": record.get("predictions", []), "error": record.get("error")})
+            if len(rows) >= ROWS_PER_GROUP:
+                yield rows
+                rows = []
+    if rows:
+        yield rows
+
+
+def parquet_paths(path: str) -> Iterator[str]:
+    """The paths a Parquet file holds, as the runs that wrote them saw them."""
+    import pyarrow.parquet as pq
+
+    with storage.open_read(path) as handle:
+        for batch in pq.ParquetFile(handle).iter_batches(columns=["path"], batch_size=65_536):
+            yield from (path_from_text(p) for p in batch.column(0).to_pylist() if p is not None)

@@ -9,6 +9,8 @@ import os
 from collections.abc import Iterator
 
 from .. import storage
+from ..records import path_from_text
+from .parquet import parquet_paths
 from .pathset import PathSet
 from .shards import is_shard_folder, shard_files
 from .sinks import LINE_FORMATS, needs_line_format
@@ -29,14 +31,11 @@ def recorded_paths(path: str, fmt: str) -> PathSet:
 
 def _paths_in(path: str, fmt: str) -> Iterator[str]:
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        with storage.open_read(path) as handle:
-            for batch in pq.ParquetFile(handle).iter_batches(columns=["path"], batch_size=65_536):
-                yield from (p for p in batch.column(0).to_pylist() if p is not None)
+        yield from parquet_paths(path)
         return
-    if not storage.is_uri(path):
-        _cut_torn_tail(path)
+    local = storage.local_path(path)
+    if local is not None:
+        _cut_torn_tail(local)
     with storage.open_read(path) as handle:
         lines = (line.decode("utf-8", errors="replace") for line in _whole_lines(handle))
         if fmt == "jsonl":
@@ -46,7 +45,7 @@ def _paths_in(path: str, fmt: str) -> Iterator[str]:
                 except (ValueError, KeyError, TypeError):
                     continue
         else:
-            yield from (row["path"] for row in csv.DictReader(lines) if row.get("path"))
+            yield from (path_from_text(row["path"]) for row in csv.DictReader(lines) if row.get("path"))
 
 
 def _whole_lines(handle, chunk_size: int = 1 << 20) -> Iterator[bytes]:

@@ -7,7 +7,7 @@ import csv
 import io
 
 from .. import storage
-from ..records import Record
+from ..records import Record, path_display, path_text
 
 CSV_COLUMNS = ("path", "rank", "index", "wnid", "label", "score", "error")
 SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -81,9 +81,9 @@ class CsvSink(Sink):
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         if record.error is not None:
-            writer.writerow([record.path, "", "", "", "", "", record.error])
+            writer.writerow([path_text(record.path), "", "", "", "", "", record.error])
         for p in record.predictions:
-            writer.writerow([record.path, p.rank, p.index, p.wnid, p.label, f"{p.score:.6g}", ""])
+            writer.writerow([path_text(record.path), p.rank, p.index, p.wnid, p.label, f"{p.score:.6g}", ""])
         return buffer.getvalue()
 
 
@@ -94,18 +94,24 @@ class TableSink(Sink):
         super().__init__(stream)
         from rich.console import Console
 
+        class QuietOnBrokenPipe(Console):
+            def on_broken_pipe(self) -> None:  # rich exits 1; the CLI ends quietly (ExitStatus)
+                self.quiet = True
+                raise BrokenPipeError(32, "Broken pipe")
+
         # Cut to the terminal's width on a terminal only: piped or in a file, nothing is cut.
         width = None if stream.isatty() else 1_000_000
-        self.console = Console(file=stream, highlight=False, soft_wrap=True, width=width)
+        self.console = QuietOnBrokenPipe(file=stream, highlight=False, soft_wrap=True, width=width)
 
     def write(self, record: Record) -> None:
         from rich.markup import escape
         from rich.table import Table
 
         if record.error is not None:
-            self.console.print(f"[bold]{escape(record.path)}[/bold]  [red]error: {escape(record.error)}[/red]")
+            name = escape(path_display(record.path))
+            self.console.print(f"[bold]{name}[/bold]  [red]error: {escape(record.error)}[/red]")
         else:
-            table = Table(title=escape(record.path), title_justify="left", box=None, pad_edge=False)
+            table = Table(title=escape(path_display(record.path)), title_justify="left", box=None, pad_edge=False)
             table.add_column("#", justify="right")
             table.add_column("class")
             table.add_column("wnid")
@@ -127,14 +133,16 @@ def make_sink(fmt: str, stream, appending: bool = False) -> Sink:
 
 
 def file_sink(fmt: str, path: str, appending: bool = False) -> Sink:
-    """A sink on a file it opens (and closes); a CSV appended to keeps its one header."""
+    """A sink on a file it opens (and closes), on this machine's disk (a file:// URI too) or an
+    object store; a CSV appended to keeps its one header."""
     if fmt == "parquet":
         from .parquet import ParquetSink
 
-        return ParquetSink(path, resume_from=path if appending else None)
-    if storage.is_uri(path):
+        return ParquetSink(path, appending=appending)
+    local = storage.local_path(path)
+    if local is None:
         return uri_sink(fmt, path, appending)
-    stream = open(path, "a" if appending else "w", encoding="utf-8", newline="")
+    stream = open(local, "a" if appending else "w", encoding="utf-8", newline="")
     sink = make_sink(fmt, stream, appending=appending and stream.tell() > 0)
     sink.owns_stream = True
     return sink
