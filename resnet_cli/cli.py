@@ -133,7 +133,8 @@ def main():
     help="auto: a bar on a terminal, else a line every 10 s on stderr (done/total, rate, ETA).",
 )
 def classify(**kwargs):
-    """Classify images (the default command): files, folders, URLs, URIs, or - for paths on stdin."""
+    """Classify images (the default command): files, folders, URLs, URIs, or - for paths on stdin
+    (or for one image's bytes: curl -s URL | resnet-classify -)."""
     request = model_request(kwargs)
     inputs = input_request(kwargs)
     for flag in ("resume", "overwrite"):

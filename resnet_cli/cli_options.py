@@ -195,6 +195,7 @@ stream_options = _options(
         ),
         fast_decode_option,
         quiet_option,
+        click.option("-v", "--verbose", is_flag=True, help="Name each file a folder holds that is no image (skipped)."),
     ]
 )
 input_options = _options(

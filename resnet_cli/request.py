@@ -70,6 +70,7 @@ class InputOptions:
     batch_size: int | None = None  # None: CPU_BATCH, or GPU_BATCH on a GPU
     workers: int = 0  # decode threads; 0 = one per core (at least 2)
     quiet: bool = False
+    verbose: bool = False  # name each skipped (non-image) file on stderr
     progress: Progress = "auto"
     engine: Engine = "local"  # local: this process; ray: Ray tasks and actors on a cluster (or a local Ray)
     ray_address: str | None = None  # None: start a local Ray sized to this machine

@@ -63,6 +63,17 @@ def records(
         yield record
 
 
+def _skipper(inputs: InputOptions, report: Report):
+    """Counts a folder's non-image file as skipped; with --verbose, names it on stderr."""
+
+    def skip(source) -> None:
+        report.skip(source)
+        if inputs.verbose:
+            stderr_line(f"skipped: {source.path} (not an image)")
+
+    return skip
+
+
 def _peek_batch_size(found, batch_size: int):
     """A run over fewer inputs than a batch uses a batch that size: one photo, batch 1."""
     head = list(itertools.islice(found, batch_size + 1))
@@ -80,7 +91,9 @@ def _local_records(config: ModelConfig, inputs: InputOptions, report: Report, fo
     report.started = time.perf_counter()
     to_records = prediction_records(top_k, config.labels) if config.include_top else vector_records
     predict = wrap_predict(runtime.predict) if wrap_predict else runtime.predict
-    return run(found, predict, to_records, config.decode, batch_size, inputs.decode_workers(), on_skip=report.skip)
+    return run(
+        found, predict, to_records, config.decode, batch_size, inputs.decode_workers(), on_skip=_skipper(inputs, report)
+    )
 
 
 def _device_name(config: ModelConfig) -> str:
@@ -100,7 +113,7 @@ def _ray_records(config: ModelConfig, inputs: InputOptions, report: Report, foun
 
     import_ray()  # "how to install" before anything else
     report.ran_on = f"Ray ({config.runtime} {config.precision}, device {config.device})"
-    results = ray_records(config, inputs, found, top_k, on_skip=report.skip)
+    results = ray_records(config, inputs, found, top_k, on_skip=_skipper(inputs, report))
     for record in results:  # start-up ends with the first result (Ray, actors, their model)
         report.started = time.perf_counter()
         yield record

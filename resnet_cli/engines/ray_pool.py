@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from ..config import ModelConfig
 from ..errors import UserError
 from ..inputs.discover import Source
+from ..inputs.fetch import STDIN
 from ..records import Record
 from ..request import InputOptions
 from ..storage import is_uri
@@ -111,7 +112,7 @@ def _records(
             rows = {
                 "location": [_absolute(s.path) for s in block],
                 "explicit": [s.explicit for s in block],
-                "known_error": [s.error for s in block],
+                "known_error": [_known_error(s) for s in block],
             }
             pool.add(block, decode.remote(rows, config.decode))
             if len(pool) >= plan.window:
@@ -219,6 +220,12 @@ def _start_actors(ray, config: ModelConfig, plan: Plan, top_k: int, predictor: t
         "driver_versions": versions(),
     }
     return [actor_class.remote(**arguments) for _ in range(plan.actors)]
+
+
+def _known_error(source: Source) -> str | None:
+    if source.path == STDIN and source.error is None:  # its bytes are in this process only
+        return "image bytes on stdin are read by the local engine (--engine local)"
+    return source.error
 
 
 def _absolute(path: str) -> str:

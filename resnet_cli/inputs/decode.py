@@ -27,27 +27,82 @@ class DecodeOptions:
     fetch_timeout: float = 30.0  # http(s) inputs: seconds to connect, and for the whole download
 
 
-# Leading bytes of the formats we classify; anything else in a folder is skipped.
+# Leading bytes of the common image formats: what decides, without Pillow, that bytes on stdin
+# are an image and not a list of paths. Any other format Pillow opens is found by Pillow.
 _SIGNATURES = (
     (b"\xff\xd8\xff", "JPEG"),
     (b"\x89PNG\r\n\x1a\n", "PNG"),
     (b"GIF87a", "GIF"),
     (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"\x00\x00\x02\x00", "CUR"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG2000"),
+    (b"\xff\x4f\xff\x51", "JPEG2000"),
+    (b"qoif", "QOI"),
+    (b"8BPS", "PSD"),
 )
+_FTYP_BRANDS = {b"avif": "AVIF", b"avis": "AVIF", b"heic": "HEIF", b"heix": "HEIF", b"mif1": "HEIF", b"msf1": "HEIF"}
 
 IMAGE_EXTENSIONS = frozenset(
-    [".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".webp", ".tif", ".tiff"]
+    [
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".apng",
+        ".gif",
+        ".bmp",
+        ".dib",
+        ".webp",
+        ".tif",
+        ".tiff",
+        ".avif",
+        ".avifs",
+        ".heic",
+        ".heif",
+        ".ico",
+        ".cur",
+        ".jp2",
+        ".j2k",
+        ".jpx",
+        ".qoi",
+        ".psd",
+        ".tga",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+    ]
 )
 
 
 def sniff(head: bytes) -> str | None:
-    """The image format from a file's first bytes, or None."""
+    """The image format from a file's first bytes (16 are enough), or None."""
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
+    if head[4:8] == b"ftyp" and head[8:12] in _FTYP_BRANDS:
+        return _FTYP_BRANDS[head[8:12]]
+    if head[:2] == b"BM" and head[6:10] == b"\x00\x00\x00\x00":  # BMP: its reserved bytes are zero
+        return "BMP"
     return next((fmt for magic, fmt in _SIGNATURES if head.startswith(magic)), None)
+
+
+def _pillow_opens(handle) -> bool:
+    """Whether Pillow knows the format (one it can decode, not a stub that only names it)."""
+    from PIL import Image, ImageFile, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image = Image.open(handle)
+        return not isinstance(image, ImageFile.StubImageFile)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        return False
+    finally:
+        handle.seek(0)
 
 
 def to_rgb(image):
@@ -94,7 +149,8 @@ def _crop_box(width: int, height: int, crop_ratio: float) -> tuple[float, float,
 def _check_signature(handle, path: str, explicit: bool) -> None:
     """Refuse what is no image before Pillow sees it (a folder's other files are skipped)."""
     head = handle.read(16)
-    if not head or sniff(head) is None:
+    handle.seek(0)
+    if not head or (sniff(head) is None and not _pillow_opens(handle)):
         reason = "empty file (0 bytes)" if not head else "not an image (unrecognised file format)"
         named_like_image = Path(path).suffix.lower() in IMAGE_EXTENSIONS
         raise (ImageError if explicit or named_like_image else NotAnImage)(reason)

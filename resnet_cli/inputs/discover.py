@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..storage import is_uri, is_url
-from .fetch import ImageError, open_error, pyarrow_fs
+from .decode import sniff
+from .fetch import STDIN, ImageError, hold_stdin_image, open_error, pyarrow_fs
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,18 @@ def _walk(folder: Path, recursive: bool, include_hidden: bool, seen_dirs: set) -
             yield from _walk(folder / entry.name, recursive, include_hidden, seen_dirs)
 
 
-def _stdin_paths(stream, null: bool = False) -> Iterator[str]:
+def _stdin_head(stream) -> bytes | str:
+    """The first 16 bytes on stdin (fewer at its end), read before deciding what stdin holds."""
+    raw = getattr(stream, "buffer", None)
+    if raw is None:  # a text stream (tests) holds paths
+        return ""
+    head = b""
+    while len(head) < 16 and (chunk := raw.read(16 - len(head))):
+        head += chunk
+    return head
+
+
+def _stdin_paths(stream, null: bool = False, head: bytes | str = b"") -> Iterator[str]:
     """Paths from stdin, one a line (or NUL-separated, as ``find -print0`` writes them),
     streamed. Read as bytes where the stream has them: a file name need not be valid UTF-8
     (undecodable bytes survive as ``os.fsdecode`` surrogates, so the file still opens)."""
@@ -69,7 +81,7 @@ def _stdin_paths(stream, null: bool = False) -> Iterator[str]:
     else:  # a text stream (tests)
         read, empty, separator, decode = stream.read, "", ("\0" if null else "\n"), str
     carriage = separator[:0] if null else ("\r" if separator == "\n" else b"\r")
-    rest = empty
+    rest = head or empty
     while chunk := read(1 << 16):
         *parts, rest = (rest + chunk).split(separator)
         for part in parts:
@@ -121,7 +133,12 @@ def discover(
     for raw in inputs:
         if raw == "-":
             stream = stdin if stdin is not None else sys.stdin
-            yield from (s for line in _stdin_paths(stream, null) for s in expand(line, True))
+            head = _stdin_head(stream)
+            if isinstance(head, bytes) and sniff(head):  # one image's bytes (curl … | resnet-classify -)
+                hold_stdin_image(head + stream.buffer.read())
+                yield Source(STDIN, explicit=True)
+                continue
+            yield from (s for line in _stdin_paths(stream, null, head) for s in expand(line, True))
             continue
         for source in expand(raw, True):
             if source.explicit and source.error is None and not is_uri(source.path):

@@ -30,8 +30,19 @@ def pyarrow_fs():
     return fs
 
 
+STDIN = "-"  # the path of the image whose bytes came on stdin (curl … | resnet-classify -)
+_stdin_image: list[bytes] = []
+
+
+def hold_stdin_image(data: bytes) -> None:
+    """Keep the image read from stdin for its one decode (discovery reads it, a decode thread opens it)."""
+    _stdin_image[:] = [data]
+
+
 def open_input(path: str, explicit: bool, timeout: float = 30.0):
     """A binary handle on the input's bytes; a FIFO or device is refused before open() could block."""
+    if path == STDIN and _stdin_image:
+        return io.BytesIO(_stdin_image[0])
     if is_url(path):
         return fetch_url(path, timeout)
     if is_uri(path):
