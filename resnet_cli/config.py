@@ -162,7 +162,7 @@ def resolve(
     A head is checked against the weights and options before anything is built."""
     head = read_head(request.head) if request.head else None
     if with_weights:
-        found = locate(request.weights, offline=request.offline, include_top=include_top)
+        found = locate(request.weights, offline=request.offline, include_top=include_top, timeout=request.fetch_timeout)
         spec, weights, md5 = found.spec, str(found.path), found.md5
     else:
         spec, weights, md5 = DEFAULT, None, None

@@ -8,13 +8,16 @@ the classic Keras-1 file (``res2a_branch2a`` …) and the current keras.applicat
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..console import stderr_line
 from ..errors import WeightsError, user_file
 from ..storage import file_md5
 from .spec import CLASSIC, CLASSIC_NOTOP, DEFAULT, KERAS, KERAS_NOTOP, OFFICIAL, WeightsSpec  # noqa: F401 (re-exported)
@@ -181,14 +184,29 @@ def _checked(path: Path, spec: WeightsSpec) -> ResolvedWeights:
     return ResolvedWeights(path.resolve(), matching[0], digest)
 
 
-def _download(spec: WeightsSpec) -> Path:
-    """The network boundary (tests replace it): Keras' get_file with its md5 check. Its
-    "Downloading data from …" line and progress bar go to stderr: stdout carries only records.
+DOWNLOAD_TIMEOUT = 30.0  # seconds to connect and for each read (--timeout); one retry
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    """Every socket opened meanwhile connects and reads within ``seconds`` (get_file has no
+    timeout of its own: a proxy that accepts and never answers would hold a run for ever)."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _download(spec: WeightsSpec, timeout: float = DOWNLOAD_TIMEOUT) -> Path:
+    """The network boundary: Keras' get_file with its md5 check, within ``timeout`` to connect
+    and per read, tried twice. Its "Downloading data from …" line and progress bar go to stderr:
+    stdout carries only records.
 
     Several runs at once download once: the others wait on a lock file, then find the file.
     get_file writes to a name of this process's own, renamed into place when whole, so no run
     ever sees (or md5-fails on) another's partial download."""
-    import contextlib
     import sys
 
     from filelock import FileLock
@@ -203,16 +221,31 @@ def _download(spec: WeightsSpec) -> Path:
             return target
         partial = f".{spec.file_name}.{os.getpid()}.part"
         keras = import_keras()
-        with contextlib.redirect_stdout(sys.stderr):
-            got = Path(keras.utils.get_file(partial, spec.url, file_hash=spec.md5, cache_subdir="models"))
+        for attempt in (1, 2):
+            try:
+                with _socket_timeout(timeout), contextlib.redirect_stdout(sys.stderr):
+                    got = Path(keras.utils.get_file(partial, spec.url, file_hash=spec.md5, cache_subdir="models"))
+                break
+            except Exception as error:  # noqa: BLE001 - whatever failed, once more, then the one line
+                (folder / partial).unlink(missing_ok=True)
+                if attempt == 2:
+                    raise
+                stderr_line(f"warning: the weights download failed ({_first_line(error)}); trying once more")
         if got.name != partial:  # a get_file that keeps its own files (tests) returns them as they are
             return got
         os.replace(got, target)
         return target
 
 
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 def locate(
-    explicit: str | os.PathLike | None = None, offline: bool = False, include_top: bool = True
+    explicit: str | os.PathLike | None = None,
+    offline: bool = False,
+    include_top: bool = True,
+    timeout: float = DOWNLOAD_TIMEOUT,
 ) -> ResolvedWeights:
     """Find the weights: ``--weights``, then ``$RESNET_CLI_WEIGHTS``, then the Keras cache,
     then (unless offline) download the official classic file with its md5 check."""
@@ -236,8 +269,8 @@ def locate(
         raise WeightsError(missing_message(include_top, "--offline, and none in the Keras cache"))
     spec = DEFAULT
     try:
-        path = _download(spec)
+        path = _download(spec, timeout)
     except Exception as error:  # noqa: BLE001 - any download failure is the same story for the user
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise WeightsError(missing_message(include_top, f"download failed: {reason}", offline=False)) from None
+        reason = f"download failed: {_first_line(error)}"
+        raise WeightsError(missing_message(include_top, reason, offline=False)) from None
     return ResolvedWeights(path.resolve(), spec, spec.md5)
