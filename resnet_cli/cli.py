@@ -26,6 +26,7 @@ from .cli_options import (
     runtime_options,
     stream_options,
     suffix,
+    tree_input_options,
     weights_options,
 )
 from .errors import ExitStatus
@@ -157,7 +158,7 @@ def summary(**kwargs):
 
 
 @main.command()
-@input_options
+@tree_input_options
 @decode_options
 @weights_options
 @numerics_options

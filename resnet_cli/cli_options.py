@@ -30,8 +30,21 @@ class DefaultGroup(click.Group):
 
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            self._refuse_a_mistyped_command(args[0])
             args = self._with_command_first(list(args))
         return super().parse_args(ctx, args)
+
+    def _refuse_a_mistyped_command(self, word: str) -> None:
+        """``resnet-classify sumary``: a word spelled like a command, and no such file, is a
+        usage error that names the command (a photo has a name with a dot or a folder)."""
+        import difflib
+        import os
+
+        if word.startswith("-") or "." in word or "/" in word or os.path.exists(word):
+            return
+        close = difflib.get_close_matches(word, list(self.commands), n=1, cutoff=0.75)
+        if close:
+            raise click.UsageError(f"No such command or file {word!r}. Did you mean {close[0]!r}?")
 
     def _with_command_first(self, args: list[str]) -> list[str]:
         takes_value = self._value_options()
@@ -198,15 +211,16 @@ stream_options = _options(
         click.option("-v", "--verbose", is_flag=True, help="Name each file a folder holds that is no image (skipped)."),
     ]
 )
+tree_inputs = [
+    click.argument("inputs", nargs=-1, required=True, metavar="PATHS…", type=click.Path()),
+    click.option(
+        "-0", "--null", is_flag=True, help="Paths on stdin (-) are NUL-separated, as find -print0 writes them."
+    ),
+    stream_options,
+]
+tree_input_options = _options(tree_inputs)  # folders are searched recursively: no -r to offer
 input_options = _options(
-    [
-        click.argument("inputs", nargs=-1, required=True, metavar="PATHS…", type=click.Path()),
-        click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders."),
-        click.option(
-            "-0", "--null", is_flag=True, help="Paths on stdin (-) are NUL-separated, as find -print0 writes them."
-        ),
-        stream_options,
-    ]
+    [*tree_inputs, click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders.")]
 )
 engine_options = _options(
     [
@@ -234,7 +248,7 @@ engine_options = _options(
 head_option = click.option(
     "--head",
     metavar="FILE.npz",
-    type=click.Path(dir_okay=False),
+    type=click.Path(exists=True, dir_okay=False),
     help="A head from 'train': your classes instead of ImageNet's (on every runtime and precision).",
 )
 

@@ -10,6 +10,7 @@ runtimes and the engines only read the result.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -169,6 +170,11 @@ def resolve(
     if head is not None:
         check_fits(head, md5, _asked(request))
     device = _device(request) if local else request.device
+    if local and request.threads > (os.cpu_count() or 1):
+        stderr_line(
+            f"warning: --threads {request.threads} on {os.cpu_count()} cores: threads wait for each other "
+            "(slower than one per core); 0 means one per core"
+        )
     precision = _precision(request, device)
     return ModelConfig(
         weights=weights,

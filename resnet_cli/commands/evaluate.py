@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 from ..config import resolve
 from ..console import stderr_line
@@ -12,7 +13,7 @@ from ..outputs.report import Report
 from ..request import InputOptions, ModelRequest
 from ..training.labels import label_for, read_label_csv, read_label_rows
 from ..training.metrics import Accuracy
-from .stream import records
+from .stream import records, sources
 
 
 def evaluate(request: ModelRequest, inputs: InputOptions, labels: str | None = None, fmt: str = "table") -> ExitStatus:
@@ -27,6 +28,7 @@ def evaluate(request: ModelRequest, inputs: InputOptions, labels: str | None = N
         csv_labels = read_label_csv(labels, classes, rows) if labels else None
     except ValueError as error:
         raise UserError(f"--labels: {error}") from None
+    _check_some_labeled(inputs, csv_labels, classes)
     report, accuracy = Report(), Accuracy(labels=classes)
     for record in records(config, inputs, report):
         if not record.ok:
@@ -45,6 +47,31 @@ def evaluate(request: ModelRequest, inputs: InputOptions, labels: str | None = N
         stderr_line(f"error: no labeled images (labels come from --labels CSV, {where}).")
         return ExitStatus.SOME_FAILED
     return report.exit_status
+
+
+def _check_some_labeled(inputs: InputOptions, csv_labels, classes) -> None:
+    """Before the model runs: at least one input has a label, else one line naming what the
+    folders are called and what the labels would have to be (paths on stdin are not read twice)."""
+    if "-" in inputs.inputs:
+        return
+    folders, seen = [], 0
+    for source in sources(inputs):
+        seen += 1
+        if label_for(source.path, csv_labels, classes) is not None:
+            return
+        folder = Path(source.path).parent.name
+        if folder not in folders:
+            folders.append(folder)
+    if not seen:
+        return
+    named = ", ".join(folders[:5]) + (f" and {len(folders) - 5} more" if len(folders) > 5 else "")
+    if csv_labels:
+        wanted = "file names listed in --labels"
+    elif classes:
+        wanted = f"folders named like the head's classes ({', '.join(name for _, name in classes[:5])}…)"
+    else:
+        wanted = "ImageNet wnid folders (n01440764/…) or n01440764_… file names"
+    raise UserError(f"none of the {seen} inputs has a label: their folders are {named}; labels come from {wanted}.")
 
 
 def _table(result: dict, unlabeled: int) -> str:

@@ -24,6 +24,21 @@ from .stream import records
 FACTS = ("train_images", "augmented", "C", "cv_folds", "val_images", "val_accuracy")
 
 
+MEANINGFUL_PER_CLASS = 5  # held-out photos per class below which the accuracy says little
+
+
+def _warn_if_too_few(held_targets: np.ndarray, classes: int) -> None:
+    """A held-out split of one or two photos per class gives accuracies like 0.5 or 1.0 by chance."""
+    if not len(held_targets):
+        return
+    fewest = int(np.bincount(held_targets, minlength=classes).min())
+    if fewest < MEANINGFUL_PER_CLASS:
+        stderr_line(
+            f"warning: the validation split holds {len(held_targets)} photos, {fewest} in the smallest class: "
+            f"its accuracy means little below {MEANINGFUL_PER_CLASS} per class (add photos, or raise --val-fraction)"
+        )
+
+
 def train(
     request: ModelRequest,
     inputs: InputOptions,
@@ -60,6 +75,7 @@ def train(
     train_features = features[fit_rows].reshape(-1, features.shape[-1])
     fit = fitting.fit_head(train_features, np.repeat(targets[fit_rows], 1 + augment), len(classes), seed)
     predicted = fitting.scores(features[held, 0], fit.kernel, fit.bias).argmax(axis=1)
+    _warn_if_too_few(targets[held], len(classes))
     result = Validation.of(
         classes,
         targets[held],

@@ -56,6 +56,8 @@ def read_head(path: str) -> Head:
     file = Path(path)
     if not file.is_file():
         raise _bad(path, "no such file.")
+    if not zipfile.is_zipfile(file):
+        raise _bad(path, "not a head file written by 'resnet-classify train' (not an .npz archive).")
     try:
         with np.load(file, allow_pickle=False) as data:
             kernel, bias, classes = data["kernel"], data["bias"], [str(c) for c in data["classes"]]

@@ -128,8 +128,10 @@ def settle(output: str | None, fmt: str | None, resume: bool = False, overwrite:
     another run on the same output a UserError, all before any work."""
     try:
         output = output_location(output)
+        asked = fmt
+        fmt = output_format(asked, output, resume)  # read-only: usage errors before anything is made
         if output is None:
-            return Destination(None, output_format(fmt, None, resume))
+            return Destination(None, fmt)
     except ValueError as error:
         raise UsageProblem(str(error)) from None
     prepare_output(output)
@@ -138,7 +140,7 @@ def settle(output: str | None, fmt: str | None, resume: bool = False, overwrite:
     try:
         with user_file(output):
             recover(output, shard_folder)
-        fmt = output_format(fmt, output, resume)
+        fmt = output_format(asked, output, resume)  # again: a killed run's journal is a file now
         if not (resume or overwrite) and holds_records(output, shard_folder):
             raise ValueError(f"{output} already holds records: {REPLACE_HINT}.")
     except ValueError as error:

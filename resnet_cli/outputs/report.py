@@ -72,4 +72,5 @@ class Report:
         if self.classified + self.failed + self.resumed == 0 and not (self.interrupted or self.terminated):
             head = "no images found: "
         where = f" on {self.ran_on}" if self.ran_on else ""
-        return f"{head}{', '.join(parts)} in {seconds:.1f} s ({rate:.1f} images/s){where}; start-up {startup:.1f} s"
+        speed = f"{rate:.1f} images/s after start-up"
+        return f"{head}{', '.join(parts)} in {seconds:.1f} s ({speed}){where}; start-up {startup:.1f} s"

@@ -41,6 +41,7 @@ def open_session(model: Path, device: str = "auto", threads: int = 0):
     """An ONNX Runtime session on ``threads`` intra-op threads (0: one per core)."""
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(3)  # its environment's own lines (telemetry, colour codes) stay off stderr
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or os.cpu_count() or 1

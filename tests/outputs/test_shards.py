@@ -5,7 +5,7 @@ import json
 
 from conftest import held
 
-from resnet_cli.outputs.destination import open_sink
+from resnet_cli.outputs.destination import settle
 from resnet_cli.outputs.resume import recorded_paths
 from resnet_cli.outputs.shards import ShardSink
 from resnet_cli.records import Record
@@ -25,9 +25,12 @@ def test_shards_rotate_and_resume_continues_after_them(tmp_path):
         f"photo{i}.jpg" for i in range(5)
     }
     assert (folder / "part-00002.jsonl").read_text().endswith("}\n")  # the torn line is cut
-    resumed = open_sink("jsonl", f"{folder}/", appending=True)
+    destination = settle(f"{folder}/", None, resume=True)
+    assert destination.format == "jsonl"  # what the folder holds
+    resumed = destination.open_sink()
     resumed.write(Record("photo5.jpg", error="x"))
     resumed.close()
+    destination.finish(completed=True)
     assert json.loads((folder / "part-00003.jsonl").read_text())["path"] == "photo5.jpg"
 
 
