@@ -138,3 +138,11 @@ def test_explain_suggests_classes(classic_file, tmp_path):
     result = invoke("explain", "--weights", classic_file, CAT, "-o", tmp_path / "h.png", "--class", "elephant")
     assert result.exit_code == 1 and "African_elephant" in result.stderr and "Received: 'elephant'" in result.stderr
     assert not (tmp_path / "h.png").exists()
+
+
+def test_a_mistyped_command_gets_did_you_mean(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("sumary")
+    assert result.exit_code == 2 and "Did you mean 'summary'?" in result.stderr and result.stdout == ""
+    (tmp_path / "sumary").write_bytes(b"")  # a file of that name is an input, not a typo
+    assert invoke("--offline", "sumary").exit_code == 1

@@ -128,3 +128,15 @@ def test_without_a_gpu(classic_file):
     cpu = CliRunner().invoke(main, ["--device", "cpu", *common])
     assert auto.exit_code == cpu.exit_code == 0 and auto.stdout == cpu.stdout and len(auto.stdout.splitlines()) == 2
     assert re.search(r" on cpu \(onnx fp32\); start-up [\d.]+ s$", auto.stderr.rstrip()), auto.stderr
+
+
+def test_threads_beyond_the_cores_is_one_warning(classic_file, capsys):
+    import os
+
+    from resnet_cli.config import resolve
+    from resnet_cli.request import ModelRequest
+
+    resolve(ModelRequest(weights=str(classic_file), threads=(os.cpu_count() or 1) * 32))
+    assert capsys.readouterr().err.count("warning: --threads") == 1
+    resolve(ModelRequest(weights=str(classic_file), threads=1))
+    assert capsys.readouterr().err == ""

@@ -185,3 +185,17 @@ def test_runtime_auto_without_onnxruntime_is_keras(classic_file, monkeypatch):
     assert config.resolve(ModelRequest(weights=str(classic_file))).runtime == "keras"
     auto = invoke("--weights", classic_file, "-f", "jsonl", CAT, ELEPHANT)
     assert auto.exit_code == 0 and auto.stdout == keras_run.stdout
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "table"])
+def test_a_reader_that_goes_away_ends_the_run_quietly(classic_file, tmp_path, fmt):
+    """`resnet-classify DIR | head -1`: no error line, exit 141 (as coreutils end), nothing left running."""
+    from conftest import make_folder
+
+    make_folder(tmp_path / "photos", 40, size=(40, 30))
+    command = [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "-q", "-b", "2", "-f", fmt]
+    run = subprocess.Popen([*command, str(tmp_path / "photos")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run.stdout.readline()
+    run.stdout.close()  # as head does once it has its line
+    assert run.wait(timeout=120) == 141
+    assert run.stderr.read() == b""

@@ -94,13 +94,31 @@ def test_evaluate_table_and_no_labels(classic_file, tmp_path):
     result = CliRunner().invoke(
         main, ["evaluate", "--weights", str(classic_file), "--runtime", "keras", str(SAMPLES / "cat.jpg")]
     )
-    assert result.exit_code == 1 and "no labeled images" in result.stderr
+    assert result.exit_code == 1 and "none of the 1 inputs has a label" in result.stderr and result.stdout == ""
 
 
-def test_evaluate_without_labels_says_null_not_zero(classic_file):
-    result = invoke("evaluate", "--weights", classic_file, "-f", "json", CAT)
+def test_evaluate_with_no_usable_labeled_photo_says_null_not_zero(classic_file, tmp_path):
+    """Labeled, but no photo could be read: accuracies are null (0.0 would read as a result)."""
+    (tmp_path / "n01440764").mkdir()
+    (tmp_path / "n01440764" / "broken.jpg").write_bytes(b"")
+    result = invoke("evaluate", "--weights", classic_file, "-f", "json", tmp_path)
     report = json.loads(result.stdout)
     assert report["images"] == 0 and report["top1"] is None and report["top5"] is None
     assert result.exit_code == 1 and "no labeled images" in result.stderr
-    table = invoke("evaluate", "--weights", classic_file, CAT)
+    table = invoke("evaluate", "--weights", classic_file, tmp_path)
     assert "top-1   n/a (no labeled images)" in table.stdout
+
+
+def test_folders_that_match_no_class_are_named_before_the_model_runs(classic_file, tmp_path, monkeypatch):
+    from resnet_cli.runtimes import factory
+
+    for folder in ("cats", "dogs"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.jpg").write_bytes((SAMPLES / "cat.jpg").read_bytes())
+    monkeypatch.setattr(factory, "open_runtime", lambda *a, **k: pytest.fail("the model ran"))
+    result = invoke("evaluate", "--weights", classic_file, tmp_path)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == (
+        "resnet-classify: error: none of the 2 inputs has a label: their folders are cats, dogs; labels come from "
+        "ImageNet wnid folders (n01440764/…) or n01440764_… file names.\n"
+    )

@@ -150,3 +150,17 @@ def test_train_usage_and_layout_errors(tmp_path):
     assert invoke("train", tmp_path / "one", "-o", tmp_path / "h.npz", "--val-fraction", 1.5).exit_code == 2
     result = invoke("train", tmp_path / "one", "-o", tmp_path / "h.npz")  # before any weights are looked for
     assert result.exit_code == 1 and "at least 2 classes" in result.stderr and "'only'" in result.stderr
+
+
+def test_a_validation_split_too_small_to_mean_anything_is_said(tinted, classic_file, tmp_path):
+    import shutil
+
+    for name in ("red", "blue"):
+        shutil.copytree(tinted / "train" / name, tmp_path / "few" / name)
+        for extra in sorted((tmp_path / "few" / name).iterdir())[6:]:
+            extra.unlink()
+    result = invoke("train", "--weights", classic_file, tmp_path / "few", "-o", tmp_path / "h.npz", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert "warning: the validation split holds 2 photos, 1 in the smallest class: its accuracy means little" in (
+        result.stderr
+    )

@@ -204,3 +204,19 @@ def test_unreadable_folder_is_an_error_record(classic_file, tmp_path, monkeypatc
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert records[0] == {"path": str(locked), "error": "cannot read the folder (permission denied)"}
     assert "predictions" in records[1] and result.exit_code == 1
+
+
+def test_every_format_pillow_opens_is_classified_and_skips_are_named(classic_file, tmp_path):
+    """AVIF, ICO, QOI and PPM in a folder and named; a text file is skipped, -v names it."""
+    photo = Image.open(ELEPHANT).convert("RGB")
+    for name in ("e.avif", "e.ico", "e.qoi", "e.ppm"):
+        (photo.resize((64, 64)) if name.endswith(".ico") else photo).save(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    result = CliRunner().invoke(main, ["--weights", str(classic_file), "-f", "jsonl", "-v", str(tmp_path)])
+    records = _records(result)
+    assert sorted(records) == ["e.avif", "e.ico", "e.ppm", "e.qoi"] and all(
+        "predictions" in r for r in records.values()
+    )
+    assert f"resnet-classify: skipped: {tmp_path / 'notes.txt'} (not an image)" in result.stderr.splitlines()
+    named = CliRunner().invoke(main, ["--weights", str(classic_file), "-f", "jsonl", str(tmp_path / "e.avif")])
+    assert named.exit_code == 0 and "predictions" in _records(named)["e.avif"]

@@ -74,3 +74,26 @@ def test_nul_separated_paths_and_any_bytes_from_stdin(classic_file, tmp_path):
     assert done.returncode == 1 and b"Traceback" not in done.stderr
     (record,) = [json.loads(line) for line in done.stdout.splitlines()]
     assert "NUL byte" in record["error"] and "-0" in record["error"]
+
+
+def test_image_bytes_on_stdin_are_one_image_and_a_path_list_stays_a_list(classic_file):
+    """`cat photo | resnet-classify -` and `- < photo`: one record, path "-", the file's own
+    predictions; a list of paths on stdin is still read as paths."""
+    import json
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "-q", "-f", "jsonl", "-"]
+    photo = SAMPLES / "cat.jpg"
+    named = subprocess.run([*command[:-1], str(photo)], capture_output=True, text=True, check=True).stdout
+    piped = subprocess.run(command, input=photo.read_bytes(), capture_output=True, check=True)
+    with open(photo, "rb") as handle:
+        redirected = subprocess.run(command, stdin=handle, capture_output=True, check=True)
+    for result in (piped, redirected):
+        (record,) = [json.loads(line) for line in result.stdout.decode().splitlines()]
+        assert record == {**json.loads(named), "path": "-"} and result.stderr == b""
+    listed = subprocess.run(command, input=f"{photo}\n{SAMPLES / 'elephant.jpg'}\n", capture_output=True, text=True)
+    assert [json.loads(line)["path"] for line in listed.stdout.splitlines()] == [
+        str(photo),
+        str(SAMPLES / "elephant.jpg"),
+    ]

@@ -86,11 +86,8 @@ def test_a_file_that_is_not_a_head_is_one_line(tmp_path, classic_file, content):
     result = invoke("classify", "--head", path, "--weights", classic_file, SAMPLES / "cat.jpg")
     assert result.exit_code == 1 and result.stdout == "" and "Traceback" not in result.stderr
     assert "not a head file written by 'resnet-classify train'" in result.stderr
-    assert (
-        invoke("classify", "--head", tmp_path / "none.npz", SAMPLES / "cat.jpg")
-        .stderr.strip()
-        .endswith("no such file.")
-    )
+    missing = invoke("classify", "--head", tmp_path / "none.npz", SAMPLES / "cat.jpg")
+    assert missing.exit_code == 2 and "'--head': File" in missing.stderr and "does not exist" in missing.stderr
 
 
 def test_with_head_replaces_fc1000_only(weights, classic_file, tmp_path):
@@ -101,3 +98,14 @@ def test_with_head_replaces_fc1000_only(weights, classic_file, tmp_path):
     assert replaced["fc1000"][0].shape == (2048, 2)
     assert all(replaced[name] is weights[name] for name in weights if name != "fc1000")
     assert with_head(weights, None) is weights
+
+
+def test_a_head_that_is_no_npz_is_our_own_line(tmp_path, classic_file):
+    path = tmp_path / "notes.npz"
+    path.write_text("just some text\n")
+    result = invoke("classify", "--head", path, "--weights", classic_file, SAMPLES / "cat.jpg")
+    assert result.exit_code == 1 and "allow_pickle" not in result.stderr
+    assert result.stderr == (
+        f"resnet-classify: error: --head {path}: not a head file written by 'resnet-classify train' "
+        "(not an .npz archive).\n"
+    )

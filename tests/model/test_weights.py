@@ -178,7 +178,7 @@ def test_concurrent_downloads_fetch_once_and_never_show_a_partial_file(monkeypat
 
 
 def test_download_failure_is_the_clear_message(monkeypatch):
-    def no_network(spec):
+    def no_network(spec, timeout):
         raise OSError("URL fetch failure: [Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(W, "_download", no_network)
@@ -251,3 +251,28 @@ def test_keras_tmp_fallback_is_searched(monkeypatch, tmp_path, classic_file):
     (fallback / "models").mkdir(parents=True)
     shutil.copy(classic_file, fallback / "models" / spec.file_name)
     assert W.locate(offline=True).path == (fallback / "models" / spec.file_name).resolve()
+
+
+def test_a_server_that_never_answers_is_the_one_line_within_the_timeout(monkeypatch):
+    """Behind a proxy that accepts and never answers: connect-and-read within --timeout, one
+    retry, then the missing-weights line — Keras' real get_file against a silent local server."""
+    import socket
+    import threading
+    import time
+
+    from keras.src.utils.file_utils import get_file
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: [held.append(server.accept()) for _ in range(8)], daemon=True).start()
+    from resnet_cli.backend import import_keras
+
+    monkeypatch.setattr(import_keras().utils, "get_file", get_file)  # the conftest's no-network stand-in off
+    spec = dataclasses.replace(W.CLASSIC, url=f"http://127.0.0.1:{server.getsockname()[1]}/w.h5")
+    monkeypatch.setattr(W, "DEFAULT", spec)
+    started = time.monotonic()
+    with pytest.raises(W.WeightsError, match=r"not on this machine \(download failed: .*timed out"):
+        W.locate(timeout=0.5)
+    assert time.monotonic() - started < 10 and len(held) == 2  # tried twice, each within the bound
+    assert not list(W.keras_cache_dir().glob("*.part"))
+    server.close()
