@@ -158,3 +158,36 @@ def test_a_non_utf8_name_goes_into_parquet_and_csv_as_valid_utf8_and_resumes(cla
         assert f"{folder}/bad\\udcff.png" in paths  # the byte, as JSON escapes it
         again = subprocess.run(_command(classic_file, "-o", out, "--resume", folder), capture_output=True, text=True)
         assert again.returncode == 0 and "3 already done" in again.stderr, again.stderr
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_a_full_disk_is_one_line_and_the_records_before_stay_whole(classic_file, tmp_path, fmt):
+    """The file size limit (RLIMIT_FSIZE, SIGXFSZ ignored) makes writes fail as a full disk does."""
+    import resource
+
+    photos = make_folder(tmp_path / "photos", 30, size=(40, 30))
+    warm = subprocess.run(_command(classic_file, "-q", "-f", "jsonl", photos[0]), capture_output=True)
+    assert warm.returncode == 0  # the model is cached: the run below writes only its records
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
+
+    out = tmp_path / f"out.{fmt}"
+    full = subprocess.run(
+        _command(classic_file, "-q", "-o", out, tmp_path / "photos"),
+        capture_output=True,
+        text=True,
+        preexec_fn=small_disk,
+    )
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
+    (line,) = full.stderr.splitlines()
+    assert line.startswith("resnet-classify: error: ") and "File too large" in line
+    journal = out if fmt == "jsonl" else tmp_path / f".out.{fmt}.journal"
+    kept = [json.loads(line)["path"] for line in journal.read_text().splitlines(keepends=True) if line.endswith("\n")]
+    assert 3 <= len(kept) < 30
+    resumed = subprocess.run(
+        _command(classic_file, "-o", out, "--resume", tmp_path / "photos"), capture_output=True, text=True
+    )
+    assert resumed.returncode == 0 and f"{len(kept)} already done" in resumed.stderr, resumed.stderr
+    assert sorted(_paths(str(out), tmp_path, fmt)) == sorted(map(str, photos))
