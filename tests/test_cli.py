@@ -64,6 +64,9 @@ def test_user_errors_are_one_line(classic_file, tmp_path):
         (("--offline", "--ray-address", "nonsense", CAT), "--ray-address is for --engine ray"),
         (("--offline", "-f", "json", "-o", "shards/", CAT), "a folder of shards needs --format jsonl, csv, parquet"),
         (("-q", "summary"), "No such option '-q'"),
+        (("--offline", "--overwrite", CAT), "--overwrite needs --output"),
+        (("--offline", "-o", "o.jsonl", "--resume", "--overwrite", CAT), "choose one"),
+        (("evaluate", "--offline", "-r", CAT), "No such option: -r"),
     ],
 )
 def test_usage_errors_exit_2_before_any_work(args, says, tmp_path, monkeypatch):
