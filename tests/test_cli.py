@@ -66,7 +66,7 @@ def test_user_errors_are_one_line(classic_file, tmp_path):
         (("-q", "summary"), "No such option '-q'"),
         (("--offline", "--overwrite", CAT), "--overwrite needs --output"),
         (("--offline", "-o", "o.jsonl", "--resume", "--overwrite", CAT), "choose one"),
-        (("evaluate", "--offline", "-r", CAT), "No such option: -r"),
+        (("evaluate", "--offline", "-r", CAT), "No such option '-r'"),
     ],
 )
 def test_usage_errors_exit_2_before_any_work(args, says, tmp_path, monkeypatch):
