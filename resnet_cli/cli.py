@@ -77,10 +77,15 @@ Exit status: """
 @click.group(cls=DefaultGroup, help=MAIN_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="resnet-cli", prog_name="resnet-classify")
 def main():
-    """The launch is marked first: the summary and the progress count start-up in."""
+    """The launch is marked first: the summary and the progress count start-up in. ONNX
+    Runtime's telemetry is off (no network unless weights are downloaded; its device-id line,
+    in colour codes, would land on stderr where HOME is read-only)."""
+    import os
+
     from .outputs.report import mark_launch
 
     mark_launch()
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 @main.command()

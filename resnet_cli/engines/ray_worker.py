@@ -21,7 +21,7 @@ OK, FAILED, SKIPPED = 0, 1, 2
 
 # Settings the driver's environment gives the workers explicitly (a cluster's workers inherit
 # `ray start`'s environment, not the command's), besides every RESNET_CLI_* variable.
-WORKER_SETTINGS = ("KERAS_BACKEND", "KERAS_HOME", "XDG_CACHE_HOME")
+WORKER_SETTINGS = ("KERAS_BACKEND", "KERAS_HOME", "XDG_CACHE_HOME", "ORT_DISABLE_TELEMETRY")
 
 
 class WorkerSetupError(RuntimeError):

@@ -199,3 +199,14 @@ def test_a_reader_that_goes_away_ends_the_run_quietly(classic_file, tmp_path, fm
     run.stdout.close()  # as head does once it has its line
     assert run.wait(timeout=120) == 141
     assert run.stderr.read() == b""
+
+
+def test_onnx_runtime_prints_nothing_with_a_read_only_home(classic_file):
+    """ORT's telemetry (off) would print a colour-coded device-id line where HOME is read-only."""
+    import os
+
+    env = {**os.environ, "HOME": "/proc/self"}
+    env.pop("ORT_DISABLE_TELEMETRY", None)
+    command = [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "-q", "-f", "jsonl"]
+    run = subprocess.run([*command, ELEPHANT], capture_output=True, text=True, env=env)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
