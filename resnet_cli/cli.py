@@ -108,8 +108,8 @@ def main():
     "--format",
     type=click.Choice(FORMATS),
     default=None,
-    help="table for people; json, jsonl, csv, parquet (with -o) for programs. Default: from -o's extension, else "
-    "table.",
+    help="table for people, html (a page of thumbnails and labels) to look at; json, jsonl, csv, parquet (with -o) for "
+    "programs. Default: from -o's extension, else table.",
 )
 @click.option(
     "-o",

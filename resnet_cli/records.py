@@ -66,6 +66,7 @@ class Record:
     predictions: list[Prediction] = field(default_factory=list)
     error: str | None = None
     vector: np.ndarray | None = None
+    thumbnail: bytes | None = None  # a small JPEG of what the model saw, for -f html
 
     @property
     def ok(self) -> bool:

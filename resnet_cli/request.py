@@ -10,7 +10,7 @@ from typing import Literal, get_args
 
 from .storage import is_url
 
-Format = Literal["table", "json", "jsonl", "csv", "parquet"]
+Format = Literal["table", "json", "jsonl", "csv", "parquet", "html"]
 Device = Literal["auto", "cpu", "gpu"]
 Runtime = Literal["auto", "keras", "onnx"]
 Precision = Literal["fp32", "int8", "bf16"]

@@ -54,14 +54,25 @@ def _classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions
             count_in_background(inputs, progress, task, skip=done)
         try:
             config = resolve(request, local=inputs.engine != "ray")
-            results = records(config, inputs, report, skip=done, echo_errors=echo_errors, top_k=output.top_k)
+            report.model = f"ResNet50, {len(config.labels)} classes" + (
+                f" of the head {config.head.path}" if config.head else " (ImageNet)"
+            )
+            results = records(
+                config,
+                inputs,
+                report,
+                skip=done,
+                echo_errors=echo_errors,
+                top_k=output.top_k,
+                thumbnails=destination.format == "html",
+            )
             stack.callback(results.close)
             first = [next(results)]  # opens the runtime: model errors surface before any output
         except StopIteration:
             pass
         except KeyboardInterrupt:  # before any record: the sink still writes a whole (empty) document
             report.interrupted = True
-        sink = stack.enter_context(destination.open_sink(stdout=records_stdout))
+        sink = stack.enter_context(destination.open_sink(stdout=records_stdout, report=report))
         stop.writing = True
         try:
             for record in itertools.chain(first, results) if not report.interrupted else ():

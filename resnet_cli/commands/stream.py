@@ -48,14 +48,15 @@ def records(
     top_k=5,
     given=None,
     wrap_predict=None,
+    thumbnails: bool = False,
 ) -> Iterator[Record]:
     """Open the runtime and stream records for the inputs (or the ``given`` sources), counted
     in ``report``. ``wrap_predict`` (local engine) changes what the runtime is asked per batch."""
     found = sources(inputs, skip) if given is None else iter(given)
     if inputs.engine == "ray":
-        engine = _ray_records(config, inputs, report, found, top_k)
+        engine = _ray_records(config, inputs, report, found, top_k, thumbnails)
     else:
-        engine = _local_records(config, inputs, report, found, top_k, wrap_predict)
+        engine = _local_records(config, inputs, report, found, top_k, wrap_predict, thumbnails)
     for record in engine:
         report.add(record)
         if record.error is not None and echo_errors:
@@ -81,7 +82,9 @@ def _peek_batch_size(found, batch_size: int):
     return size, itertools.chain(head, found)
 
 
-def _local_records(config: ModelConfig, inputs: InputOptions, report: Report, found, top_k: int, wrap_predict=None):
+def _local_records(
+    config: ModelConfig, inputs: InputOptions, report: Report, found, top_k: int, wrap_predict=None, thumbnails=False
+):
     from ..engines.local import prediction_records, run, vector_records
     from ..runtimes.factory import open_runtime
 
@@ -91,9 +94,8 @@ def _local_records(config: ModelConfig, inputs: InputOptions, report: Report, fo
     report.started = time.perf_counter()
     to_records = prediction_records(top_k, config.labels) if config.include_top else vector_records
     predict = wrap_predict(runtime.predict) if wrap_predict else runtime.predict
-    return run(
-        found, predict, to_records, config.decode, batch_size, inputs.decode_workers(), on_skip=_skipper(inputs, report)
-    )
+    workers, skip = inputs.decode_workers(), _skipper(inputs, report)
+    return run(found, predict, to_records, config.decode, batch_size, workers, on_skip=skip, thumbnails=thumbnails)
 
 
 def _device_name(config: ModelConfig) -> str:
@@ -107,13 +109,13 @@ def _device_name(config: ModelConfig) -> str:
     return f"gpu {gpu_name(import_keras())}"
 
 
-def _ray_records(config: ModelConfig, inputs: InputOptions, report: Report, found, top_k: int):
+def _ray_records(config: ModelConfig, inputs: InputOptions, report: Report, found, top_k: int, thumbnails=False):
     from ..engines.ray_cluster import import_ray
     from ..engines.ray_pool import records as ray_records
 
     import_ray()  # "how to install" before anything else
     report.ran_on = f"Ray ({config.runtime} {config.precision}, device {config.device})"
-    results = ray_records(config, inputs, found, top_k, on_skip=_skipper(inputs, report))
+    results = ray_records(config, inputs, found, top_k, on_skip=_skipper(inputs, report), thumbnails=thumbnails)
     for record in results:  # start-up ends with the first result (Ray, actors, their model)
         report.started = time.perf_counter()
         yield record

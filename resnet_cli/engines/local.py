@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..inputs.decode import DecodeOptions, ImageError, NotAnImage, decode
+from ..inputs.decode import DecodeOptions, ImageError, NotAnImage, decode, thumbnail
 from ..inputs.discover import Source
 from ..records import Record
 
@@ -99,14 +99,18 @@ def run(
     batch_size: int,
     workers: int,
     on_skip: Callable[[Source], None] = lambda source: None,
+    thumbnails: bool = False,
 ) -> Iterator[Record]:
-    """The streaming loop shared by classify, embed and evaluate."""
+    """The streaming loop shared by classify, embed and evaluate; ``thumbnails``: each record
+    also carries a small JPEG of its pixels (for -f html)."""
     for chunk, decoded in decoded_batches(sources, options, batch_size, workers):
         good = [(s, d) for s, d in zip(chunk, decoded) if isinstance(d, np.ndarray)]
         results = {}
         if good:
             outputs = predict(np.stack([d for _, d in good]))
-            for record in to_records([s for s, _ in good], outputs):
+            for record, (_, pixels) in zip(to_records([s for s, _ in good], outputs), good):
+                if thumbnails:
+                    record.thumbnail = thumbnail(pixels)
                 results[record.path] = record
         for source, item in zip(chunk, decoded):
             if item is Skipped:

@@ -54,6 +54,7 @@ def records(
     top_k: int,
     on_skip: Callable[[Source], None] = lambda source: None,
     predictor: type = Predictor,
+    thumbnails: bool = False,
 ) -> Iterator[Record]:
     """The ray engine's records for ``sources``, in input order (as ``engines.local.run``'s).
     The resolved config travels to the actors whole (absolute weights path and md5 included)."""
@@ -69,7 +70,7 @@ def records(
         )
         plan = fit(plan, ray.cluster_resources(), sum(node_cpus), asked=inputs.ray_actors is not None)
         with Watchdog(ray) as watchdog:
-            yield from _records(ray, config, sources, plan, top_k, on_skip, predictor, watchdog)
+            yield from _records(ray, config, sources, plan, top_k, on_skip, predictor, watchdog, thumbnails)
     finally:
         if connected_here:
             # Ray prints the errors it is told of (a killed actor's pending call, say) to
@@ -79,7 +80,7 @@ def records(
 
 
 def _records(
-    ray, config: ModelConfig, sources, plan: Plan, top_k: int, on_skip, predictor: type, watchdog: Watchdog
+    ray, config: ModelConfig, sources, plan: Plan, top_k: int, on_skip, predictor: type, watchdog: Watchdog, thumbnails
 ) -> Iterator[Record]:
     """One actor pool for the whole input, a window of blocks in flight (``ActorPool``):
     records keep the input order and the driver holds ``plan.window`` blocks, whatever the
@@ -95,13 +96,16 @@ def _records(
         outcomes = (
             predictions(scored["index"], scored["score"], config.labels) if config.include_top else scored["vector"]
         )
-        for source, status, error, outcome in zip(block, scored["status"], scored["error"], outcomes):
+        pictures = scored.get("thumbnail") or [None] * len(block)
+        for source, status, error, outcome, picture in zip(
+            block, scored["status"], scored["error"], outcomes, pictures
+        ):
             if status == SKIPPED:
                 on_skip(Source(source.path, explicit=False))
             elif status == FAILED:
                 yield Record(source.path, error=error)
             elif config.include_top:
-                yield Record(source.path, predictions=outcome)
+                yield Record(source.path, predictions=outcome, thumbnail=picture)
             else:
                 yield Record(source.path, vector=outcome)
 
@@ -114,7 +118,7 @@ def _records(
                 "explicit": [s.explicit for s in block],
                 "known_error": [_known_error(s) for s in block],
             }
-            pool.add(block, decode.remote(rows, config.decode))
+            pool.add(block, decode.remote(rows, config.decode, thumbnails))
             if len(pool) >= plan.window:
                 yield from oldest_records()
         while len(pool):

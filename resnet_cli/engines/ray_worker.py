@@ -10,7 +10,7 @@ import socket
 import numpy as np
 
 from ..config import ModelConfig
-from ..inputs.decode import DecodeOptions, ImageError
+from ..inputs.decode import DecodeOptions, ImageError, thumbnail
 from ..inputs.discover import Source
 from ..model.spec import FEATURES
 from .local import Skipped, decode_source
@@ -78,7 +78,7 @@ def check_worker(config: ModelConfig, settings: dict[str, str], driver_versions:
             )
 
 
-def decode_batch(block: dict, decode_options: DecodeOptions) -> dict:
+def decode_batch(block: dict, decode_options: DecodeOptions, thumbnails: bool = False) -> dict:
     """Ray task: a block's locations → uint8 images plus a status and an error message per row
     (the paths stay with the driver; what discovery already knows is wrong stays the reason)."""
     locations = block["location"]
@@ -94,7 +94,10 @@ def decode_batch(block: dict, decode_options: DecodeOptions) -> dict:
             status[row], errors[row] = FAILED, str(item)
         else:
             images[row] = item
-    return {"status": status, "error": errors, "image": images}
+    decoded = {"status": status, "error": errors, "image": images}
+    if thumbnails:
+        decoded["thumbnail"] = [thumbnail(image) if ok == OK else None for image, ok in zip(images, status)]
+    return decoded
 
 
 class Predictor:
@@ -131,7 +134,7 @@ class Predictor:
         from ..model.imagenet import top_k
 
         good = batch["status"] == OK
-        rows = {"status": batch["status"], "error": batch["error"]}
+        rows = {key: batch[key] for key in ("status", "error", "thumbnail") if key in batch}
         if not self.include_top:
             vectors = np.zeros((len(good), FEATURES), dtype=np.float32)
             if good.any():

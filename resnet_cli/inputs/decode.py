@@ -178,6 +178,22 @@ def _pixels(handle, options: DecodeOptions) -> np.ndarray:
         return np.asarray(image, dtype=np.uint8)
 
 
+THUMBNAIL_SIZE = 128
+
+
+def thumbnail(pixels: np.ndarray) -> bytes:
+    """The model's input pixels (what it saw) as a THUMBNAIL_SIZE² JPEG, for the HTML report."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).resize((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.BILINEAR).save(
+        buffer, "JPEG", quality=80
+    )
+    return buffer.getvalue()
+
+
 def decode(path: str, options: DecodeOptions = DecodeOptions(), explicit: bool = True) -> np.ndarray:
     """Read one image file (a path, an http(s) URL, or a URI that pyarrow.fs reads) →
     (size, size, 3) uint8 RGB.

@@ -21,6 +21,7 @@ from .sinks import (
     CSV_COLUMNS,
     LINE_FORMATS,
     PARQUET_NEEDS_OUTPUT,
+    SHARD_FORMATS,
     SUFFIX_FORMATS,
     Sink,
     file_sink,
@@ -109,8 +110,8 @@ def output_format(fmt: str | None, output: str | None, resume: bool = False) -> 
             fmt = SUFFIX_FORMATS.get(os.path.splitext(output)[1].lower(), "table")
     if fmt == "parquet" and output is None:
         raise ValueError(PARQUET_NEEDS_OUTPUT)
-    if output is not None and is_shard_folder(output) and fmt not in LINE_FORMATS:
-        raise ValueError(needs_line_format("a folder of shards", fmt))
+    if output is not None and is_shard_folder(output) and fmt not in SHARD_FORMATS:
+        raise ValueError(f"a folder of shards needs --format {', '.join(SHARD_FORMATS)}. Received: --format {fmt}")
     if resume and fmt not in LINE_FORMATS:
         raise ValueError(needs_line_format("--resume", fmt))
     if found is not None and found != fmt:
@@ -177,16 +178,16 @@ class Destination:
         folder, name = _split(self.output)
         return storage.join(folder, f".{name}.overwrite")
 
-    def open_sink(self, stdout=None) -> UserFileSink:
+    def open_sink(self, stdout=None, report=None) -> UserFileSink:
         """The sink for the records: stdout (or the records' own ``stdout``, see
         ``console.records_only_stdout``), one file (added to on --resume), or a shard folder."""
         if self.output is None:
-            return UserFileSink(make_sink(self.format, stdout or sys.stdout), "stdout")
+            return UserFileSink(make_sink(self.format, stdout or sys.stdout, report=report), "stdout")
         target = self.staging or self.output
         with user_file(self.output):
             if self.shard_folder:
-                return UserFileSink(ShardSink(target, self.format), self.output)
-            return UserFileSink(file_sink(self.format, target, appending=self.resume), self.output)
+                return UserFileSink(ShardSink(target, self.format, report=report), self.output)
+            return UserFileSink(file_sink(self.format, target, appending=self.resume, report=report), self.output)
 
     def finish(self, completed: bool) -> str | None:
         """After the sink is closed: an --overwrite run that completed replaces the old records
@@ -233,7 +234,7 @@ def holds_records(output: str, shard_folder: bool) -> bool:
     """Whether ``output`` holds at least one record (an empty file, a JSON ``[]`` or a CSV
     header alone do not)."""
     if shard_folder:
-        return any(holds_records(p, False) for f in LINE_FORMATS for p in shard_files(output, f))
+        return any(holds_records(p, False) for f in SHARD_FORMATS for p in shard_files(output, f))
     try:
         head = storage.read_bytes(output, 1 << 16)
     except FileNotFoundError:
@@ -271,7 +272,7 @@ def _commit(staging: str, output: str, shard_folder: bool) -> None:
     if not shard_folder:
         storage.move(staging, output)
         return
-    for fmt in LINE_FORMATS:
+    for fmt in SHARD_FORMATS:
         for old in shard_files(output, fmt):
             storage.remove(old)
     for name in storage.listdir(staging):

@@ -39,6 +39,7 @@ class Report:
     started: float = field(default_factory=time.perf_counter)  # the runtime's: engines set it when ready
     ran_on: str = ""  # the device and runtime that ran, for the summary line
     verb: str = "classified"  # what was done to each input: "embedded" for features
+    model: str = ""  # the network and its classes, for the HTML report
 
     def add(self, record: Record) -> None:
         if record.ok:

@@ -27,9 +27,9 @@ class ShardSink(Sink):
     """Records into DIR/part-00000.jsonl, part-00001.jsonl, … (a new shard every
     ``records_per_shard``); a resumed run starts a new shard after the existing ones."""
 
-    def __init__(self, folder: str, fmt: str, records_per_shard: int = SHARD_RECORDS):
+    def __init__(self, folder: str, fmt: str, records_per_shard: int = SHARD_RECORDS, report=None):
         storage.makedirs(folder)
-        self.folder, self.fmt, self.records_per_shard = folder, fmt, records_per_shard
+        self.folder, self.fmt, self.records_per_shard, self.report = folder, fmt, records_per_shard, report
         numbers = [int(os.path.basename(p)[5:].split(".")[0]) for p in shard_files(folder, fmt)]
         self.next_shard = max(numbers, default=-1) + 1
         self.shard: Sink | None = None
@@ -44,7 +44,8 @@ class ShardSink(Sink):
     def _next(self) -> None:
         if self.shard is not None:
             self.shard.close()
-        self.shard = file_sink(self.fmt, storage.join(self.folder, f"part-{self.next_shard:05d}.{self.fmt}"))
+        path = storage.join(self.folder, f"part-{self.next_shard:05d}.{self.fmt}")
+        self.shard = file_sink(self.fmt, path, report=self.report)
         self.next_shard += 1
         self.count = 0
 

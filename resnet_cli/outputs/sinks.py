@@ -10,8 +10,17 @@ from .. import storage
 from ..records import Record, path_display, path_text
 
 CSV_COLUMNS = ("path", "rank", "index", "wnid", "label", "score", "error")
-SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-LINE_FORMATS = ("jsonl", "csv", "parquet")  # formats a run can resume and a shard folder can hold
+SUFFIX_FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".html": "html",
+    ".htm": "html",
+}
+LINE_FORMATS = ("jsonl", "csv", "parquet")  # formats a run can resume
+SHARD_FORMATS = (*LINE_FORMATS, "html")  # formats a shard folder can hold (a report per shard)
 PARQUET_NEEDS_OUTPUT = "--format parquet needs --output FILE or DIR/ (Parquet is binary, not for a terminal or a pipe)"
 
 
@@ -126,13 +135,18 @@ class TableSink(Sink):
 SINKS = {"table": TableSink, "json": JsonSink, "jsonl": JsonlSink, "csv": CsvSink}
 
 
-def make_sink(fmt: str, stream, appending: bool = False) -> Sink:
+def make_sink(fmt: str, stream, appending: bool = False, report=None) -> Sink:
+    """The sink of ``fmt`` on a text stream; an HTML report shows ``report``'s counts at its end."""
     if fmt == "csv":
         return CsvSink(stream, header=not appending)
+    if fmt == "html":
+        from .html import HtmlSink
+
+        return HtmlSink(stream, report)
     return SINKS[fmt](stream)
 
 
-def file_sink(fmt: str, path: str, appending: bool = False) -> Sink:
+def file_sink(fmt: str, path: str, appending: bool = False, report=None) -> Sink:
     """A sink on a file it opens (and closes), on this machine's disk (a file:// URI too) or an
     object store; a CSV appended to keeps its one header."""
     if fmt == "parquet":
@@ -141,14 +155,14 @@ def file_sink(fmt: str, path: str, appending: bool = False) -> Sink:
         return ParquetSink(path, appending=appending)
     local = storage.local_path(path)
     if local is None:
-        return uri_sink(fmt, path, appending)
+        return uri_sink(fmt, path, appending, report)
     stream = open(local, "a" if appending else "w", encoding="utf-8", newline="")
-    sink = make_sink(fmt, stream, appending=appending and stream.tell() > 0)
+    sink = make_sink(fmt, stream, appending=appending and stream.tell() > 0, report=report)
     sink.owns_stream = True
     return sink
 
 
-def uri_sink(fmt: str, path: str, appending: bool) -> Sink:
+def uri_sink(fmt: str, path: str, appending: bool, report=None) -> Sink:
     """A sink on a new object at ``path``; resuming rewrites the whole records already there
     first (object stores cannot append)."""
     kept = b""
@@ -158,6 +172,6 @@ def uri_sink(fmt: str, path: str, appending: bool) -> Sink:
     raw = storage.open_write(path)
     raw.write(kept)
     stream = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-    sink = make_sink(fmt, stream, appending=bool(kept))
+    sink = make_sink(fmt, stream, appending=bool(kept), report=report)
     sink.owns_stream = True
     return sink
