@@ -23,6 +23,7 @@ from .cli_options import (
     numerics_options,
     quiet_option,
     report_format_option,
+    report_page_option,
     runtime_options,
     stream_options,
     suffix,
@@ -177,6 +178,7 @@ def summary(**kwargs):
     "wnid file-name prefixes (n01440764_….JPEG); with --head, folders named like its classes.",
 )
 @report_format_option
+@report_page_option
 @engine_options
 def evaluate(**kwargs):
     """Top-1 / top-5 accuracy on labeled images (folders are searched recursively)."""
@@ -307,6 +309,7 @@ def export(**kwargs):
     help="Seed of the split, the cross-validation folds and the augmentation.",
 )
 @report_format_option
+@report_page_option
 @engine_options
 def train(directory, **kwargs):
     """Learn your own classes: a linear head on the pooled features of DIR/<class>/… photos."""

@@ -183,6 +183,21 @@ fast_decode_option = _options(
         ),
     ]
 )
+
+
+def html_file(ctx, param, value):
+    if value is not None and not value.lower().endswith((".html", ".htm")):
+        raise click.BadParameter(f"must end in .html. Received: {value}")
+    return value
+
+
+report_page_option = click.option(
+    "--report",
+    metavar="FILE.html",
+    type=click.Path(dir_okay=False),
+    callback=html_file,
+    help="Also write a page to look at: accuracy per class, the confusions, the misclassified photos.",
+)
 report_format_option = click.option(
     "-f",
     "--format",

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from ..config import resolve
 from ..console import stderr_line
-from ..errors import ExitStatus, UserError
+from ..errors import ExitStatus, UserError, user_file
+from ..outputs.destination import prepare_output
+from ..outputs.html_report import AccuracyPage
 from ..outputs.report import Report
 from ..request import InputOptions, ModelRequest
 from ..training.labels import label_for, read_label_csv, read_label_rows
@@ -16,7 +18,15 @@ from ..training.metrics import Accuracy
 from .stream import records, sources
 
 
-def evaluate(request: ModelRequest, inputs: InputOptions, labels: str | None = None, fmt: str = "table") -> ExitStatus:
+def evaluate(
+    request: ModelRequest,
+    inputs: InputOptions,
+    labels: str | None = None,
+    fmt: str = "table",
+    report: str | None = None,
+) -> ExitStatus:
+    if report:
+        prepare_output(report)
     try:
         rows = read_label_rows(labels) if labels else None  # an unreadable CSV fails before the weights are looked for
     except (OSError, ValueError) as error:
@@ -29,8 +39,9 @@ def evaluate(request: ModelRequest, inputs: InputOptions, labels: str | None = N
     except ValueError as error:
         raise UserError(f"--labels: {error}") from None
     _check_some_labeled(inputs, csv_labels, classes)
-    report, accuracy = Report(), Accuracy(labels=classes)
-    for record in records(config, inputs, report):
+    run, accuracy = Report(), Accuracy(labels=classes)
+    page = AccuracyPage(report, config.labels, "resnet-classify evaluate") if report else None
+    for record in records(config, inputs, run, thumbnails=page is not None):
         if not record.ok:
             continue
         truth = label_for(record.path, csv_labels, classes)
@@ -38,15 +49,28 @@ def evaluate(request: ModelRequest, inputs: InputOptions, labels: str | None = N
             accuracy.unlabeled += 1
             continue
         accuracy.add(truth, [p.index for p in record.predictions])
+        if page:
+            page.add(record, truth)
     result = accuracy.as_dict()
+    if page:
+        facts = [("images", result["images"]), ("top-1", _share(result["top1"])), ("top-5", _share(result["top5"]))]
+        with user_file(report):
+            page.write(
+                [*facts, ("unlabeled (not counted)", accuracy.unlabeled), ("run", run.summary())],
+                accuracy.per_class_rows(),
+            )
     print(json.dumps(result, indent=2) if fmt == "json" else _table(result, accuracy.unlabeled))
     if not inputs.quiet:
-        stderr_line(report.summary())
+        stderr_line(run.summary())
     if accuracy.images == 0:
         where = "class-name folders" if classes else "wnid folders, or n01440764_… file names"
         stderr_line(f"error: no labeled images (labels come from --labels CSV, {where}).")
         return ExitStatus.SOME_FAILED
-    return report.exit_status
+    return run.exit_status
+
+
+def _share(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _check_some_labeled(inputs: InputOptions, csv_labels, classes) -> None:

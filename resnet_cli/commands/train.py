@@ -12,8 +12,11 @@ from ..config import resolve
 from ..console import stderr_line
 from ..errors import ExitStatus, UserError, user_file
 from ..model.head import head_bytes
+from ..model.imagenet import decode_top_k
 from ..outputs.destination import prepare_output
+from ..outputs.html_report import AccuracyPage, ThumbnailStore
 from ..outputs.report import Report
+from ..records import Record
 from ..request import InputOptions, ModelRequest
 from ..storage import write_atomic
 from ..training import fit as fitting
@@ -48,8 +51,11 @@ def train(
     augment: int = 0,
     seed: int = 0,
     fmt: str = "table",
+    report: str | None = None,
 ) -> ExitStatus:
     prepare_output(output)
+    if report:
+        prepare_output(report)
     try:
         rows = read_label_rows(labels) if labels else None
     except (OSError, ValueError) as error:
@@ -63,18 +69,22 @@ def train(
     config = resolve(request, include_top=False, pooling="avg", local=inputs.engine != "ray")
     class_of = dict(zip((s.path for s in sources), names))
     wrap = (lambda predict: fitting.augmenting(predict, augment, seed)) if augment else None
-    report, paths, vectors = Report(verb="embedded"), [], []
-    for record in records(config, inputs, report, given=sources, wrap_predict=wrap):
+    run, paths, vectors = Report(verb="embedded"), [], []
+    pictures = ThumbnailStore() if report else None
+    for record in records(config, inputs, run, given=sources, wrap_predict=wrap, thumbnails=report is not None):
         if record.ok:
             paths.append(record.path)
             vectors.append(np.asarray(record.vector, dtype=np.float32).reshape(1 + augment, -1))
+            if pictures is not None:
+                pictures.add(record.thumbnail)
     classes = check_counts([class_of[p] for p in paths], "images (bad files left out)")
     targets = np.array([classes.index(class_of[p]) for p in paths])
     features = np.stack(vectors)  # (images, 1 + augment, 2048)
     fit_rows, held = fitting.stratified_split(targets, val_fraction, seed)
     train_features = features[fit_rows].reshape(-1, features.shape[-1])
     fit = fitting.fit_head(train_features, np.repeat(targets[fit_rows], 1 + augment), len(classes), seed)
-    predicted = fitting.scores(features[held, 0], fit.kernel, fit.bias).argmax(axis=1)
+    held_scores = fitting.scores(features[held, 0], fit.kernel, fit.bias)
+    predicted = held_scores.argmax(axis=1)
     _warn_if_too_few(targets[held], len(classes))
     result = Validation.of(
         classes,
@@ -89,7 +99,33 @@ def train(
     training = {**{key: result[key] for key in FACTS}, "seed": seed, "val_fraction": val_fraction}
     with user_file(output):
         write_atomic(Path(output), head_bytes(fit.kernel, fit.bias, classes, config, training))
+    if report:
+        with user_file(report):
+            _write_page(
+                report, result, classes, [paths[i] for i in held], targets, fit_rows, held, held_scores, pictures
+            )
     print(json.dumps(result, indent=2) if fmt == "json" else format_table(result))
     if not inputs.quiet:
-        stderr_line(report.summary())
-    return report.exit_status
+        stderr_line(run.summary())
+    return run.exit_status
+
+
+def _write_page(report, result, classes, held_paths, targets, fit_rows, held, held_scores, pictures) -> None:
+    """train --report: the held-out split's page, with the class counts of both splits."""
+    labels = tuple((None, name) for name in classes)
+    page = AccuracyPage(report, labels, "resnet-classify train")
+    for path, index, truth, scores in zip(held_paths, held, targets[held], held_scores):
+        predictions = decode_top_k(scores[None], min(5, len(classes)), labels)[0]
+        page.add(Record(path, predictions=predictions, thumbnail=pictures.get(int(index))), int(truth))
+    pictures.close()
+    counts = {
+        name: (int((targets[fit_rows] == c).sum()), int((targets[held] == c).sum())) for c, name in enumerate(classes)
+    }
+    rows = sorted(
+        ({"class": row["class"], "images": row["images"], "top1": row["accuracy"]} for row in result["per_class"]),
+        key=lambda row: (row["top1"] if row["top1"] is not None else 2.0, row["class"]),
+    )
+    facts = [(name, result[key]) for key, name in (("val_images", "held-out images"), ("train_images", "train images"))]
+    accuracy = result["val_accuracy"]
+    facts.append(("held-out accuracy", "n/a" if accuracy is None else f"{accuracy:.4f}"))
+    page.write([*facts, ("C (L2)", result["C"]), ("head", result["output"])], rows, counts)

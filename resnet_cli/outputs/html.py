@@ -33,6 +33,7 @@ main{display:grid;grid-template-columns:repeat(auto-fill,minmax(180px,1fr));gap:
 .tile{background:#fff;border:1px solid #ddd;border-radius:6px;margin:0;padding:6px;overflow:hidden}
 .tile img{width:128px;height:128px;display:block;margin:0 auto 4px;image-rendering:auto}
 .tile .path{font-size:12px;color:#555;word-break:break-all}
+.tile .note{font-size:12px;color:#a33}
 .tile ol{list-style:none;margin:4px 0 0;padding:0}
 .tile li{font-size:12px;display:grid;grid-template-columns:1fr 48px 40px;gap:4px;align-items:center}
 .tile li .label{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
@@ -64,9 +65,43 @@ filter.addEventListener('input',arrange);order.addEventListener('change',arrange
 """
 
 
-def _text(value: object) -> str:
+def text(value: object) -> str:
     """Any record text, safe in an element or a quoted attribute."""
     return html.escape(path_display(str(value)) if isinstance(value, str) else str(value), quote=True)
+
+
+def page_start(title: str, nonce: str, style: str = "") -> str:
+    """The head of a self-contained page: nothing may load, only its own style and script run."""
+    policy = f"default-src 'none'; img-src data:; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'"
+    return (
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+        f'<meta name=viewport content="width=device-width"><title>{text(title)}</title>'
+        f"<style nonce={nonce}>{STYLE}{style}</style></head><body>\n<header><h1>{text(title)}</h1>"
+    )
+
+
+def page_end(nonce: str, script: str = "") -> str:
+    return (f"<script nonce={nonce}>{script}</script>\n" if script else "") + "</body></html>\n"
+
+
+def tile(record: Record, data: str = "", note: str = "") -> str:
+    """One photo: its thumbnail, path, an optional note (the true class) and its top-k with bars."""
+    image = (
+        f'<img alt="" src="data:image/jpeg;base64,{base64.b64encode(record.thumbnail).decode()}">'
+        if record.thumbnail
+        else ""
+    )
+    rows = "".join(
+        f"<li><span class=label>{text(p.label)}</span>"
+        f'<meter min=0 max=1 value="{p.score:.4f}"></meter><span class=score>{p.score:.3f}</span></li>'
+        for p in record.predictions
+    )
+    note = f"<div class=note>{text(note)}</div>" if note else ""
+    return (
+        f"<figure class=tile {data}>{image}<figcaption><div class=path>{text(record.path)}</div>{note}"
+        f"<ol>{rows}</ol></figcaption></figure>\n"
+    )
 
 
 class HtmlSink:
@@ -81,28 +116,23 @@ class HtmlSink:
         self.hidden: dict[str, int] = {}
         self.errors = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
         self.error_count = 0
-        policy = f"default-src 'none'; img-src data:; style-src 'nonce-{self.nonce}'; script-src 'nonce-{self.nonce}'"
         self._out(
-            "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-            f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
-            f'<meta name=viewport content="width=device-width"><title>{_text(title)}</title>'
-            f"<style nonce={self.nonce}>{STYLE}</style></head><body>\n"
-            f"<header><h1>{_text(title)}</h1><div id=controls>"
-            '<input id=filter type=search placeholder="filter: file name or label">'
+            page_start(title, self.nonce)
+            + '<div id=controls><input id=filter type=search placeholder="filter: file name or label">'
             "<label>order <select id=order><option value=input>input order</option>"
             "<option value=class>by predicted class</option><option value=unsure>least sure first</option>"
             "<option value=sure>most sure first</option></select></label><span id=shown></span></div></header>\n"
             "<main id=grid>\n"
         )
 
-    def _out(self, text: str) -> None:
-        self.stream.write(text)
+    def _out(self, chunk: str) -> None:
+        self.stream.write(chunk)
 
     def write(self, record: Record) -> None:
         self.count += 1
         if record.error is not None:
             self.error_count += 1
-            self.errors.write(f"<li><span class=path>{_text(record.path)}</span>: {_text(record.error)}</li>\n")
+            self.errors.write(f"<li><span class=path>{text(record.path)}</span>: {text(record.error)}</li>\n")
             return
         top = record.predictions[0] if record.predictions else None
         label = top.label if top else ""
@@ -111,27 +141,14 @@ class HtmlSink:
             self.hidden[label] = self.hidden.get(label, 0) + 1
             return
         self.tiles += 1
-        image = (
-            f'<img alt="" src="data:image/jpeg;base64,{base64.b64encode(record.thumbnail).decode()}">'
-            if record.thumbnail
-            else ""
-        )
-        rows = "".join(
-            f"<li><span class=label>{_text(p.label)}</span>"
-            f'<meter min=0 max=1 value="{p.score:.4f}"></meter><span class=score>{p.score:.3f}</span></li>'
-            for p in record.predictions
-        )
         score = top.score if top else 0.0
-        self._out(
-            f'<figure class=tile data-i="{self.count}" data-label="{_text(label)}" data-score="{score:.6f}">'
-            f"{image}<figcaption><div class=path>{_text(record.path)}</div><ol>{rows}</ol></figcaption></figure>\n"
-        )
+        self._out(tile(record, data=f'data-i="{self.count}" data-label="{text(label)}" data-score="{score:.6f}"'))
         self.stream.flush()
 
     def close(self) -> None:
         self._out("</main>\n")
         if self.hidden:
-            more = ", ".join(f"{_text(label)} {count}" for label, count in sorted(self.hidden.items()))
+            more = ", ".join(f"{text(label)} {count}" for label, count in sorted(self.hidden.items()))
             self._out(
                 f"<p class=more id=more>Not shown (at most {TILES_PER_CLASS} photos per class and {TILES_IN_PAGE} in "
                 f"all): {sum(self.hidden.values())} more — {more}.</p>\n"
@@ -143,7 +160,7 @@ class HtmlSink:
         self.errors.close()
         self._out("</ul></section>\n")
         self._out(self._summary())
-        self._out(f"<script nonce={self.nonce}>{SCRIPT}</script>\n</body></html>\n")
+        self._out(page_end(self.nonce, SCRIPT))
         self.stream.flush()
         if self.owns_stream:
             self.stream.close()
@@ -161,5 +178,5 @@ class HtmlSink:
                 ("ran on", report.ran_on or "—"),
                 ("summary", report.summary()),
             ]
-        rows = "".join(f"<dt>{_text(name)}</dt><dd>{_text(value)}</dd>" for name, value in facts)
+        rows = "".join(f"<dt>{text(name)}</dt><dd>{text(value)}</dd>" for name, value in facts)
         return f"<section id=summary><dl>{rows}</dl></section>\n"

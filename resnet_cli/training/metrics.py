@@ -20,7 +20,7 @@ class Accuracy:
     top1: int = 0
     top5: int = 0
     unlabeled: int = 0
-    per_class: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0]))  # index → [seen, top1]
+    per_class: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))  # index → [seen, top1, top5]
 
     def add(self, true_index: int, ranked: list[int]) -> None:
         self.images += 1
@@ -29,13 +29,23 @@ class Accuracy:
         self.top5 += true_index in ranked[:5]
         self.per_class[true_index][0] += 1
         self.per_class[true_index][1] += hit1
+        self.per_class[true_index][2] += true_index in ranked[:5]
 
     def worst(self, count: int = 5) -> list[dict]:
         classes = class_index() if self.labels is None else self.labels
         ranked = sorted(self.per_class.items(), key=lambda kv: (kv[1][1] / kv[1][0], -kv[1][0], kv[0]))
         return [
             {"index": i, "wnid": classes[i][0], "label": classes[i][1], "images": seen, "top1": hits / seen}
-            for i, (seen, hits) in ranked[:count]
+            for i, (seen, hits, _) in ranked[:count]
+        ]
+
+    def per_class_rows(self) -> list[dict]:
+        """Every class with images, worst top-1 first: {class, images, top1, top5}."""
+        classes = class_index() if self.labels is None else self.labels
+        ranked = sorted(self.per_class.items(), key=lambda kv: (kv[1][1] / kv[1][0], -kv[1][0], kv[0]))
+        return [
+            {"class": classes[i][1], "images": seen, "top1": hits / seen, "top5": fives / seen}
+            for i, (seen, hits, fives) in ranked
         ]
 
     def as_dict(self) -> dict:
