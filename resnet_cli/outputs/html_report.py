@@ -19,7 +19,7 @@ MISSES_SHOWN = 500  # misclassified photos in the page; the rest are counted
 HEAT_CLASSES = 30  # classes at most in the heat-map: those of the most frequent confusions
 HEAT_STYLE = (
     "table{border-collapse:collapse;margin:8px 16px;background:#fff}td,th{border:1px solid #ddd;padding:2px 6px;"
-    "font-size:12px;text-align:right}th{text-align:left;font-weight:500}section{padding:0 16px}"
+    "font-size:12px;text-align:right}th,td:first-child{text-align:left;font-weight:500}section{padding:0 16px}"
     + "".join(f".h{i}{{background:rgb(255,{255 - 22 * i},{255 - 22 * i})}}" for i in range(10))
 )
 
@@ -59,7 +59,6 @@ class AccuracyPage:
                 out.write(page_start(self.title, nonce, HEAT_STYLE) + "</header>\n")
                 rows = "".join(f"<dt>{text(name)}</dt><dd>{text(value)}</dd>" for name, value in facts)
                 out.write(f"<section id=summary><dl>{rows}</dl></section>\n")
-                out.write(self._per_class(per_class, counts))
                 out.write(self._heat_map())
                 out.write(f"<section id=misses><h2>Misclassified ({self.missed})</h2></section>\n<main id=grid>\n")
                 self.misses.seek(0)
@@ -70,6 +69,7 @@ class AccuracyPage:
                     out.write(
                         f"<p class=more>{self.missed - MISSES_SHOWN} more not shown (at most {MISSES_SHOWN}).</p>\n"
                     )
+                out.write(self._per_class(per_class, counts))
                 out.write(page_end(nonce))
             mask = os.umask(0)
             os.umask(mask)
