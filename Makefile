@@ -18,6 +18,11 @@ install-test: $(VENV)/.installed-test
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test,ray]'
+	@# The HTML report's test renders it in a real browser: Debian's chromium, where apt-get can install it
+	@# (root, as on CI); elsewhere that one test skips and says why.
+	-@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		{ command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	touch $@
 
 run: install
@@ -36,6 +41,7 @@ bench: install-test
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/fast_decode.py
 	$(BIN)/python benchmarks/driver_memory.py
+	$(BIN)/python benchmarks/html_memory.py
 
 # The GPU check (issue #16). On a machine with a GPU and the gpu extra: make gpu-check.
 # Here, on the CPU, the same script at small sizes runs in the tests (tests/test_gpu_check.py).

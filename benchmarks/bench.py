@@ -51,6 +51,7 @@ def weights_file() -> Path:
         return Path(real)
     path = WORK / "random_classic.h5"
     if not path.exists():
+        WORK.mkdir(parents=True, exist_ok=True)
         from resnet_cli.inputs.decode import decode
         from resnet_cli.model.weight_files import random_weights, write_weights
 

@@ -459,3 +459,15 @@ def test_an_actor_the_cluster_cannot_place_holds_no_work(ray_cluster, folder, cl
     run.join(timeout=180)
     assert not run.is_alive(), "the run waited for the actor that cannot be placed"
     assert_same_records(records, local_records)
+
+
+def test_an_html_report_on_the_ray_engine_has_every_thumbnail(ray_cluster, folder, classic_file, tmp_path):
+    report = tmp_path / "ray.html"
+    result = CliRunner().invoke(
+        main, ["--engine", "ray", "--weights", str(classic_file), "-q", "-o", str(report), str(folder)]
+    )
+    local = CliRunner().invoke(main, ["--weights", str(classic_file), "-q", "-f", "jsonl", str(folder)])
+    good = [line for line in local.stdout.splitlines() if '"predictions"' in line]
+    text = report.read_text()
+    assert result.exit_code == local.exit_code, result.stderr
+    assert text.count("<figure") == len(good) == text.count('src="data:image/jpeg;base64,')

@@ -145,3 +145,35 @@ def test_a_report_is_whole_after_ctrl_c_and_per_shard_in_a_folder(classic_file, 
     shards = _run(classic_file, "-f", "html", "-o", f"{tmp_path}/shards/", photos)
     assert shards.returncode == 1
     assert [p.name for p in (tmp_path / "shards").iterdir()] == ["part-00000.html"]
+
+
+def test_evaluate_and_train_reports_render_with_their_numbers(classic_file, tinted, dev_images, tmp_path):
+    from conftest import invoke
+
+    report = tmp_path / "evaluate.html"
+    photos = dev_images[0][:12]
+    folder = tmp_path / "labeled"
+    folder.mkdir()
+    for path in photos:
+        shutil.copy(path, folder)
+    result = invoke("evaluate", "--weights", classic_file, "-q", "-f", "json", "--report", report, folder)
+    numbers = json.loads(result.stdout)
+    dom = _browser("--dump-dom", report.as_uri(), tmp_path=tmp_path).stdout
+    page = Page()
+    page.feed(dom)
+    assert f"<dd>{numbers['top1']:.4f}</dd>" in dom and 'id="confusions"' in dom
+    misses = round(numbers["images"] * (1 - numbers["top1"]))
+    assert len(page.tiles) == misses and all(tile["img"] for tile in page.tiles)
+    assert f"Misclassified ({misses})" in dom
+    trained = tmp_path / "train.html"
+    result = invoke("train", "--weights", classic_file, "-q", "-f", "json", tinted / "train", "-o", tmp_path / "h.npz",
+                    "--report", trained)  # fmt: skip
+    facts = json.loads(result.stdout)
+    dom = _browser("--dump-dom", trained.as_uri(), tmp_path=tmp_path).stdout
+    page = Page()
+    page.feed(dom)
+    assert f"<dd>{facts['val_images']}</dd>" in dom and f"<dd>{facts['val_accuracy']:.4f}</dd>" in dom
+    wrong = facts["val_images"] - round(facts["val_accuracy"] * facts["val_images"])
+    assert len(page.tiles) == wrong and all(tile["img"] for tile in page.tiles)
+    for name in facts["classes"]:  # the class counts of both splits
+        assert f"<td>{name}</td>" in dom
