@@ -177,3 +177,25 @@ def test_evaluate_and_train_reports_render_with_their_numbers(classic_file, tint
     assert len(page.tiles) == wrong and all(tile["img"] for tile in page.tiles)
     for name in facts["classes"]:  # the class counts of both splits
         assert f"<td>{name}</td>" in dom
+
+
+def test_a_report_of_urls_and_uris_has_their_thumbnails(classic_file, photos, tmp_path):
+    """http(s) inputs from a local server and a file:// URI folder get tiles like files do."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SAMPLES))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/cat.jpg"
+        report = tmp_path / "web.html"
+        run = _run(classic_file, "-o", report, url, f"file://{SAMPLES}/")
+        assert run.returncode == 0, run.stderr
+    finally:
+        server.shutdown()
+    text = report.read_text()
+    assert url in text and f"file://{SAMPLES}/elephant.jpg" in text
+    assert text.count('src="data:image/jpeg;base64,') == 1 + len(list(SAMPLES.glob("*.jpg")))
