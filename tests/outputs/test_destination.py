@@ -13,11 +13,11 @@ ELEPHANT = str(SAMPLES / "elephant.jpg")
 CAT = str(SAMPLES / "cat.jpg")
 
 
-def test_a_shard_folder_needs_a_line_format(tmp_path):
+def test_a_shard_folder_needs_a_format_shards_can_hold(tmp_path):
     from resnet_cli.outputs.destination import output_format
 
     with pytest.raises(
-        ValueError, match="^a folder of shards needs --format jsonl, csv, parquet. Received: --format json$"
+        ValueError, match="^a folder of shards needs --format jsonl, csv, parquet, html. Received: --format json$"
     ):
         output_format("json", f"{tmp_path}/out/")
 
