@@ -82,9 +82,4 @@ class Record:
         """The record as JSON text that is valid UTF-8: a file name's undecodable bytes (kept by
         ``os.fsdecode`` as lone surrogates) are written as \\udcXX escapes, which read back (json,
         then os.fsencode) to the same bytes."""
-        text = json.dumps(self.as_dict(), ensure_ascii=False)
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-        return text
+        return path_text(json.dumps(self.as_dict(), ensure_ascii=False))

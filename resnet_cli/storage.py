@@ -40,6 +40,14 @@ def filesystem(uri: str):
         raise ValueError(f"cannot open {uri} ({error})") from None
 
 
+def split(path: str) -> tuple[str, str]:
+    """(folder, name) of a path (made absolute) or a URI."""
+    if is_uri(path):
+        folder, name = path.rstrip("/").rsplit("/", 1)
+        return folder, name
+    return os.path.split(os.path.abspath(path))
+
+
 def join(folder: str, name: str) -> str:
     return folder.rstrip("/") + "/" + name if is_uri(folder) else os.path.join(folder, name)
 

@@ -22,7 +22,7 @@ from .stream import count_in_background, records
 
 def classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions) -> ExitStatus:
     destination = settle(output.output, output.format, output.resume, output.overwrite)
-    report, completed = Report(), False
+    completed = False
     try:
         report = _classify(request, inputs, output, destination)
         completed = not report.interrupted

@@ -147,14 +147,14 @@ def _crop_box(width: int, height: int, crop_ratio: float) -> tuple[float, float,
 
 
 def _check_signature(handle, path: str, explicit: bool) -> None:
-    """Refuse what is no image before Pillow sees it (a folder's other files are skipped)."""
+    """Refuse what is no image (no known signature, and no format Pillow can decode) before it
+    is decoded: a folder's other files are skipped, a named one is an error."""
     head = handle.read(16)
     handle.seek(0)
     if not head or (sniff(head) is None and not _pillow_opens(handle)):
         reason = "empty file (0 bytes)" if not head else "not an image (unrecognised file format)"
         named_like_image = Path(path).suffix.lower() in IMAGE_EXTENSIONS
         raise (ImageError if explicit or named_like_image else NotAnImage)(reason)
-    handle.seek(0)
 
 
 def _pixels(handle, options: DecodeOptions) -> np.ndarray:

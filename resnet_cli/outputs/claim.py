@@ -24,7 +24,7 @@ def lock_path(target: str, shard_folder: bool) -> str:
         return str(folder / f"{key}.lock")
     if shard_folder:
         return os.path.join(local, ".lock")
-    folder, name = os.path.split(os.path.abspath(local))
+    folder, name = storage.split(local)
     return os.path.join(folder, f".{name}.lock")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import storage
 from ..errors import UsageProblem, UserError, user_file
 from .claim import Claim, claim
-from .parquet import fold, journal_of, journaled_shards, parquet_rows
+from .parquet import fold, journal_of, journaled_shards, parquet_rows, partial_of
 from .shards import ShardSink, is_shard_folder, shard_files
 from .sinks import (
     CSV_COLUMNS,
@@ -26,7 +26,7 @@ from .sinks import (
     Sink,
     file_sink,
     make_sink,
-    needs_line_format,
+    needs_format,
 )
 
 
@@ -111,9 +111,9 @@ def output_format(fmt: str | None, output: str | None, resume: bool = False) -> 
     if fmt == "parquet" and output is None:
         raise ValueError(PARQUET_NEEDS_OUTPUT)
     if output is not None and is_shard_folder(output) and fmt not in SHARD_FORMATS:
-        raise ValueError(f"a folder of shards needs --format {', '.join(SHARD_FORMATS)}. Received: --format {fmt}")
+        raise ValueError(needs_format("a folder of shards", fmt, SHARD_FORMATS))
     if resume and fmt not in LINE_FORMATS:
-        raise ValueError(needs_line_format("--resume", fmt))
+        raise ValueError(needs_format("--resume", fmt))
     if found is not None and found != fmt:
         raise ValueError(f"--resume: {output} holds {found} records; it is left as it is. Received: --format {fmt}")
     return fmt
@@ -175,7 +175,7 @@ class Destination:
             return None
         if self.shard_folder:
             return storage.join(self.output, ".overwrite/")
-        folder, name = _split(self.output)
+        folder, name = storage.split(self.output)
         return storage.join(folder, f".{name}.overwrite")
 
     def open_sink(self, stdout=None, report=None) -> UserFileSink:
@@ -256,16 +256,13 @@ def recover(output: str, shard_folder: bool) -> None:
         for shard in journaled_shards(output):
             fold(shard)
         return
-    folder, name = _split(output)
+    folder, name = storage.split(output)
     staging = storage.join(folder, f".{name}.overwrite")
     storage.remove(staging)
+    storage.remove(partial_of(staging))
     with contextlib.suppress(FileNotFoundError):
         os.unlink(journal_of(staging))
     fold(output)
-
-
-def _split(path: str) -> tuple[str, str]:
-    return tuple(path.rstrip("/").rsplit("/", 1)) if storage.is_uri(path) else os.path.split(os.path.abspath(path))
 
 
 def _commit(staging: str, output: str, shard_folder: bool) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import secrets
+import shutil
 import tempfile
 
 from ..records import Record, path_display
@@ -83,6 +84,12 @@ def page_start(title: str, nonce: str, style: str = "") -> str:
 
 def page_end(nonce: str, script: str = "") -> str:
     return (f"<script nonce={nonce}>{script}</script>\n" if script else "") + "</body></html>\n"
+
+
+def facts_section(facts: list[tuple[str, object]]) -> str:
+    """The page's summary: name and value, a row each."""
+    rows = "".join(f"<dt>{text(name)}</dt><dd>{text(value)}</dd>" for name, value in facts)
+    return f"<section id=summary><dl>{rows}</dl></section>\n"
 
 
 def tile(record: Record, data: str = "", note: str = "") -> str:
@@ -155,8 +162,7 @@ class HtmlSink:
             )
         self._out(f"<section id=errors><h2>Errors ({self.error_count})</h2><ul>\n")
         self.errors.seek(0)
-        while chunk := self.errors.read(1 << 16):
-            self._out(chunk)
+        shutil.copyfileobj(self.errors, self.stream)
         self.errors.close()
         self._out("</ul></section>\n")
         self._out(self._summary())
@@ -178,5 +184,4 @@ class HtmlSink:
                 ("ran on", report.ran_on or "—"),
                 ("summary", report.summary()),
             ]
-        rows = "".join(f"<dt>{text(name)}</dt><dd>{text(value)}</dd>" for name, value in facts)
-        return f"<section id=summary><dl>{rows}</dl></section>\n"
+        return facts_section(facts)

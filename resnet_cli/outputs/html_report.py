@@ -1,7 +1,7 @@
 """The HTML page of evaluate --report and train --report: accuracy, per-class top-1 (and top-5),
 the confusions as a heat-map, the class counts, and the misclassified photos beside their true
 and predicted classes. Self-contained and escaped as the classify report is (outputs.html);
-the photos wait in a temporary file while the run streams, so memory stays flat."""
+memory stays bounded: at most MISSES_SHOWN tiles are kept, train's thumbnails wait on disk."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 from ..records import Record
-from .html import page_end, page_start, text, tile
+from ..storage import write_atomic
+from .html import facts_section, page_end, page_start, text, tile
 
 MISSES_SHOWN = 500  # misclassified photos in the page; the rest are counted
 HEAT_CLASSES = 30  # classes at most in the heat-map: those of the most frequent confusions
@@ -30,7 +31,7 @@ class AccuracyPage:
 
     def __init__(self, path: str, labels, title: str):
         self.path, self.labels, self.title = path, labels, title
-        self.misses = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+        self.misses: list[str] = []  # the tiles of the first MISSES_SHOWN (a few MB at most)
         self.missed = 0
         self.confusions: Counter = Counter()
 
@@ -42,7 +43,7 @@ class AccuracyPage:
         self.confusions[truth, predicted] += 1
         self.missed += 1
         if self.missed <= MISSES_SHOWN:
-            self.misses.write(tile(record, note=f"true: {self._name(truth)}"))
+            self.misses.append(tile(record, note=f"true: {self._name(truth)}"))
 
     def _name(self, index: int) -> str:
         wnid, label = self.labels[index] if 0 <= index < len(self.labels) else (None, "?")
@@ -52,34 +53,19 @@ class AccuracyPage:
         """The page, whole or not at all: ``facts`` (name, value) at the top, ``per_class`` rows
         ({class, images, top1[, top5]}) worst first, ``counts`` (class → train/val images)."""
         nonce = secrets.token_urlsafe(16)
-        folder = os.path.dirname(os.path.abspath(self.path))
-        handle, partial = tempfile.mkstemp(dir=folder, prefix=f".{Path(self.path).name}.", suffix=".partial")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(page_start(self.title, nonce, HEAT_STYLE) + "</header>\n")
-                rows = "".join(f"<dt>{text(name)}</dt><dd>{text(value)}</dd>" for name, value in facts)
-                out.write(f"<section id=summary><dl>{rows}</dl></section>\n")
-                out.write(self._heat_map())
-                out.write(f"<section id=misses><h2>Misclassified ({self.missed})</h2></section>\n<main id=grid>\n")
-                self.misses.seek(0)
-                while chunk := self.misses.read(1 << 16):
-                    out.write(chunk)
-                out.write("</main>\n")
-                if self.missed > MISSES_SHOWN:
-                    out.write(
-                        f"<p class=more>{self.missed - MISSES_SHOWN} more not shown (at most {MISSES_SHOWN}).</p>\n"
-                    )
-                out.write(self._per_class(per_class, counts))
-                out.write(page_end(nonce))
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(partial, 0o666 & ~mask)  # as an open() of the user's would have made it
-            os.replace(partial, self.path)
-        except BaseException:
-            Path(partial).unlink(missing_ok=True)
-            raise
-        finally:
-            self.misses.close()
+        more = self.missed - MISSES_SHOWN
+        parts = [
+            page_start(self.title, nonce, HEAT_STYLE) + "</header>\n",
+            facts_section(facts),
+            self._heat_map(),
+            f"<section id=misses><h2>Misclassified ({self.missed})</h2></section>\n<main id=grid>\n",
+            *self.misses,
+            "</main>\n",
+            f"<p class=more>{more} more not shown (at most {MISSES_SHOWN}).</p>\n" if more > 0 else "",
+            self._per_class(per_class, counts),
+            page_end(nonce),
+        ]
+        write_atomic(Path(self.path), "".join(parts).encode("utf-8"))
 
     def _per_class(self, rows: list[dict], counts: dict | None) -> str:
         with_top5 = any("top5" in row for row in rows)

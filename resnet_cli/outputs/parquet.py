@@ -45,11 +45,8 @@ def journal_of(path: str) -> str:
     URI too), else — object stores cannot append — in the tool's cache on this machine, in a
     folder of the object's folder."""
     local = storage.local_path(path)
-    if local is not None:
-        folder, name = os.path.split(os.path.abspath(local))
-        return os.path.join(folder, f".{name}.journal")
-    folder, name = path.rsplit("/", 1)
-    return os.path.join(_remote_journals(folder), f".{name}.journal")
+    folder, name = storage.split(local or path)
+    return os.path.join(folder if local is not None else _remote_journals(folder), f".{name}.journal")
 
 
 def _remote_journals(folder: str) -> str:
@@ -77,8 +74,9 @@ def parquet_rows(path: str) -> int:
         return pq.ParquetFile(handle).metadata.num_rows
 
 
-def _partial_of(path: str) -> str:
-    folder, name = path.rsplit("/", 1) if storage.is_uri(path) else os.path.split(os.path.abspath(path))
+def partial_of(path: str) -> str:
+    """Where a fold writes the new file before it is renamed into place."""
+    folder, name = storage.split(path)
     return storage.join(folder, f".{name}.partial")
 
 
@@ -111,7 +109,7 @@ def fold(path: str, keep: bool = True) -> bool:
     journal = journal_of(path)
     if not os.path.exists(journal):
         return False
-    partial, schema = _partial_of(path), parquet_schema()
+    partial, schema = partial_of(path), parquet_schema()
     filesystem, where = storage.parquet_target(partial)
     with PathSet() as there, pq.ParquetWriter(where, schema, filesystem=filesystem) as writer:
         if keep and storage.exists(path):

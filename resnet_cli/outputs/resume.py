@@ -13,7 +13,7 @@ from ..records import path_from_text
 from .parquet import parquet_paths
 from .pathset import PathSet
 from .shards import is_shard_folder, shard_files
-from .sinks import LINE_FORMATS, needs_line_format
+from .sinks import LINE_FORMATS, needs_format
 
 
 def recorded_paths(path: str, fmt: str) -> PathSet:
@@ -21,7 +21,7 @@ def recorded_paths(path: str, fmt: str) -> PathSet:
     on-disk set (flat memory for any count). A torn last line (a killed writer) does not count;
     in a local file it is cut off so the appended records start on a clean line."""
     if fmt not in LINE_FORMATS:
-        raise ValueError(needs_line_format("--resume", fmt))
+        raise ValueError(needs_format("--resume", fmt))
     files = shard_files(path, fmt) if is_shard_folder(path) else [path] if storage.exists(path) else []
     done = PathSet()
     for file in files:

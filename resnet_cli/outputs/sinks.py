@@ -24,9 +24,9 @@ SHARD_FORMATS = (*LINE_FORMATS, "html")  # formats a shard folder can hold (a re
 PARQUET_NEEDS_OUTPUT = "--format parquet needs --output FILE or DIR/ (Parquet is binary, not for a terminal or a pipe)"
 
 
-def needs_line_format(what: str, fmt: str) -> str:
+def needs_format(what: str, fmt: str, formats: tuple[str, ...] = LINE_FORMATS) -> str:
     """The usage message for ``what`` (a shard folder, --resume) asked of a format it cannot use."""
-    return f"{what} needs --format {', '.join(LINE_FORMATS)}. Received: --format {fmt}"
+    return f"{what} needs --format {', '.join(formats)}. Received: --format {fmt}"
 
 
 class Sink:
