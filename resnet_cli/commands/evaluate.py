@@ -10,7 +10,7 @@ from ..config import resolve
 from ..console import stderr_line
 from ..errors import ExitStatus, UserError, user_file
 from ..outputs.destination import prepare_output
-from ..outputs.html_report import AccuracyPage
+from ..outputs.html_report import AccuracyPage, share
 from ..outputs.report import Report
 from ..request import InputOptions, ModelRequest
 from ..training.labels import label_for, read_label_csv, read_label_rows
@@ -53,7 +53,7 @@ def evaluate(
             page.add(record, truth)
     result = accuracy.as_dict()
     if page:
-        facts = [("images", result["images"]), ("top-1", _share(result["top1"])), ("top-5", _share(result["top5"]))]
+        facts = [("images", result["images"]), ("top-1", share(result["top1"])), ("top-5", share(result["top5"]))]
         with user_file(report):
             page.write(
                 [*facts, ("unlabeled (not counted)", accuracy.unlabeled), ("run", run.summary())],
@@ -67,10 +67,6 @@ def evaluate(
         stderr_line(f"error: no labeled images (labels come from --labels CSV, {where}).")
         return ExitStatus.SOME_FAILED
     return run.exit_status
-
-
-def _share(value) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _check_some_labeled(inputs: InputOptions, csv_labels, classes) -> None:

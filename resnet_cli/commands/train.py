@@ -14,7 +14,7 @@ from ..errors import ExitStatus, UserError, user_file
 from ..model.head import head_bytes
 from ..model.imagenet import decode_top_k
 from ..outputs.destination import prepare_output
-from ..outputs.html_report import AccuracyPage, ThumbnailStore
+from ..outputs.html_report import AccuracyPage, ThumbnailStore, share
 from ..outputs.report import Report
 from ..records import Record
 from ..request import InputOptions, ModelRequest
@@ -126,6 +126,5 @@ def _write_page(report, result, classes, held_paths, targets, fit_rows, held, he
         key=lambda row: (row["top1"] if row["top1"] is not None else 2.0, row["class"]),
     )
     facts = [(name, result[key]) for key, name in (("val_images", "held-out images"), ("train_images", "train images"))]
-    accuracy = result["val_accuracy"]
-    facts.append(("held-out accuracy", "n/a" if accuracy is None else f"{accuracy:.4f}"))
+    facts.append(("held-out accuracy", share(result["val_accuracy"])))
     page.write([*facts, ("C (L2)", result["C"]), ("head", result["output"])], rows, counts)

@@ -73,8 +73,8 @@ class AccuracyPage:
         head += "<th>train</th><th>held out</th>" if counts else ""
         body = []
         for row in rows:
-            cells = [text(row["class"]), row["images"], _share(row.get("top1"))]
-            cells += [_share(row.get("top5"))] if with_top5 else []
+            cells = [text(row["class"]), row["images"], share(row.get("top1"), 3)]
+            cells += [share(row.get("top5"), 3)] if with_top5 else []
             cells += list(counts.get(row["class"], (0, 0))) if counts else []
             body.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
         return f"<section id=classes><h2>Per class</h2><table>{head}</tr>{''.join(body)}</table></section>\n"
@@ -129,5 +129,6 @@ class ThumbnailStore:
         self.file.close()
 
 
-def _share(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+def share(value, places: int = 4) -> str:
+    """An accuracy for the page: n/a where there was nothing to count (0 would read as a result)."""
+    return "n/a" if value is None else f"{value:.{places}f}"
