@@ -19,6 +19,7 @@ from .cli_options import (
     head_option,
     input_options,
     input_request,
+    model_option,
     model_request,
     numerics_options,
     quiet_option,
@@ -60,12 +61,13 @@ def _call(command, *args, **kwargs) -> None:
 
 
 MAIN_HELP = (
-    """Classify images with the pretrained ImageNet ResNet50.
+    """Classify images with a pretrained ImageNet ResNet (ResNet50 unless --model says).
 
 \b
 resnet-classify photo.jpg                  top-5 classes of one photo
 resnet-classify -r photos/ -o out.jsonl    a whole folder, one JSON line per image
 find . -name '*.jpg' | resnet-classify -   paths from stdin
+resnet-classify --model resnet152 photo.jpg  another ResNet (resnet-classify models)
 resnet-classify summary                    the network, layer by layer
 
 Options may stand before or after the command name.
@@ -155,9 +157,10 @@ def classify(**kwargs):
 
 
 @main.command()
+@model_option
 @numerics_options
 def summary(**kwargs):
-    """Print the model summary (layers, shapes, 25,636,712 parameters)."""
+    """Print the model summary (layers, shapes, parameters: 25,636,712 for ResNet50)."""
     from .commands.summary import summary as command
 
     _call(command, model_request(kwargs))
@@ -206,7 +209,7 @@ def evaluate(**kwargs):
 @click.option("--normalize", is_flag=True, help="L2-normalise each vector.")
 @engine_options
 def embed(**kwargs):
-    """2048-d pooled ResNet50 features of images, for search and clustering."""
+    """2048-d pooled ResNet features of images, for search and clustering."""
     request, inputs = model_request(kwargs), input_request(kwargs)
     from .commands.embed import embed as command
 
@@ -233,7 +236,7 @@ def embed(**kwargs):
 )
 @quiet_option
 def explain(**kwargs):
-    """Grad-CAM heat-map on res5c: where the network saw the class (Keras runtime)."""
+    """Grad-CAM heat-map on the last stage: where the network saw the class (Keras runtime)."""
     from .commands.explain import explain as command
 
     _call(command, model_request(kwargs, runtime="keras"), **kwargs)
@@ -321,6 +324,16 @@ def train(directory, **kwargs):
     from .commands.train import train as command
 
     _call(command, request, inputs, **kwargs)
+
+
+@main.command()
+@report_format_option
+def models(fmt):
+    """The ResNets this tool runs: depth, parameters, cost, preprocessing, Keras' published
+    accuracy, the weight file and whether it is on this machine."""
+    from .commands.models import models as command
+
+    _call(command, fmt=fmt)
 
 
 @main.command()

@@ -8,7 +8,7 @@ import dataclasses
 
 import click
 
-from .model.spec import INTERPOLATIONS, POOL1_PADDINGS, RESIZES
+from .model.spec import INTERPOLATIONS, MODEL_NAMES, POOL1_PADDINGS, RESIZES
 from .request import DEVICES, ENGINES, PRECISIONS, RUNTIMES, InputOptions, ModelRequest, conflicts
 
 
@@ -92,13 +92,21 @@ def _options(decorators):
     return apply
 
 
+model_option = click.option(
+    "--model",
+    type=click.Choice(MODEL_NAMES),
+    default=None,
+    help="The network, as keras.applications names it (default: a --head's own, else resnet50); "
+    "'resnet-classify models' lists them.",
+)
 weights_options = _options(
     [
+        model_option,
         click.option(
             "--weights",
             metavar="PATH",
             type=click.Path(),
-            help="Weight file (.h5, classic or current Keras layout). Default: $RESNET_CLI_WEIGHTS, then the "
+            help="Weight file (.h5, the official layout of --model's). Default: $RESNET_CLI_WEIGHTS, then the "
             "Keras cache, then download.",
         ),
         click.option("--offline", is_flag=True, help="Never download the weights."),
@@ -110,14 +118,15 @@ numerics_options = _options(
             "--pool1-padding",
             type=click.Choice(tuple(POOL1_PADDINGS)),
             default=None,
-            help="Max-pool after conv1: same (Caffe, the weights' own), pad1 (keras.applications), valid "
-            "(walkthrough).",
+            help="Max-pool after conv1: same (Caffe: the classic ResNet50 file's), pad1 (keras.applications: the "
+            "other files'), valid (walkthrough).",
         ),
         click.option(
             "--bn-epsilon",
             type=click.FloatRange(0, min_open=True),
             default=None,
-            help="BatchNormalization epsilon, > 0 (default: the weights' own, 1e-5 as in Caffe).",
+            help="BatchNormalization epsilon, > 0 (default: the weights' own: 1e-5 for the classic ResNet50 file, "
+            "else 1.001e-5).",
         ),
     ]
 )

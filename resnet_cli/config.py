@@ -20,7 +20,18 @@ from .errors import UserError
 from .inputs.decode import DecodeOptions
 from .model.head import Head, check_fits, read_head
 from .model.imagenet import class_index
-from .model.spec import DEFAULT, Interpolation, Pool1Padding, Pooling, Preprocessing, Resize, WeightsSpec
+from .model.spec import (
+    DEFAULT,
+    DEFAULT_MODEL,
+    Interpolation,
+    ModelName,
+    Pool1Padding,
+    Pooling,
+    Preprocessing,
+    Resize,
+    WeightsSpec,
+    default_weights,
+)
 from .model.weights import locate
 from .request import Device, ModelRequest, Precision
 
@@ -29,6 +40,7 @@ from .request import Device, ModelRequest, Precision
 class ModelConfig:
     weights: str | None  # absolute path of the weight file (None: a model without weights)
     weights_md5: str | None
+    model: ModelName = DEFAULT_MODEL
     input_size: int = DEFAULT.input_size
     preprocessing: Preprocessing = DEFAULT.preprocessing
     mean_bgr: tuple[float, float, float] = DEFAULT.mean_bgr
@@ -70,6 +82,7 @@ class ModelConfig:
 
 def _asked(request: ModelRequest) -> dict:
     return {
+        "model": request.model,
         "pool1_padding": request.pool1_padding,
         "bn_epsilon": request.bn_epsilon,
         "resize": request.resize,
@@ -158,15 +171,23 @@ def resolve(
     local: bool = True,
 ) -> ModelConfig:
     """The run's one ModelConfig: weights located (and md5-known), every option settled.
-    The device is settled first (``local``: on this machine; a Ray run leaves "auto" to the
-    cluster), then bf16 (where it falls back to fp32, "auto" picks the fp32 runtime).
+    The model is the one asked for, else the head's, else ResNet50. The device is settled
+    first (``local``: on this machine; a Ray run leaves "auto" to the cluster), then bf16
+    (where it falls back to fp32, "auto" picks the fp32 runtime).
     A head is checked against the weights and options before anything is built."""
     head = read_head(request.head) if request.head else None
+    model = request.model or (head.option("model") if head is not None else DEFAULT_MODEL)
     if with_weights:
-        found = locate(request.weights, offline=request.offline, include_top=include_top, timeout=request.fetch_timeout)
+        found = locate(
+            request.weights,
+            offline=request.offline,
+            include_top=include_top,
+            timeout=request.fetch_timeout,
+            model=model,
+        )
         spec, weights, md5 = found.spec, str(found.path), found.md5
     else:
-        spec, weights, md5 = DEFAULT, None, None
+        spec, weights, md5 = default_weights(model), None, None
     if head is not None:
         check_fits(head, md5, _asked(request))
     device = _device(request) if local else request.device
@@ -179,6 +200,7 @@ def resolve(
     return ModelConfig(
         weights=weights,
         weights_md5=md5,
+        model=model,
         fast_decode=request.fast_decode,
         fetch_timeout=request.fetch_timeout,
         include_top=include_top,

@@ -29,6 +29,7 @@ CPU_BATCH, GPU_BATCH = 32, 256
 class ModelRequest:
     """The model options a command was given; resolved once into a ``config.ModelConfig``."""
 
+    model: str | None = None  # None: the head's, else resnet50
     weights: str | None = None
     offline: bool = False
     pool1_padding: str | None = None

@@ -276,3 +276,71 @@ def twenty_photos(tmp_path_factory, dev_images):
         shutil.copy(path, folder)
     (folder / "empty.jpg").write_bytes(b"")
     return folder
+
+
+class Member:
+    """One member of the family on random but well-scaled weights: keras.applications' own
+    model (the independent reference) and its weights written in the official file's layout."""
+
+    def __init__(self, name: str, folder: Path, photos: np.ndarray):
+        import keras
+
+        from resnet_cli.model.spec import architecture, file_name
+        from resnet_cli.model.weight_files import well_scaled, write_weights
+
+        self.name, self.arch = name, architecture(name)
+        self.module = keras.applications.resnet_v2 if self.arch.version == 2 else keras.applications.resnet
+        self.reference = getattr(keras.applications, self.arch.title)(weights=None)
+        weights = well_scaled(self.reference, self.preprocess(photos), seed=11)
+        layer_names = [layer.name for layer in self.reference.layers]
+        self.file = write_weights(folder / file_name(name), weights, "keras", layer_names)
+
+    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+        """keras.applications' own preprocess_input for this member."""
+        return self.module.preprocess_input(np.array(rgb, dtype=np.float32))
+
+    def probabilities(self, rgb: np.ndarray) -> np.ndarray:
+        return np.asarray(self.reference(self.preprocess(rgb), training=False))  # eager: no tracing of 150 layers
+
+    def config(self, **changes):
+        """The resolved config of an onnx run on this member's file, with ``changes``."""
+        import dataclasses
+
+        from resnet_cli.config import resolve
+        from resnet_cli.request import ModelRequest
+
+        config = resolve(ModelRequest(model=self.name, weights=str(self.file), runtime="onnx"))
+        return dataclasses.replace(config, **changes)
+
+    def session(self, **changes):
+        """An ONNX Runtime session on the cached export of ``config(**changes)``."""
+        from resnet_cli.runtimes.model_cache import ensure_onnx_model
+        from resnet_cli.runtimes.onnx_runtime import open_session
+
+        return open_session(ensure_onnx_model(self.config(**changes), quiet=True))
+
+    def pooled(self, rgb: np.ndarray) -> np.ndarray:
+        import keras
+
+        probe = keras.Model(self.reference.input, self.reference.get_layer("avg_pool").output)
+        return np.asarray(probe(self.preprocess(rgb), training=False))
+
+
+@pytest.fixture(scope="session")
+def family(keras, dev_arrays, tmp_path_factory):
+    """``family(name)``: that member (built once per session). BatchNorm statistics come from
+    the first 16 dev photos; tests judge on the others."""
+    members = {}
+
+    def member(name: str) -> Member:
+        if name not in members:
+            members[name] = Member(name, tmp_path_factory.mktemp(name), dev_arrays[:16])
+        return members[name]
+
+    return member
+
+
+@pytest.fixture(scope="session")
+def judged_photos(dev_arrays):
+    """Photos the family's BatchNorm statistics were not taken on."""
+    return dev_arrays[16:28]

@@ -10,7 +10,7 @@ from ..errors import ExitStatus
 from ..runtimes.model_cache import cached_models, clear_cache
 from ..storage import cache_dir
 
-OPTIONS_SHOWN = ("pool1_padding", "bn_epsilon", "include_top", "pooling")
+OPTIONS_SHOWN = ("model", "pool1_padding", "bn_epsilon", "include_top", "pooling")
 
 
 def cache(clear: bool = False, fmt: str = "table") -> ExitStatus:

@@ -11,6 +11,7 @@ import time
 from ..config import resolve
 from ..console import records_only_stdout, stderr_line
 from ..errors import ExitStatus, user_file
+from ..model.spec import architecture
 from ..outputs.destination import Destination, settle
 from ..outputs.report import Report
 from ..outputs.resume import recorded_paths
@@ -54,7 +55,7 @@ def _classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions
             count_in_background(inputs, progress, task, skip=done)
         try:
             config = resolve(request, local=inputs.engine != "ray")
-            report.model = f"ResNet50, {len(config.labels)} classes" + (
+            report.model = f"{architecture(config.model).title}, {len(config.labels)} classes" + (
                 f" of the head {config.head.path}" if config.head else " (ImageNet)"
             )
             results = records(

@@ -11,6 +11,7 @@ from ..errors import ExitStatus, UserError, user_file
 from ..inputs.decode import ImageError, decode
 from ..model.gradcam import class_activation_map, features_and_scores, load_photo, overlay
 from ..model.imagenet import class_index, find_class
+from ..model.spec import architecture
 from ..outputs.destination import prepare_output
 from ..request import ModelRequest
 
@@ -42,9 +43,10 @@ def explain(
     if not quiet:
         stderr_line("starting Keras and loading the weights…")
     model = build_model(config)
-    features, probabilities = features_and_scores(model, pixels)
+    arch = architecture(config.model)
+    features, probabilities = features_and_scores(model, pixels, arch.feature_layer)
     target = int(np.argmax(probabilities)) if target is None else target
-    cam = class_activation_map(features, model.get_layer("fc1000").get_weights()[0], target)
+    cam = class_activation_map(features, model.get_layer(arch.top_layer).get_weights()[0], target)
     with user_file(output):
         overlay(photo, cam).save(output)
     if raw:

@@ -1,8 +1,9 @@
-"""Grad-CAM on res5c: where in the photo the network saw the class.
+"""Grad-CAM on the last stage's output (res5c; v2: after ``post_bn``): where in the photo the
+network saw the class.
 
-ResNet50 ends in global average pooling and one dense layer, so the gradient of class c's
-logit with respect to the res5c activation A is W[:, c] / (7·7) at every position: Grad-CAM's
-channel weights are exactly the fc1000 column (Zhou et al.'s CAM). We use that closed form —
+Every ResNet ends in global average pooling and one dense layer, so the gradient of class c's
+logit with respect to that activation A is W[:, c] / (7·7) at every position: Grad-CAM's
+channel weights are exactly the top layer's column (Zhou et al.'s CAM). We use that closed form —
 no backend-specific autodiff, so it runs on any Keras backend — and the tests check it against
 a Grad-CAM computed with the backend's own gradients.
 """
@@ -10,8 +11,6 @@ a Grad-CAM computed with the backend's own gradients.
 from __future__ import annotations
 
 import numpy as np
-
-FEATURE_LAYER = "res5c_relu"
 
 
 def class_activation_map(features: np.ndarray, fc_kernel: np.ndarray, class_index: int) -> np.ndarray:
@@ -23,11 +22,11 @@ def class_activation_map(features: np.ndarray, fc_kernel: np.ndarray, class_inde
     return (cam / peak if peak > 0 else cam).astype(np.float32)
 
 
-def features_and_scores(model, image: np.ndarray):
-    """One uint8 image → (res5c activation (7, 7, 2048), class probabilities (1000,))."""
+def features_and_scores(model, image: np.ndarray, feature_layer: str = "res5c_relu"):
+    """One uint8 image → (the last stage's activation (7, 7, 2048), class probabilities)."""
     import keras
 
-    probe = keras.Model(model.input, [model.get_layer(FEATURE_LAYER).output, model.output])
+    probe = keras.Model(model.input, [model.get_layer(feature_layer).output, model.output])
     features, probabilities = probe.predict_on_batch(image[None])
     return np.asarray(features)[0], np.asarray(probabilities)[0]
 

@@ -18,12 +18,22 @@ import numpy as np
 
 from ..errors import UserError
 from ..storage import hash_of
-from .spec import FEATURES
+from .spec import DEFAULT_MODEL, FEATURES, architecture
 
 FORMAT = "resnet-classify-head/1"
+_BEFORE_THE_FAMILY = {"model": DEFAULT_MODEL}  # heads written before --model were on ResNet50
 # The options a head's features depend on (precision and runtime are not among them: int8
 # and bf16 approximate the same features).
-FEATURE_OPTIONS = ("input_size", "mean_bgr", "pool1_padding", "bn_epsilon", "resize", "interpolation", "crop_ratio")
+FEATURE_OPTIONS = (
+    "model",
+    "input_size",
+    "mean_bgr",
+    "pool1_padding",
+    "bn_epsilon",
+    "resize",
+    "interpolation",
+    "crop_ratio",
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,7 @@ def read_head(path: str) -> Head:
         with np.load(file, allow_pickle=False) as data:
             kernel, bias, classes = data["kernel"], data["bias"], [str(c) for c in data["classes"]]
             meta = json.loads(str(data["meta"]))
-        options = meta["trained_with"]
+        options = {**_BEFORE_THE_FAMILY, **meta["trained_with"]}
         trained_with = tuple(
             (name, tuple(options[name]) if isinstance(options[name], list) else options[name])
             for name in FEATURE_OPTIONS
@@ -102,10 +112,10 @@ def head_bytes(kernel: np.ndarray, bias: np.ndarray, classes, config, training: 
 
 
 def with_head(weights: dict[str, list[np.ndarray]], head: Head | None) -> dict[str, list[np.ndarray]]:
-    """The network's weights with ``fc1000`` replaced by the head (no copy of the rest)."""
+    """The network's weights with its top layer replaced by the head (no copy of the rest)."""
     if head is None:
         return weights
-    return {**weights, "fc1000": list(head.arrays())}
+    return {**weights, architecture(head.option("model")).top_layer: list(head.arrays())}
 
 
 def check_fits(head: Head, weights_md5: str | None, options: dict) -> None:

@@ -10,10 +10,11 @@ import numpy as np
 from .weights import keras_name
 
 _CLASSIC_SUFFIXES = {
+    1: ("W",),
     2: ("W", "b"),  # Conv2D / Dense: kernel, bias
     4: ("gamma", "beta", "running_mean", "running_std"),  # BatchNormalization (Keras 1 names)
 }
-_KERAS_SUFFIXES = {2: ("kernel", "bias"), 4: ("gamma", "beta", "moving_mean", "moving_variance")}
+_KERAS_SUFFIXES = {1: ("kernel",), 2: ("kernel", "bias"), 4: ("gamma", "beta", "moving_mean", "moving_variance")}
 
 
 def _fixed_bytes(names) -> np.ndarray:
@@ -22,7 +23,7 @@ def _fixed_bytes(names) -> np.ndarray:
 
 
 def model_weights(model) -> dict[str, list[np.ndarray]]:
-    """{layer name: arrays} of every weighted layer of a model built by ``resnet50``."""
+    """{layer name: arrays} of every weighted layer of a Keras model."""
     return {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in model.layers if layer.weights}
 
 
@@ -65,13 +66,58 @@ def random_weights(
     return model_weights(model)
 
 
+def well_scaled(model, images: np.ndarray, seed: int = 0, top_layer: str = "predictions") -> dict:
+    """Random weights for any ResNet Keras model (ours or keras.applications'), set in place
+    and returned as {layer name: arrays}: He-scaled kernels, each residual branch's last
+    layer small (its BN gamma, or v2's bare ``_3_conv``), and the BatchNorm statistics those of
+    ``images`` (the model's own input: uint8 for ours, preprocessed for keras.applications')
+    as each layer really sees them — one training-mode pass with momentum 0 — so scores differ
+    from photo to photo; the top layer centred on the images' mean feature."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    norms, preact = [], _preact(model)
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        arrays = layer.get_weights()
+        if isinstance(layer, keras.layers.BatchNormalization):
+            low, high = (0.1, 0.3) if layer.name.endswith(("_3_bn", "2c")) else (0.8, 1.2)
+            shape = arrays[0].shape
+            arrays = [rng.uniform(low, high, shape), rng.normal(0, 0.1, shape), np.zeros(shape), np.ones(shape)]
+            layer.momentum = 0.0
+            norms.append(layer)
+        else:
+            kernel = arrays[0]
+            fan_in = int(np.prod(kernel.shape[:-1]))
+            scale = np.sqrt(2.0 / fan_in) * (0.2 if preact and layer.name.endswith("_3_conv") else 1.0)
+            arrays = [rng.normal(0, scale, kernel.shape)] + [rng.normal(0, 0.05, a.shape) for a in arrays[1:]]
+        layer.set_weights([a.astype(np.float32) for a in arrays])
+    model(images, training=True)  # momentum 0: the moving statistics become these images' own
+    for layer in norms:
+        layer.momentum = 0.99
+    pooled = model.get_layer(top_layer).input
+    features = np.asarray(keras.Model(model.input, pooled)(images, training=False))
+    mean, std = features.mean(0), features.std(0) + 1e-3
+    classes = model.get_layer(top_layer).get_weights()[1].shape[0]
+    kernel = rng.normal(0, 1, (features.shape[1], classes)) / float(np.median(std)) / np.sqrt(features.shape[1]) * 4
+    model.get_layer(top_layer).set_weights([kernel.astype(np.float32), (-(mean @ kernel)).astype(np.float32)])
+    return model_weights(model)
+
+
+def _preact(model) -> bool:
+    return any(layer.name.endswith("_preact_bn") for layer in model.layers)
+
+
 def write_weights(path, weights: dict[str, list[np.ndarray]], layout: str = "classic", layer_names=None) -> Path:
-    """Write ``weights`` (classic names) as the official file would hold them.
+    """Write ``weights`` as the official file would hold them.
 
     classic: Keras-1 file — root attribute ``layer_names`` only (pass the real 177-name list),
-    one group per weighted layer with ``weight_names`` and a dataset per weight.
-    keras: tf.keras 2 file — ``layer_names``, ``backend``, ``keras_version``; current names;
-    datasets under ``<layer>/<layer>/<weight>:0``.
+    one group per weighted layer with ``weight_names`` and a dataset per weight; classic names.
+    keras: tf.keras 2 file — ``layer_names``, ``backend``, ``keras_version``; current names
+    (ResNet50's classic names are renamed, the other members' are already theirs); datasets
+    under ``<layer>/<layer>/<weight>:0``. ``layer_names``: every layer, weights or not (the
+    official files list them all); default: the weighted ones.
     """
     import h5py
 
@@ -88,12 +134,13 @@ def write_weights(path, weights: dict[str, list[np.ndarray]], layout: str = "cla
                 for weight_name, array in zip(weight_names, arrays):
                     group.create_dataset(weight_name, data=array)
         elif layout == "keras":
-            names = ["input_1", *(keras_name(n) for n in weights)]
+            names = list(layer_names) if layer_names is not None else ["input_1", *(keras_name(n) for n in weights)]
             handle.attrs["layer_names"] = _fixed_bytes(names)
             handle.attrs["backend"] = b"tensorflow"
             handle.attrs["keras_version"] = b"2.2.4"
-            for classic, arrays in [("input_1", [])] + list(weights.items()):
-                name = keras_name(classic)
+            by_name = {keras_name(n): arrays for n, arrays in weights.items()}
+            for name in names:
+                arrays = by_name.get(name, [])
                 group = handle.create_group(name)
                 weight_names = [f"{name}/{s}:0" for s in _KERAS_SUFFIXES[len(arrays)]] if arrays else []
                 group.attrs["weight_names"] = _fixed_bytes(weight_names)

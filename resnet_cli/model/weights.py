@@ -1,9 +1,10 @@
 """The pretrained ImageNet weights: which files exist, where to find them, how to read them.
 
-Weights are read with h5py into ``{classic layer name: [arrays]}`` — no Keras needed — so the
-same reader feeds the Keras model and the ONNX exporter. Both official layouts are understood:
-the classic Keras-1 file (``res2a_branch2a`` …) and the current keras.applications file
-(``conv2_block1_1_conv`` …).
+Weights are read with h5py into ``{our layer name: [arrays]}`` — no Keras needed — so the
+same reader feeds the Keras model and the ONNX exporter. Both official ResNet50 layouts are
+understood (the classic Keras-1 file, ``res2a_branch2a`` …, and the current keras.applications
+file, ``conv2_block1_1_conv`` …, read under the classic names); the other members' files keep
+keras.applications' names, which are ours for them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,20 @@ import numpy as np
 from ..console import stderr_line
 from ..errors import WeightsError, user_file
 from ..storage import file_md5
-from .spec import CLASSIC, CLASSIC_NOTOP, DEFAULT, KERAS, KERAS_NOTOP, OFFICIAL, WeightsSpec  # noqa: F401 (re-exported)
+from .spec import (  # noqa: F401 (re-exported)
+    ARCHITECTURES,
+    CLASSIC,
+    CLASSIC_NOTOP,
+    DEFAULT,
+    DEFAULT_MODEL,
+    KERAS,
+    KERAS_NOTOP,
+    OFFICIAL,
+    WeightsSpec,
+    architecture,
+    default_weights,
+    weighted_layers,
+)
 
 ENV_VAR = "RESNET_CLI_WEIGHTS"
 
@@ -28,7 +42,7 @@ ENV_VAR = "RESNET_CLI_WEIGHTS"
 @dataclass(frozen=True)
 class ResolvedWeights:
     """A weight file found on this machine: its absolute path, md5, and the official spec it
-    matches (else DEFAULT's, whose numerics apply to any ResNet50 file)."""
+    matches (else the model's own file's, whose numerics apply to any file of that model)."""
 
     path: Path
     spec: WeightsSpec
@@ -37,7 +51,8 @@ class ResolvedWeights:
 
 # ---------------------------------------------------------------------------- layer names
 
-_KERAS_NAME = re.compile(r"conv(\d)_block(\d)_(\d)_(conv|bn)")
+_KERAS_NAME = re.compile(r"conv(\d)_block(\d+)_(\d)_(conv|bn)")
+BLOCK_LETTERS = "abcdef"
 _CLASSIC_NAME = re.compile(r"(res|bn)(\d)([a-f])_branch(1|2a|2b|2c)")
 _BRANCH_TO_INDEX = {"1": "0", "2a": "1", "2b": "2", "2c": "3"}
 _INDEX_TO_BRANCH = {v: k for k, v in _BRANCH_TO_INDEX.items()}
@@ -49,7 +64,7 @@ def classic_name(keras_name: str) -> str:
     if keras_name in _FIXED:
         return _FIXED[keras_name]
     match = _KERAS_NAME.fullmatch(keras_name)
-    if not match:
+    if not match or int(match.group(2)) > len(BLOCK_LETTERS):
         return keras_name
     stage, block, index, kind = match.groups()
     prefix = "res" if kind == "conv" else "bn"
@@ -88,12 +103,15 @@ def _corrupt(path: Path, reason: str) -> WeightsError:
     )
 
 
-def read_weights(path: Path) -> dict[str, list[np.ndarray]]:
-    """An HDF5 weight file (classic or current Keras layout) → {classic layer name: arrays}.
+def read_weights(path: Path, model: str = DEFAULT_MODEL) -> dict[str, list[np.ndarray]]:
+    """An HDF5 weight file (classic or current Keras layout) of ``model`` → {our layer name:
+    arrays}, checked to hold every layer of that network's backbone.
 
-    Arrays come in the file's ``weight_names`` order: kernel, bias (Conv2D, Dense);
-    gamma, beta, moving mean, moving variance (BatchNormalization).
+    Arrays come in the file's ``weight_names`` order: kernel, bias (Conv2D, Dense; v2's
+    convolutions before a BN have no bias); gamma, beta, moving mean, moving variance
+    (BatchNormalization).
     """
+    rename = classic_name if architecture(model).layer_names == "classic" else str
     import h5py
 
     path = Path(path)
@@ -110,14 +128,34 @@ def read_weights(path: Path) -> dict[str, list[np.ndarray]]:
                 group = root[name]
                 names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
                 if names:
-                    weights[classic_name(name)] = [np.asarray(group[n]) for n in names]
+                    weights[rename(name)] = [np.asarray(group[n]) for n in names]
     except WeightsError:
         raise
     except (OSError, KeyError, ValueError) as error:
         raise _corrupt(path, f"truncated or corrupt HDF5 file: {error}") from None
     if not weights:
         raise _corrupt(path, "the file holds no layer weights")
+    check_layers(weights, model, path)
     return weights
+
+
+def guess_model(layer_names) -> str | None:
+    """Which member of the family a file's layer names are of: the deepest whose backbone
+    they hold, or None."""
+    names = set(layer_names) | {classic_name(n) for n in layer_names}
+    fits = [a for a in ARCHITECTURES.values() if set(weighted_layers(a, include_top=False)) <= names]
+    return max(fits, key=lambda a: (sum(a.blocks), a.version)).name if fits else None
+
+
+def check_layers(weights: dict, model: str, source: Path | str) -> None:
+    """One line when the file lacks layers of ``model`` — naming the model it holds, if any."""
+    missing = [name for name in weighted_layers(model, include_top=False) if name not in weights]
+    if not missing:
+        return
+    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    guess = guess_model(weights)
+    hint = f" It holds {guess} weights: pass --model {guess}." if guess and guess != model else ""
+    raise WeightsError(f"{source}: the file has no weights for layer(s) {shown} of {model}.{hint}")
 
 
 def load_into(model, weights: dict[str, list[np.ndarray]], source: Path | str = "weights") -> None:
@@ -165,12 +203,12 @@ def keras_cache_dirs() -> list[Path]:
     return list(dict.fromkeys(h / "models" for h in _keras_homes()))
 
 
-def missing_message(include_top: bool, reason: str, offline: bool = True) -> str:
-    spec = DEFAULT if include_top else CLASSIC_NOTOP
+def missing_message(include_top: bool, reason: str, offline: bool = True, model: str = DEFAULT_MODEL) -> str:
+    spec = default_weights(model, include_top)
     size = f", {spec.size:,} bytes" if spec.size else ""
     last = "or run without --offline to download it" if offline else "or retry once the network is up"
     return (
-        f"the ResNet50 ImageNet weights are not on this machine ({reason}). Put {spec.file_name} "
+        f"the {architecture(model).title} ImageNet weights are not on this machine ({reason}). Put {spec.file_name} "
         f"(md5 {spec.md5}{size}, from {spec.url}) in {keras_cache_dir()}/, or pass --weights PATH, "
         f"or set {ENV_VAR}=PATH; {last}."
     )
@@ -246,9 +284,11 @@ def locate(
     offline: bool = False,
     include_top: bool = True,
     timeout: float = DOWNLOAD_TIMEOUT,
+    model: str = DEFAULT_MODEL,
 ) -> ResolvedWeights:
-    """Find the weights: ``--weights``, then ``$RESNET_CLI_WEIGHTS``, then the Keras cache,
-    then (unless offline) download the official classic file with its md5 check."""
+    """Find ``model``'s weights: ``--weights``, then ``$RESNET_CLI_WEIGHTS``, then the Keras
+    cache, then (unless offline) download its official file (for ResNet50 the classic one)
+    with its md5 check."""
     for given, origin in ((explicit, "--weights"), (os.environ.get(ENV_VAR), ENV_VAR)):
         if given:
             path = Path(given).expanduser()
@@ -258,19 +298,21 @@ def locate(
                 raise WeightsError(f"{path}: no such weights file (from {origin}).")
             with user_file(str(path)):
                 md5 = file_md5(path)
-            return ResolvedWeights(path.resolve(), _official_for(path) or DEFAULT, md5)
-    wanted = [s for s in OFFICIAL if s.include_top or not include_top]
+            official = _official_for(path)
+            spec = official if official is not None and official.model == model else default_weights(model)
+            return ResolvedWeights(path.resolve(), spec, md5)
+    wanted = [s for s in OFFICIAL if s.model == model and (s.include_top or not include_top)]
     for folder in keras_cache_dirs():
         for spec in wanted:
             path = folder / spec.file_name
             if path.is_file():
                 return _checked(path, spec)
     if offline:
-        raise WeightsError(missing_message(include_top, "--offline, and none in the Keras cache"))
-    spec = DEFAULT
+        raise WeightsError(missing_message(include_top, "--offline, and none in the Keras cache", model=model))
+    spec = default_weights(model)
     try:
         path = _download(spec, timeout)
     except Exception as error:  # noqa: BLE001 - any download failure is the same story for the user
         reason = f"download failed: {_first_line(error)}"
-        raise WeightsError(missing_message(include_top, reason, offline=False)) from None
+        raise WeightsError(missing_message(include_top, reason, offline=False, model=model)) from None
     return ResolvedWeights(path.resolve(), spec, spec.md5)

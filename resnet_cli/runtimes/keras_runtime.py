@@ -1,4 +1,4 @@
-"""The Keras runtime: our ResNet50 with preprocessing in the graph, weights loaded by name.
+"""The Keras runtime: our ResNet with preprocessing in the graph, weights loaded by name.
 
 Works on any Keras 3 backend (TensorFlow here; ``KERAS_BACKEND=jax`` on a GPU machine).
 """
@@ -15,7 +15,7 @@ from .base import Runtime
 
 
 def build_model(config):
-    """Our ResNet50 for a resolved ``ModelConfig``, its weights loaded by layer name."""
+    """Our ResNet for a resolved ``ModelConfig``, its weights loaded by layer name."""
     keras = import_keras(config.device, config.threads)
     if config.device == "gpu" and not has_gpu(keras):
         raise UserError("--device gpu: no GPU is visible to the Keras backend.")
@@ -24,7 +24,8 @@ def build_model(config):
     from ..model.weights import load_into, read_weights
 
     model = from_config(config)
-    load_into(model, with_head(read_weights(Path(config.weights)), config.head), source=config.weights)
+    weights = read_weights(Path(config.weights), config.model)
+    load_into(model, with_head(weights, config.head), source=config.weights)
     return model
 
 

@@ -19,10 +19,13 @@ from pathlib import Path
 from ..config import ModelConfig
 from ..console import stderr_line
 from ..model.head import with_head
+from ..model.spec import MODEL_NAMES
 from ..model.weights import read_weights
 from ..storage import cache_dir, file_digest, write_atomic
 from .onnx_export import EXPORTER_VERSION, OPSET, build_onnx
-from .quantize import calibration_files, decode_calibration, quantize_int8
+from .quantize import calibration_files, decode_calibration, float_convolutions, quantize_int8
+
+_PREFIXES = tuple(f"{name}-" for name in MODEL_NAMES)  # a cached file's name: MODEL-KEY.onnx
 
 
 def graph_key(options: dict) -> str:
@@ -36,8 +39,10 @@ def graph_options(config: ModelConfig, calibration_digest: str = "") -> dict:
     from importlib.metadata import version
 
     payload = {
+        "model": config.model,
         "weights_md5": config.weights_md5,
         "input_size": config.input_size,
+        "preprocessing": config.preprocessing,
         "mean_bgr": list(config.mean_bgr),
         "pool1_padding": config.pool1_padding,
         "bn_epsilon": config.bn_epsilon,
@@ -74,7 +79,7 @@ def _store(path: Path, data: bytes, options: dict) -> Path:
         write_atomic(path.with_suffix(".sha256"), hashlib.sha256(data).hexdigest().encode())
         return path
     except OSError as error:
-        handle, temporary = tempfile.mkstemp(prefix="resnet50-", suffix=".onnx")
+        handle, temporary = tempfile.mkstemp(prefix=f"{options['model']}-", suffix=".onnx")
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
         import atexit
@@ -98,7 +103,7 @@ def ensure_onnx_model(config: ModelConfig, quiet: bool = False) -> Path:
     if config.precision == "int8":
         files, calibration_digest = calibration_files(config.calibration)
     options = graph_options(config, calibration_digest)
-    path = cache_dir() / "onnx" / f"resnet50-{graph_key(options)}.onnx"
+    path = cache_dir() / "onnx" / f"{config.model}-{graph_key(options)}.onnx"
     if _is_verified(path):
         return _used(path)
     with _build_lock(path):
@@ -126,7 +131,9 @@ def cached_models() -> list[CachedModel]:
     """The ONNX models in the cache, most recently used first."""
     folder = cache_dir() / "onnx"
     found = []
-    for path in sorted(folder.glob("resnet50-*.onnx")) if folder.is_dir() else ():
+    for path in (
+        sorted(p for p in folder.glob("resnet*-*.onnx") if p.name.startswith(_PREFIXES)) if folder.is_dir() else ()
+    ):
         try:
             options = json.loads(path.with_suffix(".json").read_text())
             last_used = path.with_suffix(".json").stat().st_mtime
@@ -142,7 +149,7 @@ def clear_cache() -> tuple[int, int]:
     folder = cache_dir() / "onnx"
     files = size = 0
     for path in folder.iterdir() if folder.is_dir() else ():
-        if path.is_file() and path.name.startswith(("resnet50-", ".resnet50-")) and path.suffix != ".lock":
+        if path.is_file() and path.name.lstrip(".").startswith(_PREFIXES) and path.suffix != ".lock":
             size += path.stat().st_size
             path.unlink(missing_ok=True)
             files += 1
@@ -174,7 +181,8 @@ def _build(config: ModelConfig, calibration: list[Path], quiet: bool) -> bytes:
     if config.precision != "int8":
         if not quiet:
             stderr_line("exporting the ONNX model (once per weights and options)…")
-        return build_onnx(with_head(read_weights(Path(config.weights)), config.head), config).SerializeToString()
+        weights = read_weights(Path(config.weights), config.model)
+        return build_onnx(with_head(weights, config.head), config).SerializeToString()
     import dataclasses
     import shutil
 
@@ -186,5 +194,7 @@ def _build(config: ModelConfig, calibration: list[Path], quiet: bool) -> bytes:
     with tempfile.TemporaryDirectory(prefix="resnet-classify-int8-") as scratch:
         shutil.copyfile(fp32, Path(scratch) / "fp32.onnx")
         images = decode_calibration(calibration, config.input_size)
-        quantize_int8(Path(scratch) / "fp32.onnx", Path(scratch) / "int8.onnx", images)
+        quantize_int8(
+            Path(scratch) / "fp32.onnx", Path(scratch) / "int8.onnx", images, float_convolutions(config.model)
+        )
         return (Path(scratch) / "int8.onnx").read_bytes()

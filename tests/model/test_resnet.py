@@ -129,3 +129,49 @@ def test_bf16_agrees_with_fp32_on_the_dev_photos(keras, weights, dev_arrays):
     )
     assert top1 >= 0.9 and in_top5 == 1.0
     assert relative.max() < 0.15  # stated tolerance (measured here: median 0.04, max 0.10)
+
+
+FAMILY = ["resnet101", "resnet152", "resnet50v2", "resnet101v2", "resnet152v2"]
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_each_member_equals_keras_applications_on_real_photos(family, judged_photos, name):
+    """Our model, its weights read from the official file's layout, against keras.applications'
+    own model with those weights and its own preprocess_input: the same top five, the same
+    probabilities to 1e-4."""
+    from resnet_cli.config import resolve
+    from resnet_cli.request import ModelRequest
+    from resnet_cli.runtimes.keras_runtime import build_model
+
+    member = family(name)
+    expected = member.probabilities(judged_photos)
+    assert len(set(expected.argmax(1))) >= 4 and expected.max(1).min() < 0.9, "scores must differ, unsaturated"
+    model = build_model(resolve(ModelRequest(model=name, weights=str(member.file), runtime="keras")))
+    got = np.asarray(model(judged_photos, training=False))
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    np.testing.assert_array_equal(np.argsort(-got, 1)[:, :5], np.argsort(-expected, 1)[:, :5])
+
+
+@pytest.mark.parametrize("name", ["resnet50", "resnet50v2"])
+def test_in_graph_preprocessing_is_the_models_own_preprocess_input(keras, judged_photos, name):
+    """uint8 RGB in: the graph's first layer gives what keras.applications.<module>.preprocess_input
+    gives (caffe for v1, tf for v2)."""
+    from resnet_cli.model.resnet import resnet
+    from resnet_cli.model.spec import default_weights
+
+    preprocessing = default_weights(name).preprocessing
+    model = resnet(name, include_top=False, input_shape=(224, 224, 3), preprocess=preprocessing)
+    probe = keras.Model(model.input, model.get_layer(f"{preprocessing}_preprocess").output)
+    module = keras.applications.resnet_v2 if name.endswith("v2") else keras.applications.resnet
+    expected = module.preprocess_input(judged_photos.astype("float32"))
+    np.testing.assert_allclose(np.asarray(probe(judged_photos)), expected, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["resnet152", "resnet101v2"])
+def test_deep_members_build_at_small_sizes(keras, name):
+    """Shapes only: the deep members at 64×64 end in a 2×2 map of 2048 channels."""
+    from resnet_cli.model.resnet import resnet
+
+    model = resnet(name, include_top=False, input_shape=(64, 64, 3), pool1_padding="pad1")
+    assert model.output.shape == (None, 2, 2, 2048)
+    assert model.name == name

@@ -168,7 +168,7 @@ def test_concurrent_downloads_fetch_once_and_never_show_a_partial_file(monkeypat
 
     monkeypatch.setattr(keras.utils, "get_file", slow_get_file)
     monkeypatch.setattr(W, "OFFICIAL", (dataclasses.replace(W.CLASSIC, md5=W.file_md5(classic_file)),))
-    monkeypatch.setattr(W, "DEFAULT", W.OFFICIAL[0])
+    monkeypatch.setattr(W, "default_weights", lambda model, include_top=True: W.OFFICIAL[0])
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: W.locate(), range(4)))
     assert len(downloads) == 1
@@ -269,7 +269,7 @@ def test_a_server_that_never_answers_is_the_one_line_within_the_timeout(monkeypa
 
     monkeypatch.setattr(import_keras().utils, "get_file", get_file)  # the conftest's no-network stand-in off
     spec = dataclasses.replace(W.CLASSIC, url=f"http://127.0.0.1:{server.getsockname()[1]}/w.h5")
-    monkeypatch.setattr(W, "DEFAULT", spec)
+    monkeypatch.setattr(W, "default_weights", lambda model, include_top=True: spec)
     started = time.monotonic()
     with pytest.raises(W.WeightsError, match=r"not on this machine \(download failed: .*timed out"):
         W.locate(timeout=0.5)
