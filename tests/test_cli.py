@@ -149,3 +149,67 @@ def test_a_mistyped_command_gets_did_you_mean(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "Did you mean 'summary'?" in result.stderr and result.stdout == ""
     (tmp_path / "sumary").write_bytes(b"")  # a file of that name is an input, not a typo
     assert invoke("--offline", "sumary").exit_code == 1
+
+
+@pytest.mark.keras
+def test_summary_of_another_member(keras):
+    result = invoke("summary", "--model", "resnet101")
+    assert result.exit_code == 0, result.stderr
+    assert "conv4_block23_" in result.stdout and "44,707,176" in result.stdout
+
+
+@pytest.mark.keras
+def test_models_lists_the_family_and_what_is_here(family):
+    import shutil
+
+    from resnet_cli.model.weights import keras_cache_dir
+
+    listed = json.loads(invoke("models", "-f", "json").stdout)
+    assert [row["model"] for row in listed] == [
+        "resnet50",
+        "resnet101",
+        "resnet152",
+        "resnet50v2",
+        "resnet101v2",
+        "resnet152v2",
+    ]
+    row = {r["model"]: r for r in listed}["resnet152v2"]
+    assert (row["depth"], row["parameters"], row["preprocessing"], row["md5"]) == (
+        152,
+        60_380_648,
+        "tf",
+        "a49b44d1979771252814e80f8ec446f9",
+    )
+    member = family("resnet50v2")
+    keras_cache_dir().mkdir(parents=True, exist_ok=True)
+    target = keras_cache_dir() / member.file.name
+    shutil.copy(member.file, target)
+    try:
+        here = {r["model"]: r["on_this_machine"] for r in json.loads(invoke("models", "-f", "json").stdout)}
+        table = invoke("models").stdout
+    finally:
+        target.unlink()
+    assert here["resnet50v2"] == str(target) and here["resnet101"] is None
+    assert "resnet50v2" in table and "76.0" in table
+
+
+@pytest.mark.keras
+def test_a_file_of_another_member_is_named(classic_file, family):
+    result = invoke("--model", "resnet101", "--weights", classic_file, "-q", SAMPLES / "cat.jpg")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert "It holds resnet50 weights: pass --model resnet50." in result.stderr
+    member = family("resnet101")
+    result = invoke("--model", "resnet152", "--weights", member.file, "-q", SAMPLES / "cat.jpg")
+    assert result.exit_code == 1 and "It holds resnet101 weights: pass --model resnet101." in result.stderr
+
+
+def test_a_missing_members_weights_name_its_file():
+    result = invoke("--model", "resnet152", "--offline", SAMPLES / "cat.jpg")
+    assert result.exit_code == 1
+    assert "the ResNet152 ImageNet weights are not on this machine" in result.stderr
+    assert "resnet152_weights_tf_dim_ordering_tf_kernels.h5 (md5 100835be76be38e30d865e96f2aaae62" in result.stderr
+
+
+def test_an_unknown_model_is_a_usage_error_listing_the_family():
+    result = invoke("--model", "resnet18", SAMPLES / "cat.jpg")
+    assert result.exit_code == 2 and "'resnet101v2'" in result.stderr and "'resnet152'" in result.stderr

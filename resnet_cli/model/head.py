@@ -119,7 +119,15 @@ def with_head(weights: dict[str, list[np.ndarray]], head: Head | None) -> dict[s
 
 
 def check_fits(head: Head, weights_md5: str | None, options: dict) -> None:
-    """One line when the head was trained on other base weights or other feature options."""
+    """One line when the head was trained on another model, other base weights or other
+    feature options (the model first: it says the most)."""
+    asked = options.get("model")
+    if asked is not None and asked != head.option("model"):
+        raise _bad(
+            head.path,
+            f"trained with --model {head.option('model')}; this run asks for --model {asked} (leave it out to use "
+            "the head's).",
+        )
     if weights_md5 is not None and head.base_md5 != weights_md5:
         raise _bad(
             head.path,

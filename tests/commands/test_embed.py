@@ -4,7 +4,7 @@ EXIF-rotated lossless copy give identical vectors."""
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLES, reference
+from conftest import SAMPLES, invoke, reference
 from PIL import Image
 
 from resnet_cli.cli import main
@@ -51,3 +51,19 @@ def test_duplicate_and_rotated_copy_give_identical_vectors(classic_file, tmp_pat
     np.testing.assert_array_equal(features[0], features[1])
     np.testing.assert_array_equal(features[0], features[2])
     np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-5)
+
+
+def test_embed_resnet101v2_gives_keras_applications_pooled_features(family, dev_images, tmp_path):
+    """2048-d vectors for a v2 member too: keras.applications' own avg_pool output (after post_bn)."""
+    from resnet_cli.inputs.decode import decode
+
+    member = family("resnet101v2")
+    paths = dev_images[0][16:22]
+    out = tmp_path / "v2.npz"
+    result = invoke("embed", "--model", "resnet101v2", "--weights", member.file, *paths, "-o", out, "-q")
+    assert result.exit_code == 0, result.stderr
+    with np.load(out) as saved:
+        vectors, names = saved["features"], [str(p) for p in saved["paths"]]
+    assert vectors.shape == (len(paths), 2048)
+    expected = member.pooled(np.stack([decode(p) for p in names]))
+    np.testing.assert_allclose(vectors, expected, rtol=1e-4, atol=1e-4)

@@ -77,3 +77,33 @@ def test_exported_imagenet_model_names_its_classes(classic_file):
         and json.loads(meta["labels"])[386] == "African_elephant"
     )
     assert meta["resize"] == "stretch" and meta["interpolation"] == "nearest"
+
+
+@pytest.mark.keras
+def test_export_resnet50v2_int8_names_its_model_and_keeps_its_classes(family, judged_photos, tmp_path):
+    """export --model resnet50v2 --precision int8: the file says its model and preprocessing,
+    takes uint8 RGB and gives keras.applications' classes (int8's top-1 within fp32's top 5)."""
+    from click.testing import CliRunner
+
+    from resnet_cli.cli import main
+
+    member = family("resnet50v2")
+    out = tmp_path / "resnet50v2-int8.onnx"
+    args = ["export", "--model", "resnet50v2", "--weights", str(member.file), "--precision", "int8", "-o", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.stderr
+    session = _session_from(out)
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["model"] == "resnet50v2" and meta["preprocessing"].startswith("tf: ")
+    assert "scaling to [-1, 1] is in the graph" in meta["input"]
+    got = session.run(None, {"images": judged_photos})[0]
+    expected = member.probabilities(judged_photos)
+    assert got.shape == expected.shape and any(n.op_type == "QuantizeLinear" for n in _nodes(out))
+    in_top5 = np.mean([a in np.argsort(-e)[:5] for a, e in zip(got.argmax(1), expected)])
+    assert in_top5 >= 0.9
+
+
+def _nodes(path):
+    import onnx
+
+    return onnx.load(str(path)).graph.node

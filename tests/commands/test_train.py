@@ -164,3 +164,23 @@ def test_a_validation_split_too_small_to_mean_anything_is_said(tinted, classic_f
     assert "warning: the validation split holds 2 photos, 1 in the smallest class: its accuracy means little" in (
         result.stderr
     )
+
+
+@pytest.mark.keras
+def test_a_head_on_resnet101_remembers_its_model(family, tinted, classic_file, tmp_path):
+    """train --model resnet101, then --head alone runs ResNet101 (the head's model); asking
+    for another model, or giving another model's weights, is refused in one line."""
+    member = family("resnet101")
+    head = tmp_path / "tints101.npz"
+    trained = invoke(
+        "train", "--model", "resnet101", "--weights", member.file, tinted / "train", "-o", head, "-f", "json", "-q"
+    )
+    assert trained.exit_code == 0, trained.stderr
+    assert json.loads(trained.stdout)["val_accuracy"] >= 0.75
+    result = invoke("--head", head, "--weights", member.file, "-f", "jsonl", "-k", 2, "-q", "-r", tinted / "test")
+    assert result.exit_code == 0, result.stderr
+    assert accuracy(jsonl(result)) >= 0.8
+    other = invoke("--model", "resnet50", "--head", head, "--weights", classic_file, SAMPLES / "cat.jpg")
+    assert other.exit_code == 1 and "trained with --model resnet101; this run asks for --model resnet50" in other.stderr
+    wrong = invoke("--head", head, "--weights", classic_file, SAMPLES / "cat.jpg")
+    assert wrong.exit_code == 1 and len(wrong.stderr.strip().splitlines()) == 1 and "Traceback" not in wrong.stderr

@@ -8,6 +8,7 @@ import re
 import shutil
 import sys
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import DEV, SAMPLES
@@ -471,3 +472,18 @@ def test_an_html_report_on_the_ray_engine_has_every_thumbnail(ray_cluster, folde
     text = report.read_text()
     assert result.exit_code == local.exit_code, result.stderr
     assert text.count("<figure") == len(good) == text.count('src="data:image/jpeg;base64,')
+
+
+def test_resnet152_on_the_ray_engine_gives_the_local_records(ray_cluster, family, folder):
+    """--model reaches the actors: ResNet152's records on Ray equal the local engine's, and
+    both give keras.applications.ResNet152's own top five."""
+    from resnet_cli.inputs.decode import decode
+
+    member = family("resnet152")
+    local, local_records = classify("--model", "resnet152", "--weights", member.file, folder)
+    remote, ray_records = classify("--model", "resnet152", "--engine", "ray", "--weights", member.file, folder)
+    assert (local.exit_code, remote.exit_code) == (1, 1), remote.stderr  # the bad files
+    assert_same_records(ray_records, local_records)
+    good = [r for r in ray_records if "predictions" in r]
+    expected = member.probabilities(np.stack([decode(r["path"]) for r in good]))
+    assert [[p["index"] for p in r["predictions"]] for r in good] == np.argsort(-expected, 1)[:, :5].tolist()

@@ -94,3 +94,35 @@ def test_heat_lies_on_the_elephants(tmp_path):
     # The herd stands in the band from ~15 % to ~60 % of the height (map rows 1–4 of 7); sky
     # and trees above, dry grass below.
     assert cam[1:5].sum() > 0.7 * cam.sum()
+
+
+def test_explain_on_a_v2_member_maps_the_activation_after_post_bn(family, tmp_path):
+    """--model resnet50v2: the map is CAM on post_relu with the predictions column, as
+    computed from keras.applications.ResNet50V2's own layers."""
+    import keras
+
+    from resnet_cli.inputs.decode import decode
+    from resnet_cli.model.gradcam import class_activation_map
+
+    member = family("resnet50v2")
+    photo = SAMPLES / "elephant.jpg"
+    raw = tmp_path / "cam.npy"
+    args = [
+        "explain",
+        "--model",
+        "resnet50v2",
+        "--weights",
+        str(member.file),
+        str(photo),
+        "-o",
+        str(tmp_path / "e.png"),
+    ]
+    result = CliRunner().invoke(main, [*args, "--raw", str(raw), "-q"])
+    assert result.exit_code == 0, result.stderr
+    probe = keras.Model(
+        member.reference.input, [member.reference.get_layer("post_relu").output, member.reference.output]
+    )
+    features, scores = (np.asarray(a)[0] for a in probe(member.preprocess(decode(str(photo))[None]), training=False))
+    kernel = member.reference.get_layer("predictions").get_weights()[0]
+    expected = class_activation_map(features, kernel, int(scores.argmax()))
+    np.testing.assert_allclose(np.load(raw), expected, atol=1e-4)

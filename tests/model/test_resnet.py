@@ -175,3 +175,21 @@ def test_deep_members_build_at_small_sizes(keras, name):
     model = resnet(name, include_top=False, input_shape=(64, 64, 3), pool1_padding="pad1")
     assert model.output.shape == (None, 2, 2, 2048)
     assert model.name == name
+
+
+def test_bf16_on_a_v2_member_keeps_its_pooled_features(family, judged_photos):
+    """--precision bf16 on the keras runtime builds every member in mixed bfloat16; ResNet50V2's
+    pooled features keep fp32's direction."""
+    import dataclasses
+
+    from resnet_cli.runtimes.keras_runtime import build_model
+
+    member = family("resnet50v2")
+    config = dataclasses.replace(member.config(runtime="keras", precision="bf16"), include_top=False, pooling="avg")
+    model = build_model(config)
+    assert model.get_layer("conv3_block1_2_conv").compute_dtype == "bfloat16"
+    got = np.asarray(model(judged_photos, training=False), np.float32)
+    expected = member.pooled(judged_photos)
+    cosine = (got * expected).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(expected, axis=1)
+    print(f"resnet50v2 bf16 vs keras.applications fp32: pooled cosine min {cosine.min():.5f}")
+    assert cosine.min() >= 0.99

@@ -99,3 +99,17 @@ def test_cache_lists_what_it_holds_and_clears_it(classic_file, tmp_path, monkeyp
     cleared = CliRunner().invoke(main, ["cache", "clear"])
     assert cleared.exit_code == 0 and "removed 3 file(s)" in cleared.stderr
     assert json.loads(CliRunner().invoke(main, ["cache", "-f", "json"]).stdout) == []
+
+
+def test_the_cache_key_and_file_name_carry_the_model(classic_file):
+    import dataclasses
+
+    from conftest import onnx_config
+
+    from resnet_cli.runtimes.model_cache import graph_key, graph_options
+
+    config = onnx_config(classic_file)
+    options = graph_options(config)
+    assert options["model"] == "resnet50" and options["preprocessing"] == "caffe"
+    other = graph_options(dataclasses.replace(config, model="resnet50v2", preprocessing="tf"))
+    assert graph_key(other) != graph_key(options)
