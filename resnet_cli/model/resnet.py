@@ -85,7 +85,7 @@ def _v1_block(x, block: Block, kernel_size, bn_epsilon):
     y = conv_bn(x, f, 1, "1", strides=block.stride)
     y = conv_bn(y, f, kernel_size, "2", padding="same")
     y = conv_bn(y, 4 * f, 1, "3", relu=False)
-    y = layers.Add(name=name("add"))([shortcut, y])
+    y = layers.Add(name=name("add"))([y, shortcut])  # this order: the walkthrough's layer order
     return layers.Activation("relu", name=name("out"))(y)
 
 

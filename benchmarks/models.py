@@ -1,0 +1,70 @@
+"""The family's speed (issue #24): img/s of each member's ONNX graph, fp32 and int8, run bare
+through the project's own session settings on a batch of 32 real photos, in one run, and each
+÷ ResNet50's. Random but well-scaled weights in each official layout (speed does not depend
+on the values); BENCH_SECONDS per measurement as in bench.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench import ENV, ROOT, SECONDS, WORK, throughput, weights_file  # noqa: E402
+from table import machine, print_table, record, say  # noqa: E402
+
+
+def member_file(name: str, photos: np.ndarray) -> Path:
+    """A weight file of ``name`` in its official layout (ResNet50: bench's classic file)."""
+    from resnet_cli.model.resnet import resnet
+    from resnet_cli.model.spec import DEFAULT_MODEL, architecture, default_weights, file_name
+    from resnet_cli.model.weight_files import well_scaled, write_weights
+
+    if name == DEFAULT_MODEL:
+        return weights_file()
+    path = WORK / "family" / file_name(name)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        spec = default_weights(name)
+        model = resnet(name, preprocess=spec.preprocessing, pool1_padding=spec.pool1_padding, bn_epsilon=spec.bn_epsilon)
+        weights = well_scaled(model, photos, seed=1, top_layer=architecture(name).top_layer)
+        write_weights(path, weights, "keras", ["input_1", *weights])
+    return path
+
+
+def main() -> None:
+    import os
+
+    os.environ.update(ENV)
+    from resnet_cli.config import resolve
+    from resnet_cli.inputs.decode import decode
+    from resnet_cli.model.spec import MODEL_NAMES, multiply_adds
+    from resnet_cli.request import ModelRequest
+    from resnet_cli.runtimes.model_cache import ensure_onnx_model
+    from resnet_cli.runtimes.onnx_runtime import open_session
+
+    say(f"machine: {machine()}")
+    photos = np.stack([decode(str(p)) for p in sorted((ROOT / "sample_images").glob("*.jpg"))])
+    batch = np.concatenate([photos] * (32 // len(photos) + 1))[:32]
+    rates: dict[tuple[str, str], float] = {}
+    for name in MODEL_NAMES:
+        config = resolve(ModelRequest(model=name, weights=str(member_file(name, photos[:6])), runtime="onnx"))
+        for precision in ("fp32", "int8"):
+            path = ensure_onnx_model(dataclasses.replace(config, precision=precision))
+            session = open_session(path)
+            rates[name, precision] = throughput(lambda b, s=session: s.run(None, {"images": b}), batch)
+            base = rates["resnet50", precision]
+            record(
+                f"{name} onnx {precision}, batch 32",
+                f"{rates[name, precision]:.1f} img/s",
+                f"÷ resnet50 {rates[name, precision] / base:.2f}; {multiply_adds(name) / 1e9:.2f} GMACs",
+            )
+        record(f"{name} int8 ÷ fp32", f"{rates[name, 'int8'] / rates[name, 'fp32']:.2f}")
+    print_table(f"The family on ONNX Runtime ({SECONDS:.0f} s a measurement), machine: {machine()}")
+
+
+if __name__ == "__main__":
+    main()
