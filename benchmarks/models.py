@@ -29,7 +29,9 @@ def member_file(name: str, photos: np.ndarray) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         spec = default_weights(name)
-        model = resnet(name, preprocess=spec.preprocessing, pool1_padding=spec.pool1_padding, bn_epsilon=spec.bn_epsilon)
+        model = resnet(
+            name, preprocess=spec.preprocessing, pool1_padding=spec.pool1_padding, bn_epsilon=spec.bn_epsilon
+        )
         weights = well_scaled(model, photos, seed=1, top_layer=architecture(name).top_layer)
         write_weights(path, weights, "keras", ["input_1", *weights])
     return path

@@ -18,7 +18,7 @@ from .backend import GPU_INSTALL_HINT, cpu_has_bf16, gpu_problem, onnxruntime_av
 from .console import stderr_line
 from .errors import UserError
 from .inputs.decode import DecodeOptions
-from .model.head import Head, check_fits, read_head
+from .model.head import FEATURE_OPTIONS, Head, check_fits, read_head
 from .model.imagenet import class_index
 from .model.spec import (
     DEFAULT,
@@ -97,17 +97,7 @@ def _numerics(request: ModelRequest, spec: WeightsSpec, head: Head | None = None
     trained = {f.name: getattr(spec, f.name) for f in dataclasses.fields(WeightsSpec)}
     if head is not None:
         trained.update(head.trained_with)
-    fields = (
-        "input_size",
-        "preprocessing",
-        "mean_bgr",
-        "pool1_padding",
-        "bn_epsilon",
-        "resize",
-        "interpolation",
-        "crop_ratio",
-        "classes",
-    )
+    fields = (*(name for name in FEATURE_OPTIONS if name != "model"), "preprocessing", "classes")
     return {name: trained[name] if asked.get(name) is None else asked[name] for name in fields}
 
 
