@@ -54,6 +54,8 @@ def graph_options(config: ModelConfig, calibration_digest: str = "") -> dict:
         "opset": OPSET,
         "onnx": version("onnx"),  # read, not imported: import onnx costs ~0.6-1 s of a cached run (ml_dtypes)
     }
+    if config.precision == "int8":
+        payload["float_convolutions"] = float_convolutions(config.model)
     if config.include_top and config.head is not None:
         payload["head"] = config.head.sha256
     return payload
