@@ -252,6 +252,13 @@ def main() -> None:
     os.environ["RESNET_CLI_CACHE"] = ENV["RESNET_CLI_CACHE"]
     config = resolve(ModelRequest(weights=str(weights), runtime="onnx"))
     sessions = {p: open_session(ensure_onnx_model(dataclasses.replace(config, precision=p))) for p in ("fp32", "int8")}
+    compiled = {}
+    if importlib.util.find_spec("openvino") is not None:
+        from resnet_cli.runtimes.openvino_runtime import compile_model
+
+        for p in ("fp32", "bf16", "int8"):
+            graph = ensure_onnx_model(dataclasses.replace(config, precision="int8" if p == "int8" else "fp32"))
+            compiled[p] = compile_model(graph, p).create_infer_request()
 
     from resnet_cli.backend import import_keras
     from resnet_cli.runtimes.keras_runtime import build_model
@@ -270,12 +277,16 @@ def main() -> None:
         rates["ours keras", batch] = throughput(ours.predict_on_batch, x)
         for p, session in sessions.items():
             rates[f"ours onnx {p}", batch] = throughput(lambda b, s=session: s.run(None, {"images": b}), x)
-        for name in ("keras.applications predict", "ours keras", "ours onnx fp32", "ours onnx int8"):
+        for p, request in compiled.items():
+            rates[f"ours openvino {p}", batch] = throughput(lambda b, r=request: r.infer({0: b}), x)
+        names = ["keras.applications predict", "ours keras", "ours onnx fp32", "ours onnx int8"]
+        for name in [*names, *(f"ours openvino {p}" for p in compiled)]:
             ratio = rates[name, batch] / rates["keras.applications predict", batch]
             record(
                 f"model-only {name}, batch {batch}",
                 f"{rates[name, batch]:.1f} img/s",
-                f"(× {ratio:.2f} of keras.applications)",
+                f"(× {ratio:.2f} of keras.applications; × {rates[name, batch] / rates['ours onnx fp32', batch]:.2f} of "
+                "ours onnx fp32)",
             )
     del ours, reference
     from resnet_cli.backend import cpu_has_bf16
@@ -305,8 +316,12 @@ def main() -> None:
         "500x375": photo_folder("jpeg_500x375", (500, 375), 192),
         "4000x3000": photo_folder("jpeg_4000x3000", (4000, 3000), 32),
     }
-    for runtime, precision in (("keras", "fp32"), ("onnx", "fp32"), ("onnx", "int8")):
+    runs = [("keras", "fp32"), ("onnx", "fp32"), ("onnx", "int8")]
+    runs += [("openvino", p) for p in compiled]
+    for runtime, precision in runs:
         for label, folder in folders.items():
+            if label == "4000x3000" and runtime == "openvino":
+                continue  # the decode-bound case: the engine does not matter there
             extra = ["--fast-decode"] if label == "4000x3000" else []
             wall, stderr, rss = run_cli(
                 [
@@ -358,11 +373,11 @@ def main() -> None:
         for _ in range(3)
     )
     record("`python -c 'import tensorflow'`", f"{imports:.2f} s")
-    for runtime in ("onnx", "keras"):
+    for runtime in ("onnx", "keras", *(["openvino"] if compiled else [])):
         record(
             f"cold `resnet-classify --runtime {runtime} elephant.jpg`",
             f"{median_wall([*wflag, '--runtime', runtime, elephant]):.2f} s",
-            "(model cached)" if runtime == "onnx" else "",
+            "" if runtime == "keras" else "(model cached)",
         )
 
     print_table()

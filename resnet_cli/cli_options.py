@@ -141,15 +141,16 @@ runtime_options = _options(
             type=click.Choice(RUNTIMES),
             default="auto",
             show_default=True,
-            help="auto = onnx when ONNX Runtime is installed (fastest on CPU, no TensorFlow start-up), else keras.",
+            help="auto = on a CPU onnx (bf16: openvino) when installed (no TensorFlow start-up), else keras; on a "
+            "GPU keras.",
         ),
         click.option(
             "--precision",
             type=click.Choice(PRECISIONS),
             default="fp32",
             show_default=True,
-            help="int8: statically quantized ONNX model (onnx runtime). bf16: Keras mixed precision where the CPU "
-            "(AVX512-BF16/AMX) or a GPU computes in bf16, else fp32 with a warning.",
+            help="int8: statically quantized ONNX model (onnx or openvino runtime). bf16: OpenVINO's bf16 (or Keras "
+            "mixed precision) where the CPU (AVX512-BF16/AMX) or a GPU computes in bf16, else fp32 with a warning.",
         ),
         click.option(
             "--calibration",

@@ -14,7 +14,14 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-from .backend import GPU_INSTALL_HINT, cpu_has_bf16, gpu_problem, onnxruntime_available, onnxruntime_has_cuda
+from .backend import (
+    GPU_INSTALL_HINT,
+    cpu_has_bf16,
+    gpu_problem,
+    onnxruntime_available,
+    onnxruntime_has_cuda,
+    openvino_available,
+)
 from .console import stderr_line
 from .errors import UserError
 from .inputs.decode import DecodeOptions
@@ -54,7 +61,7 @@ class ModelConfig:
     classes: str = DEFAULT.classes
     include_top: bool = True  # False: pooled features (``pooling``) instead of class scores
     pooling: Pooling | None = None
-    runtime: Literal["keras", "onnx"] = "onnx"  # never "auto" once resolved
+    runtime: Literal["keras", "onnx", "openvino"] = "onnx"  # never "auto" once resolved
     precision: Precision = "fp32"
     device: Device = "auto"  # "cpu" or "gpu" once resolved for this machine; a Ray run leaves it as asked
     threads: int = 0
@@ -107,6 +114,13 @@ def _device(request: ModelRequest) -> str:
     that runtime has none: one line saying what is missing and what to install."""
     if request.device == "cpu":
         return "cpu"
+    if request.runtime == "openvino":
+        if request.device == "gpu":
+            raise UserError(
+                "--device gpu: the openvino runtime runs on the CPU here (for a GPU: --runtime keras, or --runtime "
+                "onnx with onnxruntime-gpu)."
+            )
+        return "cpu"
     if request.runtime == "onnx" or (request.precision == "int8" and request.runtime == "auto"):
         if onnxruntime_has_cuda():
             return "gpu"
@@ -128,15 +142,18 @@ def _device(request: ModelRequest) -> str:
 
 
 def _runtime(request: ModelRequest, precision: str, device: str) -> str:
-    """ "auto" → keras on a GPU (Keras on JAX was the fastest GPU path); on the CPU onnx when
-    ONNX Runtime is installed (fastest there, starts without TensorFlow), else keras. int8
-    exists only on onnx, bf16 only on keras."""
+    """ "auto" → keras on a GPU (Keras on JAX was the fastest GPU path); on the CPU bf16 on
+    OpenVINO (real bf16 kernels; Keras' mixed precision on TensorFlow's CPU kernels was slower
+    than fp32), fp32 and int8 on ONNX Runtime when it is installed (starts without TensorFlow),
+    else keras. int8 exists on onnx and openvino only."""
     if request.runtime != "auto":
         return request.runtime
     if precision == "int8":
         return "onnx"
-    if precision == "bf16" or device == "gpu":
+    if device == "gpu":
         return "keras"
+    if precision == "bf16":
+        return "openvino" if openvino_available() else "keras"
     return "onnx" if onnxruntime_available() else "keras"
 
 

@@ -12,7 +12,7 @@ from .storage import is_url
 
 Format = Literal["table", "json", "jsonl", "csv", "parquet", "html"]
 Device = Literal["auto", "cpu", "gpu"]
-Runtime = Literal["auto", "keras", "onnx"]
+Runtime = Literal["auto", "keras", "onnx", "openvino"]
 Precision = Literal["fp32", "int8", "bf16"]
 Engine = Literal["local", "ray"]
 Progress = Literal["auto", "bar", "log", "none"]  # auto: a bar on a terminal, else log lines
@@ -49,11 +49,11 @@ class ModelRequest:
 def conflicts(request: ModelRequest) -> str | None:
     """The first impossible combination of model options, in Click's words, or None."""
     if request.precision == "int8" and request.runtime == "keras":
-        return "--precision int8 runs on the onnx runtime. Received: --runtime keras"
+        return "--precision int8 runs on the onnx or openvino runtime. Received: --runtime keras"
     if request.precision == "bf16" and request.runtime == "onnx":
         return (
-            "--precision bf16 runs on the keras runtime (ONNX Runtime has no bf16 CPU kernels). Received: --runtime "
-            "onnx"
+            "--precision bf16 runs on the openvino or keras runtime (ONNX Runtime has no bf16 CPU kernels). "
+            "Received: --runtime onnx"
         )
     if request.calibration and request.precision != "int8":
         return f"--calibration is for --precision int8. Received: --precision {request.precision}"

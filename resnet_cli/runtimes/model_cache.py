@@ -155,6 +155,12 @@ def clear_cache() -> tuple[int, int]:
             size += path.stat().st_size
             path.unlink(missing_ok=True)
             files += 1
+    compiled = cache_dir() / "openvino"  # OpenVINO's compiled blobs of those graphs
+    for path in compiled.iterdir() if compiled.is_dir() else ():
+        if path.is_file() and path.suffix != ".lock":
+            size += path.stat().st_size
+            path.unlink(missing_ok=True)
+            files += 1
     return files, size
 
 

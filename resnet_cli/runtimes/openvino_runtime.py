@@ -1,0 +1,51 @@
+"""The OpenVINO path: the graph the exporter writes (preprocessing in it, uint8 in), compiled
+by OpenVINO for this CPU — f32, bf16 (on AVX512-BF16/AMX, OpenVINO's fastest CPU precision
+there) or our int8 QDQ model.
+
+Compiled models are cached (OpenVINO's ``CACHE_DIR`` under the project's cache), one
+compilation per cached graph and precision at a time: several runs or Ray actors starting
+together compile once, the others load the blob.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..storage import cache_dir
+from .base import Runtime
+
+# OpenVINO's precision hint per precision: int8 runs the quantized graph with the rest in f32.
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+
+
+class OpenVinoRuntime(Runtime):
+    name = "openvino"
+
+    def __init__(self, compiled, batch_size: int):
+        self.request = compiled.create_infer_request()
+        self.batch_size = batch_size
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self.request.infer({0: batch})[0]
+
+
+def compile_model(model: Path, precision: str = "fp32", threads: int = 0):
+    """``model`` (an ONNX file of the cache) compiled for the CPU at ``precision`` on
+    ``threads`` inference threads (0: one per core), one request at a time (latency hint)."""
+    import openvino as ov
+    from filelock import FileLock
+
+    folder = cache_dir() / "openvino"
+    folder.mkdir(parents=True, exist_ok=True)
+    core = ov.Core()
+    core.set_property({"CACHE_DIR": str(folder)})
+    config = {
+        "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision],
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_NUM_THREADS": threads or os.cpu_count() or 1,
+    }
+    with FileLock(str(folder / f"{Path(model).stem}-{precision}.lock")):
+        return core.compile_model(str(model), "CPU", config)

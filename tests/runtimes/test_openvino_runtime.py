@@ -1,0 +1,80 @@
+"""runtimes.openvino_runtime: OpenVINO on our exported graphs, held to ONNX Runtime fp32 on
+real photos — fp32 by probabilities, bf16 and int8 by the cosine of their pooled features."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import SAMPLES, invoke, onnx_config
+
+pytest.importorskip("openvino", reason="OpenVINO is not installed")
+pytestmark = pytest.mark.keras
+
+
+def _runtime(classic_file, **changes):
+    from resnet_cli.runtimes.factory import open_runtime
+
+    return open_runtime(onnx_config(classic_file, **changes), batch_size=25)
+
+
+def _cosines(a, b):
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def test_fp32_equals_onnx_runtime(classic_file, dev_arrays):
+    expected = _runtime(classic_file).predict(dev_arrays)
+    got = _runtime(classic_file, runtime="openvino").predict(dev_arrays)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    np.testing.assert_array_equal(np.argsort(-got, 1)[:, :5], np.argsort(-expected, 1)[:, :5])
+
+
+@pytest.mark.parametrize("precision, median, least", [("bf16", 0.999, 0.99), ("int8", 0.995, 0.995)])
+def test_reduced_precision_keeps_the_pooled_features(classic_file, dev_arrays, precision, median, least):
+    """bf16 and int8 on OpenVINO, judged by the pooled-feature cosine to ONNX Runtime fp32 on
+    the dev photos; top-1 agreement only printed beside it (random weights' margins are tiny)."""
+    fp32 = _runtime(classic_file, include_top=False, pooling="avg").predict(dev_arrays)
+    got = _runtime(classic_file, runtime="openvino", precision=precision, include_top=False, pooling="avg")
+    cosine = _cosines(got.predict(dev_arrays), fp32)
+    top1 = (
+        _runtime(classic_file, runtime="openvino", precision=precision).predict(dev_arrays).argmax(1)
+        == _runtime(classic_file).predict(dev_arrays).argmax(1)
+    ).mean()
+    print(
+        f"openvino {precision}: pooled cosine median {np.median(cosine):.5f} min {cosine.min():.5f}; top-1 {top1:.2f}"
+    )
+    assert np.median(cosine) >= median and cosine.min() >= least
+
+
+def test_the_cli_runs_it_and_says_so(classic_file):
+    result = invoke("--runtime", "openvino", "--weights", classic_file, "-f", "jsonl", SAMPLES / "cat.jpg")
+    assert result.exit_code == 0, result.stderr
+    assert "(openvino fp32)" in result.stderr
+    reference = invoke("--runtime", "onnx", "--weights", classic_file, "-f", "jsonl", "-q", SAMPLES / "cat.jpg")
+    ours, theirs = (
+        [[p["index"] for p in r["predictions"]] for r in map(json.loads, x.stdout.splitlines())]
+        for x in (result, reference)
+    )
+    assert ours == theirs
+
+
+def test_auto_takes_openvino_for_bf16_on_a_bf16_cpu(classic_file, monkeypatch):
+    from resnet_cli.config import resolve
+    from resnet_cli.request import ModelRequest
+
+    monkeypatch.setattr("resnet_cli.config.cpu_has_bf16", lambda: True)
+    assert resolve(ModelRequest(weights=str(classic_file), precision="bf16")).runtime == "openvino"
+    assert resolve(ModelRequest(weights=str(classic_file))).runtime == "onnx"
+
+
+def test_openvino_on_a_gpu_is_one_line(classic_file):
+    result = invoke("--runtime", "openvino", "--device", "gpu", "--weights", classic_file, SAMPLES / "cat.jpg")
+    assert result.exit_code == 1 and "the openvino runtime runs on the CPU" in result.stderr
+
+
+def test_compiled_models_are_cached_and_cleared(classic_file):
+    from resnet_cli.storage import cache_dir
+
+    _runtime(classic_file, runtime="openvino")
+    assert any((cache_dir() / "openvino").glob("*.blob"))
+    result = invoke("cache", "clear")
+    assert result.exit_code == 0 and not any((cache_dir() / "openvino").glob("*.blob"))
