@@ -129,7 +129,19 @@ def ray_rates(wflag: list[str], weights: Path) -> None:
     say("ray engine on this machine (one node: the engine's own overhead; r for the cost model)")
     folders = {n: photo_folder(f"jpeg_500x375_{n}", (500, 375), n) for n in (576, 1152)}
     wall, stderr, _ = run_cli(
-        [*wflag, "--precision", "int8", "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), str(folders[576])]
+        [
+            *wflag,
+            "--precision",
+            "int8",
+            "-b",
+            "16",
+            "-f",
+            "jsonl",
+            "--overwrite",
+            "-o",
+            str(WORK / "out.jsonl"),
+            str(folders[576]),
+        ]
     )
     local = rate_of(stderr)
     cores = os.cpu_count() or 1
@@ -190,7 +202,9 @@ def head_rates(wflag: list[str]) -> None:
         f"(÷ `embed` on the same photos {train_wall / embed_wall:.2f}; embed {embed_wall:.1f} s)",
     )
     photos = photo_folder("jpeg_500x375", (500, 375), 192)
-    plain = rate_of(run_cli([*wflag, "-b", "16", "-f", "jsonl", "-o", str(WORK / "out.jsonl"), str(photos)])[1])
+    plain = rate_of(
+        run_cli([*wflag, "-b", "16", "-f", "jsonl", "--overwrite", "-o", str(WORK / "out.jsonl"), str(photos)])[1]
+    )
     headed = rate_of(
         run_cli(
             [
@@ -201,6 +215,7 @@ def head_rates(wflag: list[str]) -> None:
                 "16",
                 "-f",
                 "jsonl",
+                "--overwrite",
                 "-o",
                 str(WORK / "out.jsonl"),
                 str(photos),
@@ -219,7 +234,7 @@ def print_table() -> None:
 
 
 def rate_of(stderr: str) -> float:
-    return float(re.search(r"\(([\d.]+) images/s\)", stderr).group(1))
+    return float(re.search(r"\(([\d.]+) images/s", stderr).group(1))
 
 
 def main() -> None:
@@ -334,6 +349,7 @@ def main() -> None:
                     "16",
                     "-f",
                     "jsonl",
+                    "--overwrite",
                     "-o",
                     str(WORK / "out.jsonl"),
                     *extra,
