@@ -487,3 +487,13 @@ def test_resnet152_on_the_ray_engine_gives_the_local_records(ray_cluster, family
     good = [r for r in ray_records if "predictions" in r]
     expected = member.probabilities(np.stack([decode(r["path"]) for r in good]))
     assert [[p["index"] for p in r["predictions"]] for r in good] == np.argsort(-expected, 1)[:, :5].tolist()
+
+
+def test_openvino_on_the_ray_engine_gives_the_local_records(ray_cluster, folder, classic_file):
+    """--runtime openvino reaches the actors (each compiles, or loads the compiled blob)."""
+    local, local_records = classify("--runtime", "openvino", "--weights", classic_file, folder)
+    args = ["-f", "jsonl", "-b", "4", "--runtime", "openvino", "--engine", "ray", "--weights", str(classic_file)]
+    remote = CliRunner().invoke(main, [*args, str(folder)])
+    assert (local.exit_code, remote.exit_code) == (1, 1), remote.stderr
+    assert_same_records([json.loads(line) for line in remote.stdout.splitlines()], local_records)
+    assert "Ray (openvino fp32" in remote.stderr  # the summary: what the actors were opened with

@@ -78,3 +78,17 @@ def test_compiled_models_are_cached_and_cleared(classic_file):
     assert any((cache_dir() / "openvino").glob("*.blob"))
     result = invoke("cache", "clear")
     assert result.exit_code == 0 and not any((cache_dir() / "openvino").glob("*.blob"))
+
+
+def test_a_head_runs_on_openvino(trained_head, tinted, classic_file):
+    head, report = trained_head
+    runs = [
+        invoke(
+            "--runtime", runtime, "--head", head, "--weights", classic_file, "-f", "jsonl", "-q", "-r", tinted / "test"
+        )
+        for runtime in ("openvino", "onnx")
+    ]
+    assert all(run.exit_code == 0 for run in runs), runs[0].stderr
+    ours, theirs = ([json.loads(line) for line in run.stdout.splitlines()] for run in runs)
+    assert [r["predictions"][0]["label"] for r in ours] == [r["predictions"][0]["label"] for r in theirs]
+    assert {r["predictions"][0]["label"] for r in ours} <= set(report["classes"])
