@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".bench"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "6"))
 CLI = [sys.executable, "-m", "resnet_cli"]
+# Batch 16, JSON lines into the bench's own file (replaced each run: --overwrite).
+TO_JSONL = ["-b", "16", "-f", "jsonl", "--overwrite", "-o", str(WORK / "out.jsonl")]
 ENV = dict(os.environ, RESNET_CLI_CACHE=str(WORK / "cache"), TF_CPP_MIN_LOG_LEVEL="3")
 from table import machine, record, say  # noqa: E402
 from table import print_table as _print_table  # noqa: E402
@@ -133,13 +135,7 @@ def ray_rates(wflag: list[str], weights: Path) -> None:
             *wflag,
             "--precision",
             "int8",
-            "-b",
-            "16",
-            "-f",
-            "jsonl",
-            "--overwrite",
-            "-o",
-            str(WORK / "out.jsonl"),
+            *TO_JSONL,
             str(folders[576]),
         ]
     )
@@ -202,22 +198,14 @@ def head_rates(wflag: list[str]) -> None:
         f"(÷ `embed` on the same photos {train_wall / embed_wall:.2f}; embed {embed_wall:.1f} s)",
     )
     photos = photo_folder("jpeg_500x375", (500, 375), 192)
-    plain = rate_of(
-        run_cli([*wflag, "-b", "16", "-f", "jsonl", "--overwrite", "-o", str(WORK / "out.jsonl"), str(photos)])[1]
-    )
+    plain = rate_of(run_cli([*wflag, *TO_JSONL, str(photos)])[1])
     headed = rate_of(
         run_cli(
             [
                 *wflag,
                 "--head",
                 str(WORK / "head.npz"),
-                "-b",
-                "16",
-                "-f",
-                "jsonl",
-                "--overwrite",
-                "-o",
-                str(WORK / "out.jsonl"),
+                *TO_JSONL,
                 str(photos),
             ]
         )[1]
@@ -345,13 +333,7 @@ def main() -> None:
                     runtime,
                     "--precision",
                     precision,
-                    "-b",
-                    "16",
-                    "-f",
-                    "jsonl",
-                    "--overwrite",
-                    "-o",
-                    str(WORK / "out.jsonl"),
+                    *TO_JSONL,
                     *extra,
                     str(folder),
                 ]
