@@ -15,6 +15,7 @@ import keras
 from keras import layers, ops
 
 from .spec import (
+    BLOCK_LETTERS,
     DEFAULT,
     DEFAULT_MODEL,
     NUM_CLASSES,
@@ -113,13 +114,13 @@ def _v2_block(x, block: Block, kernel_size, bn_epsilon):
 
 def identity_block(x, kernel_size, filters, stage, block, bn_epsilon=DEFAULT.bn_epsilon):
     """ResNet50's bottleneck whose shortcut is the input itself (input and output shapes match)."""
-    index = "abcdef".index(block) + 1
+    index = BLOCK_LETTERS.index(block) + 1
     return _v1_block(x, Block(stage, index, filters[0], 1, False, True), kernel_size, bn_epsilon)
 
 
 def conv_block(x, kernel_size, filters, stage, block, strides=2, bn_epsilon=DEFAULT.bn_epsilon):
     """ResNet50's bottleneck with a 1×1 projection shortcut; the stride sits on the first 1×1 conv."""
-    index = "abcdef".index(block) + 1
+    index = BLOCK_LETTERS.index(block) + 1
     return _v1_block(x, Block(stage, index, filters[0], strides, True, True), kernel_size, bn_epsilon)
 
 

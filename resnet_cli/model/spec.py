@@ -139,11 +139,6 @@ def blocks(arch: Architecture | str = DEFAULT_MODEL):
             yield Block(stage, index, width, stride, index == 1, arch.layer_names == "classic")
 
 
-def block_names(stage: int, letter: str) -> tuple[str, str]:
-    """The classic prefixes of one ResNet50 bottleneck: ('res2a_branch', 'bn2a_branch')."""
-    return f"res{stage}{letter}_branch", f"bn{stage}{letter}_branch"
-
-
 def _convs(arch: Architecture, size: int):
     """(output side, kernel, in channels, out channels, has bias) of every convolution and the
     classifier, and the BN channel counts — what the parameter and multiply-add counts read."""

@@ -23,6 +23,7 @@ from ..errors import WeightsError, user_file
 from ..storage import file_md5
 from .spec import (  # noqa: F401 (re-exported)
     ARCHITECTURES,
+    BLOCK_LETTERS,
     CLASSIC,
     CLASSIC_NOTOP,
     DEFAULT,
@@ -52,7 +53,6 @@ class ResolvedWeights:
 # ---------------------------------------------------------------------------- layer names
 
 _KERAS_NAME = re.compile(r"conv(\d)_block(\d+)_(\d)_(conv|bn)")
-BLOCK_LETTERS = "abcdef"
 _CLASSIC_NAME = re.compile(r"(res|bn)(\d)([a-f])_branch(1|2a|2b|2c)")
 _BRANCH_TO_INDEX = {"1": "0", "2a": "1", "2b": "2", "2c": "3"}
 _INDEX_TO_BRANCH = {v: k for k, v in _BRANCH_TO_INDEX.items()}
@@ -68,7 +68,7 @@ def classic_name(keras_name: str) -> str:
         return keras_name
     stage, block, index, kind = match.groups()
     prefix = "res" if kind == "conv" else "bn"
-    return f"{prefix}{stage}{'abcdef'[int(block) - 1]}_branch{_INDEX_TO_BRANCH[index]}"
+    return f"{prefix}{stage}{BLOCK_LETTERS[int(block) - 1]}_branch{_INDEX_TO_BRANCH[index]}"
 
 
 def keras_name(classic: str) -> str:
@@ -81,7 +81,7 @@ def keras_name(classic: str) -> str:
         return classic
     prefix, stage, letter, branch = match.groups()
     kind = "conv" if prefix == "res" else "bn"
-    return f"conv{stage}_block{'abcdef'.index(letter) + 1}_{_BRANCH_TO_INDEX[branch]}_{kind}"
+    return f"conv{stage}_block{BLOCK_LETTERS.index(letter) + 1}_{_BRANCH_TO_INDEX[branch]}_{kind}"
 
 
 # ---------------------------------------------------------------------------- reading
