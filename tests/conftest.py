@@ -224,22 +224,23 @@ def make_folder(folder: Path, count: int, size=(64, 48)) -> list[Path]:
     return paths
 
 
-def onnx_config(classic_file, **changes):
-    """The resolved config of a default onnx run on ``classic_file``, with ``changes``."""
+def onnx_config(classic_file, model=None, **changes):
+    """The resolved config of a default onnx run on ``classic_file`` (a file of ``model``,
+    default ResNet50), with ``changes``."""
     import dataclasses
 
     from resnet_cli.config import resolve
     from resnet_cli.request import ModelRequest
 
-    return dataclasses.replace(resolve(ModelRequest(weights=str(classic_file), runtime="onnx")), **changes)
+    return dataclasses.replace(resolve(ModelRequest(model=model, weights=str(classic_file), runtime="onnx")), **changes)
 
 
-def onnx_session(classic_file, **changes):
+def onnx_session(classic_file, model=None, **changes):
     """An ONNX Runtime session on the cached model of ``onnx_config``."""
     from resnet_cli.runtimes.model_cache import ensure_onnx_model
     from resnet_cli.runtimes.onnx_runtime import open_session
 
-    return open_session(ensure_onnx_model(onnx_config(classic_file, **changes), quiet=True))
+    return open_session(ensure_onnx_model(onnx_config(classic_file, model, **changes), quiet=True))
 
 
 @pytest.fixture(scope="session")
@@ -304,20 +305,11 @@ class Member:
 
     def config(self, **changes):
         """The resolved config of an onnx run on this member's file, with ``changes``."""
-        import dataclasses
-
-        from resnet_cli.config import resolve
-        from resnet_cli.request import ModelRequest
-
-        config = resolve(ModelRequest(model=self.name, weights=str(self.file), runtime="onnx"))
-        return dataclasses.replace(config, **changes)
+        return onnx_config(self.file, self.name, **changes)
 
     def session(self, **changes):
         """An ONNX Runtime session on the cached export of ``config(**changes)``."""
-        from resnet_cli.runtimes.model_cache import ensure_onnx_model
-        from resnet_cli.runtimes.onnx_runtime import open_session
-
-        return open_session(ensure_onnx_model(self.config(**changes), quiet=True))
+        return onnx_session(self.file, self.name, **changes)
 
     def pooled(self, rgb: np.ndarray) -> np.ndarray:
         import keras

@@ -60,10 +60,17 @@ def random_weights(
             arrays = [rng.normal(0, scale, kernel.shape), rng.normal(0, 0.05, bias.shape)]
         layer.set_weights([a.astype(np.float32) for a in arrays])
     features = keras.Model(model.input, model.get_layer("flatten").output).predict(images, verbose=0)
-    mean, std = features.mean(0), features.std(0) + 1e-3
-    kernel = rng.normal(0, 1, (2048, 1000)) / float(np.median(std)) / np.sqrt(2048) * 4
-    model.get_layer("fc1000").set_weights([kernel.astype(np.float32), (-(mean @ kernel)).astype(np.float32)])
+    model.get_layer("fc1000").set_weights(_centred_classifier(rng, features, 1000))
     return model_weights(model)
+
+
+def _centred_classifier(rng, features: np.ndarray, classes: int) -> list[np.ndarray]:
+    """A random classifier centred on the images' mean feature, scaled to their spread: the top
+    classes differ from photo to photo instead of saturating."""
+    mean, std = features.mean(0), features.std(0) + 1e-3
+    width = features.shape[1]
+    kernel = rng.normal(0, 1, (width, classes)) / float(np.median(std)) / np.sqrt(width) * 4
+    return [kernel.astype(np.float32), (-(mean @ kernel)).astype(np.float32)]
 
 
 def well_scaled(model, images: np.ndarray, seed: int = 0, top_layer: str = "predictions") -> dict:
@@ -98,10 +105,8 @@ def well_scaled(model, images: np.ndarray, seed: int = 0, top_layer: str = "pred
         layer.momentum = 0.99
     pooled = model.get_layer(top_layer).input
     features = np.asarray(keras.Model(model.input, pooled)(images, training=False))
-    mean, std = features.mean(0), features.std(0) + 1e-3
     classes = model.get_layer(top_layer).get_weights()[1].shape[0]
-    kernel = rng.normal(0, 1, (features.shape[1], classes)) / float(np.median(std)) / np.sqrt(features.shape[1]) * 4
-    model.get_layer(top_layer).set_weights([kernel.astype(np.float32), (-(mean @ kernel)).astype(np.float32)])
+    model.get_layer(top_layer).set_weights(_centred_classifier(rng, features, classes))
     return model_weights(model)
 
 
