@@ -121,14 +121,18 @@ def onnxruntime_has_cuda() -> bool:
     return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes in bfloat16 (AVX512-BF16 or AMX), from /proc/cpuinfo's flags."""
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags as Linux lists them (/proc/cpuinfo); empty where it cannot say."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
-            flags = next((line for line in handle if line.startswith("flags")), "").split()
+            return frozenset(next((line for line in handle if line.startswith("flags")), "").split()[2:])
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return frozenset()
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 (AVX512-BF16 or AMX)."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def openvino_available() -> bool:

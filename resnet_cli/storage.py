@@ -158,6 +158,27 @@ def cache_dir() -> Path:
     return Path(base) / "resnet-classify"
 
 
+# The runtimes' own compiled forms of the cached ONNX graphs, per machine: rebuilt from the
+# graphs when missing, removed with them by ``cache clear``.
+COMPILED_FOLDERS = ("openvino", "onnxruntime")
+
+
+def compiled_dir(runtime: str) -> Path:
+    if runtime not in COMPILED_FOLDERS:
+        raise ValueError(f"runtime must be one of {COMPILED_FOLDERS}. Received: runtime={runtime!r}")
+    return cache_dir() / runtime
+
+
+def is_verified(path: Path) -> bool:
+    """``path`` matches the sha256 recorded beside it (``.sha256``) when it was written: a
+    stale, truncated or altered file does not. Memoised on size and mtime (``file_digest``),
+    so a cold start does not re-hash 100 MB."""
+    try:
+        return file_digest(path, "sha256") == path.with_suffix(".sha256").read_text().strip()
+    except OSError:
+        return False
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write a whole file or nothing: a reader never sees half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import time
 
 from ..console import stderr_line
 from ..errors import ExitStatus
-from ..runtimes.model_cache import cached_models, clear_cache
+from ..runtimes.model_cache import cached_models, clear_cache, compiled_files
 from ..storage import cache_dir
 
 OPTIONS_SHOWN = ("model", "pool1_padding", "bn_epsilon", "include_top", "pooling")
@@ -16,7 +16,7 @@ OPTIONS_SHOWN = ("model", "pool1_padding", "bn_epsilon", "include_top", "pooling
 def cache(clear: bool = False, fmt: str = "table") -> ExitStatus:
     if clear:
         files, size = clear_cache()
-        stderr_line(f"removed {files} file(s), {size / 2**20:.0f} MiB, from {cache_dir() / 'onnx'}")
+        stderr_line(f"removed {files} file(s), {size / 2**20:.0f} MiB, from {cache_dir()}")
         return ExitStatus.OK
     models = cached_models()
     rows = [
@@ -37,10 +37,10 @@ def cache(clear: bool = False, fmt: str = "table") -> ExitStatus:
     for row in rows:
         print(_line(row))
     total = sum(m.size for m in models)
-    where = cache_dir() / "onnx"
+    compiled = sum(path.stat().st_size for path in compiled_files())
     stderr_line(
-        f"{len(models)} cached model(s), {total / 2**20:.0f} MiB in {where} ('resnet-classify cache clear' "
-        "removes them)"
+        f"{len(models)} cached model(s), {total / 2**20:.0f} MiB in {cache_dir() / 'onnx'}, and the runtimes' "
+        f"compiled forms of them, {compiled / 2**20:.0f} MiB ('resnet-classify cache clear' removes both)"
     )
     return ExitStatus.OK
 

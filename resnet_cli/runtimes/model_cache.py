@@ -21,7 +21,7 @@ from ..console import stderr_line
 from ..model.head import with_head
 from ..model.spec import MODEL_NAMES
 from ..model.weights import read_weights
-from ..storage import cache_dir, file_digest, write_atomic
+from ..storage import COMPILED_FOLDERS, cache_dir, compiled_dir, is_verified, write_atomic
 from .onnx_export import EXPORTER_VERSION, OPSET, build_onnx
 from .quantize import calibration_files, decode_calibration, float_convolutions, quantize_int8
 
@@ -61,16 +61,6 @@ def graph_options(config: ModelConfig, calibration_digest: str = "") -> dict:
     return payload
 
 
-def _is_verified(path: Path) -> bool:
-    """The cached model matches the sha256 recorded when it was written (a stale, truncated or
-    altered file does not). The check is memoised on size and mtime, so a cold start does not
-    re-hash 100 MB."""
-    try:
-        return file_digest(path, "sha256") == path.with_suffix(".sha256").read_text().strip()
-    except OSError:
-        return False
-
-
 def _store(path: Path, data: bytes, options: dict) -> Path:
     """Into the cache, whole or not at all, with its sha256 and its options beside it; where
     the cache cannot be written, into a temporary file for this run, said once on stderr
@@ -106,10 +96,10 @@ def ensure_onnx_model(config: ModelConfig, quiet: bool = False) -> Path:
         files, calibration_digest = calibration_files(config.calibration)
     options = graph_options(config, calibration_digest)
     path = cache_dir() / "onnx" / f"{config.model}-{graph_key(options)}.onnx"
-    if _is_verified(path):
+    if is_verified(path):
         return _used(path)
     with _build_lock(path):
-        if _is_verified(path):  # built by another process while this one waited
+        if is_verified(path):  # built by another process while this one waited
             return _used(path)
         return _store(path, _build(config, files, quiet), options)
 
@@ -155,13 +145,22 @@ def clear_cache() -> tuple[int, int]:
             size += path.stat().st_size
             path.unlink(missing_ok=True)
             files += 1
-    compiled = cache_dir() / "openvino"  # OpenVINO's compiled blobs of those graphs
-    for path in compiled.iterdir() if compiled.is_dir() else ():
-        if path.is_file() and path.suffix != ".lock":
-            size += path.stat().st_size
-            path.unlink(missing_ok=True)
-            files += 1
+    for path in compiled_files():
+        size += path.stat().st_size
+        path.unlink(missing_ok=True)
+        files += 1
     return files, size
+
+
+def compiled_files() -> list[Path]:
+    """The runtimes' compiled forms of the cached graphs (OpenVINO's blobs, ORT's optimized
+    graphs, their markers and digests), lock files aside."""
+    return [
+        path
+        for folder in map(compiled_dir, COMPILED_FOLDERS)
+        for path in (folder.iterdir() if folder.is_dir() else ())
+        if path.is_file() and path.suffix != ".lock"
+    ]
 
 
 @contextlib.contextmanager

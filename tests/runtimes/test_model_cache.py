@@ -96,8 +96,13 @@ def test_cache_lists_what_it_holds_and_clears_it(classic_file, tmp_path, monkeyp
     assert entry["options"]["pool1_padding"] == "same" and entry["file"].startswith(str(tmp_path / "cache"))
     table = CliRunner().invoke(main, ["cache"])
     assert file_md5(classic_file) in table.stdout and "1 cached model(s)" in table.stderr
+    import re
+
+    assert int(re.search(r"compiled forms of them, (\d+) MiB", table.stderr)[1]) > 50  # ORT's optimized graph
     cleared = CliRunner().invoke(main, ["cache", "clear"])
-    assert cleared.exit_code == 0 and "removed 3 file(s)" in cleared.stderr
+    assert (
+        cleared.exit_code == 0 and "removed 5 file(s)" in cleared.stderr
+    )  # graph, options, digest; ORT's graph, digest
     assert json.loads(CliRunner().invoke(main, ["cache", "-f", "json"]).stdout) == []
 
 

@@ -75,7 +75,8 @@ def test_compiled_models_are_cached_and_cleared(classic_file):
     from resnet_cli.storage import cache_dir
 
     _runtime(classic_file, runtime="openvino")
-    assert any((cache_dir() / "openvino").glob("*.blob"))
+    assert any((cache_dir() / "openvino").glob("*.blob")) and any((cache_dir() / "openvino").glob("*-fp32.compiled"))
+    _runtime(classic_file, runtime="openvino")  # the marker's path: OpenVINO loads its blob, no lock
     result = invoke("cache", "clear")
     assert result.exit_code == 0 and not any((cache_dir() / "openvino").glob("*.blob"))
 
