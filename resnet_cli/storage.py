@@ -169,12 +169,14 @@ def compiled_dir(runtime: str) -> Path:
     return cache_dir() / runtime
 
 
-def is_verified(path: Path) -> bool:
-    """``path`` matches the sha256 recorded beside it (``.sha256``) when it was written: a
-    stale, truncated or altered file does not. Memoised on size and mtime (``file_digest``),
-    so a cold start does not re-hash 100 MB."""
+def is_verified(path: Path, *parts: Path) -> bool:
+    """``path`` (and the other ``parts`` of a model stored as several files) match the sha256s
+    recorded beside it (``.sha256``, one per file) when they were written: a stale, truncated
+    or altered file does not. Memoised on size and mtime (``file_digest``), so a cold start
+    does not re-hash 100 MB."""
     try:
-        return file_digest(path, "sha256") == path.with_suffix(".sha256").read_text().strip()
+        recorded = path.with_suffix(".sha256").read_text().split()
+        return recorded == [file_digest(part, "sha256") for part in (path, *parts)]
     except OSError:
         return False
 

@@ -15,11 +15,13 @@ def open_runtime(config: ModelConfig, batch_size: int, quiet: bool = True) -> Ru
     if config.runtime == "openvino":
         import dataclasses
 
-        from .model_cache import ensure_onnx_model
+        from .model_cache import ensure_onnx_model, ensure_openvino_int8
         from .openvino_runtime import OpenVinoRuntime, compile_model
 
-        graph_precision = "int8" if config.precision == "int8" else "fp32"  # bf16: OpenVINO's, from the fp32 graph
-        graph = ensure_onnx_model(dataclasses.replace(config, precision=graph_precision), quiet)
+        if config.precision == "int8":
+            graph = ensure_openvino_int8(config, quiet)
+        else:  # bf16: OpenVINO's own, from the fp32 graph
+            graph = ensure_onnx_model(dataclasses.replace(config, precision="fp32"), quiet)
         return OpenVinoRuntime(compile_model(graph, config.precision, config.threads), batch_size)
     from .keras_runtime import KerasRuntime, build_model
 

@@ -23,7 +23,13 @@ from ..model.spec import MODEL_NAMES
 from ..model.weights import read_weights
 from ..storage import COMPILED_FOLDERS, cache_dir, compiled_dir, is_verified, write_atomic
 from .onnx_export import EXPORTER_VERSION, OPSET, build_onnx
-from .quantize import calibration_files, decode_calibration, float_convolutions, quantize_int8
+from .quantize import (
+    calibration_files,
+    decode_calibration,
+    float_convolutions,
+    quantize_int8,
+    quantize_openvino_int8,
+)
 
 _PREFIXES = tuple(f"{name}-" for name in MODEL_NAMES)  # a cached file's name: MODEL-KEY.onnx
 
@@ -61,27 +67,31 @@ def graph_options(config: ModelConfig, calibration_digest: str = "") -> dict:
     return payload
 
 
-def _store(path: Path, data: bytes, options: dict) -> Path:
-    """Into the cache, whole or not at all, with its sha256 and its options beside it; where
-    the cache cannot be written, into a temporary file for this run, said once on stderr
-    (instead of silently re-exporting)."""
+def _store(path: Path, parts: dict[str, bytes], options: dict) -> Path:
+    """A model's files (``parts``: suffix → bytes, ``path``'s own first) into the cache, each
+    whole, with their sha256s and the options beside them — the digests last, so a model is
+    used only once all of it is there. Where the cache cannot be written, into a temporary
+    folder for this run, said once on stderr (instead of silently re-exporting)."""
     try:
-        write_atomic(path, data)
+        for suffix, data in parts.items():
+            write_atomic(path.with_suffix(suffix), data)
         write_atomic(path.with_suffix(".json"), json.dumps(options, sort_keys=True).encode())
-        write_atomic(path.with_suffix(".sha256"), hashlib.sha256(data).hexdigest().encode())
+        digests = "\n".join(hashlib.sha256(data).hexdigest() for data in parts.values())
+        write_atomic(path.with_suffix(".sha256"), digests.encode())
         return path
     except OSError as error:
-        handle, temporary = tempfile.mkstemp(prefix=f"{options['model']}-", suffix=".onnx")
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
         import atexit
+        import shutil
 
-        atexit.register(os.unlink, temporary)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{options['model']}-"))
+        atexit.register(shutil.rmtree, scratch, True)
+        for suffix, data in parts.items():
+            (scratch / path.name).with_suffix(suffix).write_bytes(data)
         stderr_line(
             f"warning: cannot write the model cache ({error.strerror or error}: {path.parent}); using a temporary "
             "copy for this run (set RESNET_CLI_CACHE to a writable folder)"
         )
-        return Path(temporary)
+        return scratch / path.name
 
 
 def ensure_onnx_model(config: ModelConfig, quiet: bool = False) -> Path:
@@ -101,7 +111,47 @@ def ensure_onnx_model(config: ModelConfig, quiet: bool = False) -> Path:
     with _build_lock(path):
         if is_verified(path):  # built by another process while this one waited
             return _used(path)
-        return _store(path, _build(config, files, quiet), options)
+        return _store(path, {".onnx": _build(config, files, quiet)}, options)
+
+
+def ensure_openvino_int8(config: ModelConfig, quiet: bool = False) -> Path:
+    """The int8 model for OpenVINO: the cached fp32 graph quantized by NNCF, an OpenVINO IR
+    (``.xml`` beside its ``.bin``), from the cache or built now — keyed, locked and verified as
+    the ONNX files are. Where NNCF is not installed, our QDQ graph."""
+    import importlib.util
+
+    if importlib.util.find_spec("nncf") is None:
+        return ensure_onnx_model(config, quiet)
+    from importlib.metadata import version
+
+    files, calibration_digest = calibration_files(config.calibration)
+    options = {
+        **graph_options(config, calibration_digest),
+        "quantizer": f"nncf {version('nncf')}",
+        "openvino": version("openvino"),
+    }
+    xml = cache_dir() / "onnx" / f"{config.model}-{graph_key(options)}.xml"
+    if is_verified(xml, xml.with_suffix(".bin")):
+        return _used(xml)
+    with _build_lock(xml):
+        if is_verified(xml, xml.with_suffix(".bin")):  # built by another process while this one waited
+            return _used(xml)
+        import dataclasses
+
+        import openvino as ov
+
+        fp32 = ensure_onnx_model(dataclasses.replace(config, precision="fp32", calibration=None), quiet)
+        if not quiet:
+            stderr_line(
+                f"quantizing the model to int8 for OpenVINO on {len(files)} calibration images (once per weights and "
+                "options)…"
+            )
+        images = decode_calibration(files, config.input_size)
+        model = quantize_openvino_int8(fp32, images, float_convolutions(config.model))
+        with tempfile.TemporaryDirectory(prefix="resnet-classify-int8-") as scratch:
+            ov.save_model(model, str(Path(scratch) / "int8.xml"), compress_to_fp16=False)
+            parts = {suffix: (Path(scratch) / "int8").with_suffix(suffix).read_bytes() for suffix in (".xml", ".bin")}
+        return _store(xml, parts, options)
 
 
 def _used(path: Path) -> Path:
@@ -120,18 +170,22 @@ class CachedModel:
 
 
 def cached_models() -> list[CachedModel]:
-    """The ONNX models in the cache, most recently used first."""
+    """The models in the cache (ONNX graphs, OpenVINO int8 IRs), most recently used first."""
     folder = cache_dir() / "onnx"
     found = []
-    for path in (
-        sorted(p for p in folder.glob("resnet*-*.onnx") if p.name.startswith(_PREFIXES)) if folder.is_dir() else ()
+    for path in sorted(
+        p
+        for p in (folder.iterdir() if folder.is_dir() else ())
+        if p.suffix in (".onnx", ".xml") and p.name.startswith(_PREFIXES)
     ):
         try:
             options = json.loads(path.with_suffix(".json").read_text())
             last_used = path.with_suffix(".json").stat().st_mtime
         except (OSError, ValueError):
             options, last_used = {}, path.stat().st_mtime
-        found.append(CachedModel(path, path.stat().st_size, options, last_used))
+        weights = path.with_suffix(".bin") if path.suffix == ".xml" else None
+        size = path.stat().st_size + (weights.stat().st_size if weights and weights.exists() else 0)
+        found.append(CachedModel(path, size, options, last_used))
     return sorted(found, key=lambda m: -m.last_used)
 
 

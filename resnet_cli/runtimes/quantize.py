@@ -69,6 +69,30 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration_images: np.ndarra
         root.setLevel(level)
 
 
+def quantize_openvino_int8(fp32_path: Path, calibration_images: np.ndarray, keep_float=()):
+    """The fp32 graph quantized by NNCF for OpenVINO (an ``ov.Model``): its PERFORMANCE preset
+    (symmetric int8 activations, residual adds quantized) lets OpenVINO fuse whole int8 blocks,
+    1.7-2× the speed of our QDQ graph on the same engine. The classifier (the graph's only
+    MatMul) and ``keep_float`` stay in float: quantizing the classifier cost top-1 agreement
+    (0.91 → 0.84 on 100 dev photos) for no speed."""
+    import contextlib
+    import logging
+    import os
+
+    import nncf
+    import openvino as ov
+
+    nncf.set_log_level(logging.ERROR)
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # its progress bars: not our stdout
+        return nncf.quantize(
+            ov.Core().read_model(str(fp32_path)),
+            nncf.Dataset([calibration_images[i : i + 1] for i in range(len(calibration_images))]),
+            preset=nncf.QuantizationPreset.PERFORMANCE,
+            subset_size=len(calibration_images),
+            ignored_scope=nncf.IgnoredScope(names=list(keep_float), types=["MatMul"], validate=False),
+        )
+
+
 def calibration_files(directory: str | None) -> tuple[list[Path], str]:
     """The calibration image files and a digest of their bytes (part of the cache key).
     Decoding waits until a model really has to be quantized."""

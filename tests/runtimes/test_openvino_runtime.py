@@ -93,3 +93,47 @@ def test_a_head_runs_on_openvino(trained_head, tinted, classic_file):
     ours, theirs = ([json.loads(line) for line in run.stdout.splitlines()] for run in runs)
     assert [r["predictions"][0]["label"] for r in ours] == [r["predictions"][0]["label"] for r in theirs]
     assert {r["predictions"][0]["label"] for r in ours} <= set(report["classes"])
+
+
+def test_int8_is_nncfs_model_built_once_whole_and_quietly(classic_file, tmp_path):
+    """int8 on OpenVINO is the fp32 graph quantized by NNCF, cached as an IR (.xml + .bin)
+    with the digests of both: its progress bars stay off stdout (JSON lines only there), the
+    same calibration gives the same bytes, and an altered .bin is rebuilt, never used."""
+    import os
+    import subprocess
+    import sys
+
+    from resnet_cli.storage import cache_dir
+
+    command = [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "--runtime", "openvino"]
+    command += ["--precision", "int8", "-f", "jsonl", str(SAMPLES / "cat.jpg"), str(SAMPLES / "elephant.jpg")]
+    caches = [tmp_path / "a", tmp_path / "b"]
+    for cache in caches:  # the fp32 graph copied in: only the quantization runs
+        (cache / "onnx").mkdir(parents=True)
+        for path in (cache_dir() / "onnx").glob("resnet50-*"):
+            if (
+                path.suffix in (".onnx", ".json", ".sha256")
+                and json.loads(path.with_suffix(".json").read_text()).get("precision") == "fp32"
+            ):
+                (cache / "onnx" / path.name).write_bytes(path.read_bytes())
+    runs = [
+        subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, RESNET_CLI_CACHE=str(c)))
+        for c in caches
+    ]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+        assert [json.loads(line)["path"] for line in run.stdout.splitlines()] == [
+            str(SAMPLES / "cat.jpg"),
+            str(SAMPLES / "elephant.jpg"),
+        ]
+        assert "quantizing the model to int8 for OpenVINO" in run.stderr
+    (xml_a,), (xml_b,) = (sorted((c / "onnx").glob("*.xml")) for c in caches)
+    assert xml_a.name == xml_b.name and xml_a.with_suffix(".bin").read_bytes() == xml_b.with_suffix(".bin").read_bytes()
+    weights = bytearray(xml_a.with_suffix(".bin").read_bytes())
+    weights[len(weights) // 2] ^= 0xFF
+    xml_a.with_suffix(".bin").write_bytes(bytes(weights))
+    again = subprocess.run(
+        command, capture_output=True, text=True, env=dict(os.environ, RESNET_CLI_CACHE=str(caches[0]))
+    )
+    assert again.returncode == 0 and "quantizing the model to int8 for OpenVINO" in again.stderr
+    assert again.stdout == runs[0].stdout
