@@ -135,6 +135,24 @@ def cpu_has_bf16() -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
+def import_openvino():
+    """``import openvino``, quietly: at import its telemetry logs warnings on the root logger
+    where HOME cannot be written (it sends nothing unless the user opted in)."""
+    if "openvino" not in sys.modules:
+        import logging
+
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            import openvino  # noqa: F401
+        finally:
+            root.setLevel(level)
+    import openvino
+
+    return openvino
+
+
 def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 

@@ -16,6 +16,7 @@ from typing import Literal
 
 from .backend import (
     GPU_INSTALL_HINT,
+    cpu_flags,
     cpu_has_bf16,
     gpu_problem,
     onnxruntime_available,
@@ -62,6 +63,7 @@ class ModelConfig:
     include_top: bool = True  # False: pooled features (``pooling``) instead of class scores
     pooling: Pooling | None = None
     runtime: Literal["keras", "onnx", "openvino"] = "onnx"  # never "auto" once resolved
+    runtime_reason: str = ""  # why --runtime auto took it, for the summary ("" when asked for)
     precision: Precision = "fp32"
     device: Device = "auto"  # "cpu" or "gpu" once resolved for this machine; a Ray run leaves it as asked
     threads: int = 0
@@ -141,20 +143,36 @@ def _device(request: ModelRequest) -> str:
     return "cpu"
 
 
-def _runtime(request: ModelRequest, precision: str, device: str) -> str:
-    """ "auto" → keras on a GPU (Keras on JAX was the fastest GPU path); on the CPU bf16 on
-    OpenVINO (real bf16 kernels; Keras' mixed precision on TensorFlow's CPU kernels was slower
-    than fp32), fp32 and int8 on ONNX Runtime when it is installed (starts without TensorFlow),
-    else keras. int8 exists on onnx and openvino only."""
+# What --runtime auto takes on the CPU for each precision: OpenVINO where the CPU has one of
+# these flags, else ONNX Runtime (bf16: Keras). Measured end to end on 500×375 JPEGs (README
+# "Runtimes"): fp32 on AVX-512 1.1× ONNX Runtime (Xeon with AMX, Zen 4); int8, NNCF's graph,
+# 1.9× our QDQ graph on ONNX Runtime with AMX; bf16 only OpenVINO has real kernels for. On
+# AVX2 alone ONNX Runtime stays (OpenVINO not measured faster there).
+OPENVINO_FLAGS = {  # the fastest first: the one the summary names
+    "fp32": ("avx512f",),
+    "bf16": ("amx_bf16", "avx512_bf16"),
+    "int8": ("amx_int8", "avx512_vnni", "avx_vnni"),
+}
+
+
+def _runtime(request: ModelRequest, precision: str, device: str) -> tuple[str, str]:
+    """(runtime, why). "auto" → keras on a GPU for fp32/bf16 (Keras on JAX was the fastest GPU
+    path), int8 on ONNX Runtime there; on the CPU by ``OPENVINO_FLAGS``, else ONNX Runtime when
+    it is installed (it starts without TensorFlow), else keras. int8 exists on onnx and openvino
+    only."""
     if request.runtime != "auto":
-        return request.runtime
-    if precision == "int8":
-        return "onnx"
+        return request.runtime, ""
     if device == "gpu":
-        return "keras"
+        return ("onnx" if precision == "int8" else "keras"), "auto: the GPU"
+    flags = cpu_flags()
+    found = [flag for flag in OPENVINO_FLAGS[precision] if flag in flags]
+    if found and openvino_available():
+        return "openvino", f"auto: {precision} on {found[0]}"
+    if precision == "int8":
+        return "onnx", "auto"
     if precision == "bf16":
-        return "openvino" if openvino_available() else "keras"
-    return "onnx" if onnxruntime_available() else "keras"
+        return "keras", "auto: OpenVINO is not installed"
+    return ("onnx", "auto") if onnxruntime_available() else ("keras", "auto: ONNX Runtime is not installed")
 
 
 def _precision(request: ModelRequest, device: str) -> str:
@@ -204,6 +222,7 @@ def resolve(
             "(slower than one per core); 0 means one per core"
         )
     precision = _precision(request, device)
+    runtime, reason = _runtime(request, precision, device)
     return ModelConfig(
         weights=weights,
         weights_md5=md5,
@@ -212,7 +231,8 @@ def resolve(
         fetch_timeout=request.fetch_timeout,
         include_top=include_top,
         pooling=pooling,
-        runtime=_runtime(request, precision, device),
+        runtime=runtime,
+        runtime_reason=reason,
         precision=precision,
         device=device,
         threads=request.threads,

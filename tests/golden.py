@@ -31,6 +31,9 @@ COMMANDS = {
     "embed-onnx-fp32": "embed",  # the pooled features, one JSON line per photo
     "head-onnx-fp32": "head",  # train a head on two classes of photos, classify with it
 }
+# Those ran on --runtime auto while it meant ONNX Runtime on every CPU; now auto takes OpenVINO
+# on some, so they name it.
+ON_ONNX = ["-q", "--runtime", "onnx"]
 
 
 def _invoke(args: list[str], what: str) -> str:
@@ -73,7 +76,7 @@ def _command_records(weights: Path, variant: str) -> list[str]:
         if COMMANDS[variant] == "embed":
             out = scratch / "features.npz"
             _invoke(
-                ["embed", "-q", "-b", "16", "--weights", str(weights), "-o", str(out), *map(str, photos())], variant
+                ["embed", *ON_ONNX, "-b", "16", "--weights", str(weights), "-o", str(out), *map(str, photos())], variant
             )
             with np.load(out) as data:
                 return [
@@ -86,9 +89,21 @@ def _command_records(weights: Path, variant: str) -> list[str]:
                 change(Image.open(photo).convert("RGB")).save(scratch / "train" / name / f"{photo.stem}.png")
         head = scratch / "head.npz"
         _invoke(
-            ["train", "-q", "--weights", str(weights), str(scratch / "train"), "-o", str(head), "-f", "json"], variant
+            ["train", *ON_ONNX, "--weights", str(weights), str(scratch / "train"), "-o", str(head), "-f", "json"],
+            variant,
         )
-        args = ["-q", "-f", "jsonl", "-b", "16", "--weights", str(weights), "--head", str(head), *map(str, photos())]
+        args = [
+            *ON_ONNX,
+            "-f",
+            "jsonl",
+            "-b",
+            "16",
+            "--weights",
+            str(weights),
+            "--head",
+            str(head),
+            *map(str, photos()),
+        ]
         return _named(_invoke(args, variant).splitlines())
 
 

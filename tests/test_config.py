@@ -33,8 +33,8 @@ def test_auto_takes_the_gpu_with_the_keras_runtime(classic_file, fake_gpu, capsy
     bf16 = _resolve(classic_file, precision="bf16")
     assert (bf16.device, bf16.runtime, bf16.precision) == ("gpu", "keras", "bf16")
     assert "warning" not in capsys.readouterr().err  # no fallback on a GPU
-    int8 = _resolve(classic_file, precision="int8")  # int8 is ONNX Runtime's, here CPU-only
-    assert (int8.device, int8.runtime) == ("cpu", "onnx")
+    int8 = _resolve(classic_file, precision="int8")  # no CUDA ONNX Runtime: int8 on the CPU, as there
+    assert (int8.device, int8.runtime) == ("cpu", _resolve(classic_file, precision="int8", device="cpu").runtime)
     assert _resolve(classic_file, device="cpu").device == "cpu"
 
 
@@ -58,7 +58,7 @@ def test_no_gpu_means_the_cpu_or_one_line_saying_what_to_install(classic_file, m
         "resnet_cli.config.gpu_problem", lambda device="auto": "the Keras backend (tensorflow) sees no GPU"
     )
     config = _resolve(classic_file)
-    assert (config.device, config.runtime) == ("cpu", "onnx")
+    assert (config.device, config.runtime) == ("cpu", _resolve(classic_file, device="cpu").runtime)
     with pytest.raises(UserError, match=r'sees no GPU\. For GPU support: pip install "resnet-cli\[gpu\]"'):
         _resolve(classic_file, device="gpu")
 
@@ -127,7 +127,9 @@ def test_without_a_gpu(classic_file):
     auto = CliRunner().invoke(main, ["--device", "auto", *common])
     cpu = CliRunner().invoke(main, ["--device", "cpu", *common])
     assert auto.exit_code == cpu.exit_code == 0 and auto.stdout == cpu.stdout and len(auto.stdout.splitlines()) == 2
-    assert re.search(r" on cpu \(onnx fp32\); start-up [\d.]+ s$", auto.stderr.rstrip()), auto.stderr
+    assert re.search(r" on cpu \((onnx|openvino) fp32; auto[^)]*\); start-up [\d.]+ s$", auto.stderr.rstrip()), (
+        auto.stderr
+    )
 
 
 def test_threads_beyond_the_cores_is_one_warning(classic_file, capsys):

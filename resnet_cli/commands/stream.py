@@ -90,7 +90,8 @@ def _local_records(
 
     batch_size, found = _peek_batch_size(found, inputs.batch_for(config.device))
     runtime = open_runtime(config, batch_size=batch_size, quiet=inputs.quiet)
-    report.ran_on = f"{_device_name(config)} ({config.runtime} {config.precision})"
+    reason = f"; {config.runtime_reason}" if config.runtime_reason else ""
+    report.ran_on = f"{_device_name(config)} ({config.runtime} {config.precision}{reason})"
     report.started = time.perf_counter()
     to_records = prediction_records(top_k, config.labels) if config.include_top else vector_records
     predict = wrap_predict(runtime.predict) if wrap_predict else runtime.predict

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backend import import_openvino
 from ..config import ModelConfig
 from ..console import stderr_line
 from ..model.head import with_head
@@ -138,8 +139,7 @@ def ensure_openvino_int8(config: ModelConfig, quiet: bool = False) -> Path:
             return _used(xml)
         import dataclasses
 
-        import openvino as ov
-
+        ov = import_openvino()
         fp32 = ensure_onnx_model(dataclasses.replace(config, precision="fp32", calibration=None), quiet)
         if not quiet:
             stderr_line(

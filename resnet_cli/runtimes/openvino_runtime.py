@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backend import import_openvino
 from ..storage import compiled_dir
 from .base import Runtime
 
@@ -33,27 +34,35 @@ class OpenVinoRuntime(Runtime):
 
 
 def compile_model(model: Path, precision: str = "fp32", threads: int = 0):
-    """``model`` (an ONNX file of the cache) compiled for the CPU at ``precision`` on
+    """``model`` (an ONNX file or IR of the cache) compiled for the CPU at ``precision`` on
     ``threads`` inference threads (0: one per core), one request at a time (latency hint).
     Once a marker says this graph and precision were compiled here, OpenVINO loads its blob
-    without the lock (whose import alone costs ~30 ms of a cold start)."""
-    import openvino as ov
-
+    without the lock (whose import alone costs ~30 ms of a cold start). Where the cache cannot
+    be written, it compiles for this run only."""
+    ov = import_openvino()
     folder = compiled_dir("openvino")
-    core = ov.Core()
-    core.set_property({"CACHE_DIR": str(folder)})
     config = {
         "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision],
         "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_NUM_THREADS": threads or os.cpu_count() or 1,
     }
+    core = ov.Core()
     marker = folder / f"{Path(model).stem}-{precision}.compiled"
     if marker.exists():
+        core.set_property({"CACHE_DIR": str(folder)})
         return core.compile_model(str(model), "CPU", config)
     from filelock import FileLock
 
-    folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(marker.with_suffix(".lock"))):
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(marker.with_suffix(".lock")))
+        lock.acquire()
+    except OSError:
+        return core.compile_model(str(model), "CPU", config)
+    try:
+        core.set_property({"CACHE_DIR": str(folder)})
         compiled = core.compile_model(str(model), "CPU", config)
         marker.touch()
         return compiled
+    finally:
+        lock.release()

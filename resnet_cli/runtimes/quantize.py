@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backend import import_openvino
 from ..errors import UserError
 from ..inputs.decode import IMAGE_EXTENSIONS, DecodeOptions, ImageError, decode
 from ..model.spec import architecture, blocks
@@ -80,12 +81,11 @@ def quantize_openvino_int8(fp32_path: Path, calibration_images: np.ndarray, keep
     import os
 
     import nncf
-    import openvino as ov
 
     nncf.set_log_level(logging.ERROR)
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # its progress bars: not our stdout
         return nncf.quantize(
-            ov.Core().read_model(str(fp32_path)),
+            import_openvino().Core().read_model(str(fp32_path)),
             nncf.Dataset([calibration_images[i : i + 1] for i in range(len(calibration_images))]),
             preset=nncf.QuantizationPreset.PERFORMANCE,
             subset_size=len(calibration_images),

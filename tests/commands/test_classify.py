@@ -182,6 +182,7 @@ def test_runtime_auto_without_onnxruntime_is_keras(classic_file, monkeypatch):
 
     keras_run = invoke("--weights", classic_file, "--runtime", "keras", "-f", "jsonl", CAT, ELEPHANT)
     monkeypatch.setattr(config, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(config, "openvino_available", lambda: False)
     assert config.resolve(ModelRequest(weights=str(classic_file))).runtime == "keras"
     auto = invoke("--weights", classic_file, "-f", "jsonl", CAT, ELEPHANT)
     assert auto.exit_code == 0 and auto.stdout == keras_run.stdout
@@ -201,12 +202,16 @@ def test_a_reader_that_goes_away_ends_the_run_quietly(classic_file, tmp_path, fm
     assert run.stderr.read() == b""
 
 
-def test_onnx_runtime_prints_nothing_with_a_read_only_home(classic_file):
-    """ORT's telemetry (off) would print a colour-coded device-id line where HOME is read-only."""
+@pytest.mark.parametrize("runtime", ["onnx", "openvino"])
+def test_the_runtimes_print_nothing_with_a_read_only_home(classic_file, runtime):
+    """ORT's telemetry (off) would print a colour-coded device-id line where HOME is read-only,
+    OpenVINO's three warnings on the root logger."""
     import os
 
+    pytest.importorskip(runtime if runtime == "openvino" else "onnxruntime")
     env = {**os.environ, "HOME": "/proc/self"}
     env.pop("ORT_DISABLE_TELEMETRY", None)
-    command = [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "-q", "-f", "jsonl"]
+    command = [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "--runtime", runtime, "-q"]
+    command += ["-f", "jsonl"]
     run = subprocess.run([*command, ELEPHANT], capture_output=True, text=True, env=env)
     assert run.returncode == 0 and run.stderr == "", run.stderr

@@ -2,6 +2,7 @@
 real photos — fp32 by probabilities, bf16 and int8 by the cosine of their pooled features."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -57,13 +58,35 @@ def test_the_cli_runs_it_and_says_so(classic_file):
     assert ours == theirs
 
 
-def test_auto_takes_openvino_for_bf16_on_a_bf16_cpu(classic_file, monkeypatch):
-    from resnet_cli.config import resolve
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ({"avx2", "fma"}, {"fp32": "onnx", "int8": "onnx"}),
+        ({"avx2", "avx512f", "avx512_vnni"}, {"fp32": "openvino", "int8": "openvino"}),
+        ({"avx2", "avx_vnni"}, {"fp32": "onnx", "int8": "openvino"}),
+        ({"avx512f", "avx512_bf16", "avx512_vnni"}, {"fp32": "openvino", "int8": "openvino", "bf16": "openvino"}),
+        ({"avx512f", "amx_bf16", "amx_int8"}, {"fp32": "openvino", "int8": "openvino", "bf16": "openvino"}),
+    ],
+)
+def test_auto_takes_the_runtime_the_cpu_flags_say(classic_file, monkeypatch, flags, expected):
+    """The documented rule (config.OPENVINO_FLAGS), and the summary says why."""
+    from resnet_cli import config
     from resnet_cli.request import ModelRequest
 
-    monkeypatch.setattr("resnet_cli.config.cpu_has_bf16", lambda: True)
-    assert resolve(ModelRequest(weights=str(classic_file), precision="bf16")).runtime == "openvino"
-    assert resolve(ModelRequest(weights=str(classic_file))).runtime == "onnx"
+    monkeypatch.setattr(config, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(config, "cpu_has_bf16", lambda: bool(flags & {"avx512_bf16", "amx_bf16"}))
+    for precision, runtime in expected.items():
+        resolved = config.resolve(ModelRequest(weights=str(classic_file), precision=precision))
+        assert (resolved.runtime, resolved.precision) == (runtime, precision)
+        assert resolved.runtime_reason.startswith("auto") and (runtime == "onnx") != (" on " in resolved.runtime_reason)
+    monkeypatch.setattr(config, "openvino_available", lambda: False)
+    assert config.resolve(ModelRequest(weights=str(classic_file))).runtime == "onnx"
+
+
+def test_the_summary_names_the_runtime_auto_took(classic_file):
+    result = invoke("--weights", classic_file, "-f", "jsonl", SAMPLES / "cat.jpg")
+    assert result.exit_code == 0, result.stderr
+    assert re.search(r" on cpu \((onnx fp32; auto|openvino fp32; auto: fp32 on avx512f)\); start-up", result.stderr)
 
 
 def test_openvino_on_a_gpu_is_one_line(classic_file):
