@@ -31,7 +31,7 @@ TO_JSONL = ["-b", "16", "-f", "jsonl", "--overwrite", "-o", str(WORK / "out.json
 # on some machines, would add ~0.1 s of compiling our modules to every cold start).
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV.update(RESNET_CLI_CACHE=str(WORK / "cache"), TF_CPP_MIN_LOG_LEVEL="3")
-from table import machine, record, say  # noqa: E402
+from table import machine, physical_limits, record, say  # noqa: E402
 from table import print_table as _print_table  # noqa: E402
 
 
@@ -260,11 +260,23 @@ def main() -> None:
     sessions = {p: open_session(ensure_onnx_model(dataclasses.replace(config, precision=p))) for p in ("fp32", "int8")}
     compiled = {}
     if importlib.util.find_spec("openvino") is not None:
+        from resnet_cli.runtimes.model_cache import ensure_openvino_int8
         from resnet_cli.runtimes.openvino_runtime import compile_model
 
-        for p in ("fp32", "bf16", "int8"):
-            graph = ensure_onnx_model(dataclasses.replace(config, precision="int8" if p == "int8" else "fp32"))
-            compiled[p] = compile_model(graph, p).create_infer_request()
+        for p in ("fp32", "bf16"):
+            compiled[p] = compile_model(ensure_onnx_model(config), p).create_infer_request()
+        int8 = dataclasses.replace(config, precision="int8")
+        compiled["int8"] = compile_model(ensure_openvino_int8(int8), "int8").create_infer_request()  # NNCF's graph
+        compiled["int8 (our QDQ graph)"] = compile_model(ensure_onnx_model(int8), "int8").create_infer_request()
+    from resnet_cli.model.spec import multiply_adds
+
+    limits = physical_limits(multiply_adds(config.model))
+    for precision, (limit, how) in limits.items():
+        record(f"physical limit {precision}", f"{limit:.1f} img/s", f"({how})")
+
+    def of_limit(name: str, rate: float) -> str:
+        precision = next((p for p in ("int8", "bf16") if p in name), "fp32")
+        return f"{rate / limits[precision][0]:.2f} of the {precision} limit"
 
     from resnet_cli.backend import import_keras
     from resnet_cli.runtimes.keras_runtime import build_model
@@ -292,7 +304,7 @@ def main() -> None:
                 f"model-only {name}, batch {batch}",
                 f"{rates[name, batch]:.1f} img/s",
                 f"(× {ratio:.2f} of keras.applications; × {rates[name, batch] / rates['ours onnx fp32', batch]:.2f} of "
-                "ours onnx fp32)",
+                f"ours onnx fp32; {of_limit(name, rates[name, batch])})",
             )
     del ours, reference
     from resnet_cli.backend import cpu_has_bf16
@@ -322,8 +334,14 @@ def main() -> None:
         "500x375": photo_folder("jpeg_500x375", (500, 375), 192),
         "4000x3000": photo_folder("jpeg_4000x3000", (4000, 3000), 32),
     }
+
+    def of_openvino(rate: float) -> str:
+        """The issue's yardstick: OpenVINO fp32 run bare on our graph, batch 16."""
+        bare = rates.get(("ours openvino fp32", 16))
+        return f"; ÷ openvino fp32 bare {rate / bare:.2f}" if bare else ""
+
     runs = [("keras", "fp32"), ("onnx", "fp32"), ("onnx", "int8")]
-    runs += [("openvino", p) for p in compiled]
+    runs += [("openvino", p) for p in compiled if "QDQ" not in p]
     for runtime, precision in runs:
         for label, folder in folders.items():
             if label == "4000x3000" and runtime == "openvino":
@@ -347,7 +365,8 @@ def main() -> None:
                 f"end-to-end {runtime} {precision}, {label}{' --fast-decode' if extra else ''}",
                 f"{rate:.1f} img/s",
                 f"(÷ model-only {rate / model_rate:.2f}; × {rate / rates['keras.applications predict', 16]:.2f} "
-                f"of keras.applications; peak RSS {rss / 1024:.0f} MiB)",
+                f"of keras.applications; {of_limit(precision, rate)}{of_openvino(rate)}; "
+                f"peak RSS {rss / 1024:.0f} MiB)",
             )
 
     # ---------------------------------------------------------------- ray engine

@@ -1,12 +1,14 @@
-"""The family's speed (issue #24): img/s of each member's ONNX graph, fp32 and int8, run bare
-through the project's own session settings on a batch of 32 real photos, in one run, and each
-÷ ResNet50's. Random but well-scaled weights in each official layout (speed does not depend
-on the values); BENCH_SECONDS per measurement as in bench.py.
+"""The family's speed (issues #24, #25): img/s of each member's graph, fp32 and int8 (on
+OpenVINO: NNCF's int8 graph), on ONNX Runtime and OpenVINO, run bare through the project's
+own session settings on a batch of 32 real photos, in one run, and each ÷ ResNet50's. Random
+but well-scaled weights in each official layout (speed does not depend on the values);
+BENCH_SECONDS per measurement as in bench.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -52,20 +54,37 @@ def main() -> None:
     photos = np.stack([decode(str(p)) for p in sorted((ROOT / "sample_images").glob("*.jpg"))])
     batch = np.concatenate([photos] * (32 // len(photos) + 1))[:32]
     rates: dict[tuple[str, str], float] = {}
+    openvino = importlib.util.find_spec("openvino") is not None
     for name in MODEL_NAMES:
         config = resolve(ModelRequest(model=name, weights=str(member_file(name, photos[:6])), runtime="onnx"))
         for precision in ("fp32", "int8"):
-            path = ensure_onnx_model(dataclasses.replace(config, precision=precision))
-            session = open_session(path)
-            rates[name, precision] = throughput(lambda b, s=session: s.run(None, {"images": b}), batch)
-            base = rates["resnet50", precision]
+            session = open_session(ensure_onnx_model(dataclasses.replace(config, precision=precision)))
+            runs = {f"onnx {precision}": lambda b, s=session: s.run(None, {"images": b})}
+            if openvino:
+                from resnet_cli.runtimes.model_cache import ensure_openvino_int8
+                from resnet_cli.runtimes.openvino_runtime import compile_model
+
+                graph = (ensure_openvino_int8 if precision == "int8" else ensure_onnx_model)(
+                    dataclasses.replace(config, precision=precision)
+                )
+                request = compile_model(graph, precision).create_infer_request()
+                runs[f"openvino {precision}"] = lambda b, r=request: r.infer({0: b})
+            for engine, call in runs.items():
+                rates[name, engine] = throughput(call, batch)
+                record(
+                    f"{name} {engine}, batch 32",
+                    f"{rates[name, engine]:.1f} img/s",
+                    f"÷ resnet50 {rates[name, engine] / rates['resnet50', engine]:.2f}; "
+                    f"{multiply_adds(name) / 1e9:.2f} GMACs",
+                )
+        for engine in ("onnx", "openvino") if openvino else ("onnx",):
             record(
-                f"{name} onnx {precision}, batch 32",
-                f"{rates[name, precision]:.1f} img/s",
-                f"÷ resnet50 {rates[name, precision] / base:.2f}; {multiply_adds(name) / 1e9:.2f} GMACs",
+                f"{name} {engine} int8 ÷ fp32", f"{rates[name, f'{engine} int8'] / rates[name, f'{engine} fp32']:.2f}"
             )
-        record(f"{name} int8 ÷ fp32", f"{rates[name, 'int8'] / rates[name, 'fp32']:.2f}")
-    print_table(f"The family on ONNX Runtime ({SECONDS:.0f} s a measurement), machine: {machine()}")
+    print_table(
+        f"The family on ONNX Runtime and OpenVINO (int8: NNCF's graph) ({SECONDS:.0f} s a measurement), "
+        f"machine: {machine()}"
+    )
 
 
 if __name__ == "__main__":

@@ -33,3 +33,46 @@ def print_table(heading: str) -> None:
     print("| measurement | value | note |\n|---|---|---|")
     for what, value, note in rows:
         print(f"| {what} | {value} | {note} |")
+
+
+def cpu() -> tuple[set[str], str, float, int]:
+    """(flags, vendor, clock in GHz, physical cores this process may use). The clock is what
+    the kernel reports (/proc/cpuinfo "cpu MHz": the nominal clock in a VM, no turbo)."""
+    text = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
+    flags = set(re.search(r"^flags\s*:\s*(.*)$", text, re.M).group(1).split()) if "flags" in text else set()
+    vendor = (re.search(r"vendor_id\s*:\s*(\S+)", text) or [None, "?"])[1]
+    clock = max((float(m) for m in re.findall(r"cpu MHz\s*:\s*([\d.]+)", text)), default=0.0) / 1000
+    siblings = int((re.search(r"siblings\s*:\s*(\d+)", text) or [None, 1])[1])
+    per_core = siblings // int((re.search(r"cpu cores\s*:\s*(\d+)", text) or [None, siblings])[1]) or 1
+    return flags, vendor, clock, max(1, len(os.sched_getaffinity(0)) // per_core)
+
+
+def macs_per_cycle(flags: set[str], vendor: str) -> dict[str, tuple[int, str]]:
+    """Peak multiply-adds per cycle and core, per precision, from the ISA: fp32 two FMA pipes
+    (512-bit on Intel AVX-512, 256-bit on AVX2 and on Zen 4's double-pumped AVX-512); bf16 2×
+    fp32 with AVX512-BF16, AMX's tile unit 512; int8 4× fp32 with VNNI, AMX 1024, else 2×
+    (vpmaddubsw pairs)."""
+    wide = "avx512f" in flags and (vendor != "AuthenticAMD" or "avx512_vp2intersect" in flags)  # Zen 5: full width
+    fp32 = (32, "2×512-bit FMA") if wide else (16, "2×256-bit FMA") if "fma" in flags else (4, "SSE")
+    bf16 = (
+        (512, "AMX-BF16") if "amx_bf16" in flags else (2 * fp32[0], "AVX512-BF16") if "avx512_bf16" in flags else fp32
+    )
+    if "amx_int8" in flags:
+        int8 = (1024, "AMX-INT8")
+    elif "avx512_vnni" in flags or "avx_vnni" in flags:
+        int8 = (4 * fp32[0], "VNNI")
+    else:
+        int8 = (2 * fp32[0], "no VNNI")
+    return {"fp32": fp32, "bf16": bf16, "int8": int8}
+
+
+def physical_limits(macs_per_image: float) -> dict[str, tuple[float, str]]:
+    """Images/s the arithmetic units could reach at most, per precision, and how it was
+    computed: cores × clock × peak MACs per cycle ÷ the model's MACs per image."""
+    flags, vendor, clock, cores = cpu()
+    limits = {}
+    for precision, (per_cycle, unit) in macs_per_cycle(flags, vendor).items():
+        rate = cores * clock * 1e9 * per_cycle / macs_per_image
+        how = f"{cores} cores × {clock:.2f} GHz × {per_cycle} MAC/cycle ({unit}) ÷ {macs_per_image / 1e9:.2f} GMAC"
+        limits[precision] = (rate, how)
+    return limits
