@@ -25,6 +25,7 @@ from ..model.weights import read_weights
 from ..storage import COMPILED_FOLDERS, cache_dir, compiled_dir, is_verified, write_atomic
 from .onnx_export import EXPORTER_VERSION, OPSET, build_onnx
 from .quantize import (
+    NNCF_MODELS,
     calibration_files,
     decode_calibration,
     float_convolutions,
@@ -118,10 +119,11 @@ def ensure_onnx_model(config: ModelConfig, quiet: bool = False) -> Path:
 def ensure_openvino_int8(config: ModelConfig, quiet: bool = False) -> Path:
     """The int8 model for OpenVINO: the cached fp32 graph quantized by NNCF, an OpenVINO IR
     (``.xml`` beside its ``.bin``), from the cache or built now — keyed, locked and verified as
-    the ONNX files are. Where NNCF is not installed, our QDQ graph."""
+    the ONNX files are. For the members outside ``NNCF_MODELS``, or where NNCF is not
+    installed, our QDQ graph."""
     import importlib.util
 
-    if importlib.util.find_spec("nncf") is None:
+    if config.model not in NNCF_MODELS or importlib.util.find_spec("nncf") is None:
         return ensure_onnx_model(config, quiet)
     from importlib.metadata import version
 
