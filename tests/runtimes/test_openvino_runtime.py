@@ -160,3 +160,16 @@ def test_int8_is_nncfs_model_built_once_whole_and_quietly(classic_file, tmp_path
     )
     assert again.returncode == 0 and "quantizing the model to int8 for OpenVINO" in again.stderr
     assert again.stdout == runs[0].stdout
+
+
+def test_resnet50v2_int8_on_openvino_keeps_its_pooled_features(family, judged_photos):
+    """The other member whose OpenVINO int8 is NNCF's graph (quantize.NNCF_MODELS), against its
+    own fp32 graph on ONNX Runtime (whose features are keras.applications' own)."""
+    from resnet_cli.runtimes.factory import open_runtime
+
+    member = family("resnet50v2")
+    pooled = {"include_top": False, "pooling": "avg"}
+    int8 = open_runtime(member.config(runtime="openvino", precision="int8", **pooled), batch_size=12)
+    cosine = _cosines(int8.predict(judged_photos), member.pooled(judged_photos))
+    print(f"resnet50v2 openvino int8 (NNCF): cosine median {np.median(cosine):.5f} min {cosine.min():.5f}")
+    assert np.median(cosine) >= 0.995 and cosine.min() >= 0.98
