@@ -115,7 +115,7 @@ def ray_engine_rates(
     from resnet_cli.inputs.discover import discover
     from resnet_cli.request import InputOptions, ModelRequest
 
-    config = resolve(ModelRequest(weights=str(weights), precision="int8", threads=threads))
+    config = resolve(ModelRequest(weights=str(weights), runtime="onnx", precision="int8", threads=threads))
     inputs = InputOptions(inputs=(str(folder),), batch_size=16, engine="ray", ray_actors=actors, quiet=True)
     start = time.perf_counter()
     first, count = None, 0
@@ -133,15 +133,7 @@ def ray_rates(wflag: list[str], weights: Path) -> None:
     between two run sizes, (N2 − N1) ÷ (T2 − T1), and start-up the intercept T1 − N1 ÷ rate."""
     say("ray engine on this machine (one node: the engine's own overhead; r for the cost model)")
     folders = {n: photo_folder(f"jpeg_500x375_{n}", (500, 375), n) for n in (576, 1152)}
-    wall, stderr, _ = run_cli(
-        [
-            *wflag,
-            "--precision",
-            "int8",
-            *TO_JSONL,
-            str(folders[576]),
-        ]
-    )
+    wall, stderr, _ = run_cli([*wflag, "--runtime", "onnx", "--precision", "int8", *TO_JSONL, str(folders[576])])
     local = rate_of(stderr)
     cores = os.cpu_count() or 1
     record(
@@ -214,7 +206,7 @@ def head_rates(wflag: list[str]) -> None:
         )[1]
     )
     record(
-        "end-to-end onnx fp32 with --head, 500x375",
+        "end-to-end fp32 (runtime auto) with --head, 500x375",
         f"{headed:.1f} img/s",
         f"(÷ without a head {headed / plain:.2f}; without {plain:.1f} img/s)",
     )
@@ -278,13 +270,21 @@ def main() -> None:
         precision = next((p for p in ("int8", "bf16") if p in name), "fp32")
         return f"{rate / limits[precision][0]:.2f} of the {precision} limit"
 
+    # The engines first, before TensorFlow is imported and has run (its thread pools would share
+    # the cores with them): then the Keras rows.
+    rates = {}
+    for batch in (1, 16, 64):
+        x = batch_of(batch)
+        for p, session in sessions.items():
+            rates[f"ours onnx {p}", batch] = throughput(lambda b, s=session: s.run(None, {"images": b}), x)
+        for p, request in compiled.items():
+            rates[f"ours openvino {p}", batch] = throughput(lambda b, r=request: r.infer({0: b}), x)
     from resnet_cli.backend import import_keras
     from resnet_cli.runtimes.keras_runtime import build_model
 
     keras = import_keras()
     ours = build_model(config)
     reference = keras.applications.ResNet50(weights=None)
-    rates = {}
     for batch in (1, 16, 64):
         x = batch_of(batch)
         xf = x.astype("float32")[..., ::-1] - np.array(config.mean_bgr, "float32")
@@ -293,10 +293,6 @@ def main() -> None:
             xf,
         )
         rates["ours keras", batch] = throughput(ours.predict_on_batch, x)
-        for p, session in sessions.items():
-            rates[f"ours onnx {p}", batch] = throughput(lambda b, s=session: s.run(None, {"images": b}), x)
-        for p, request in compiled.items():
-            rates[f"ours openvino {p}", batch] = throughput(lambda b, r=request: r.infer({0: b}), x)
         names = ["keras.applications predict", "ours keras", "ours onnx fp32", "ours onnx int8"]
         for name in [*names, *(f"ours openvino {p}" for p in compiled)]:
             ratio = rates[name, batch] / rates["keras.applications predict", batch]
@@ -335,6 +331,21 @@ def main() -> None:
         "4000x3000": photo_folder("jpeg_4000x3000", (4000, 3000), 32),
     }
 
+    jpegs = sorted(folders["500x375"].iterdir())[:48]
+    start = time.process_time()
+    for path in jpegs:
+        decode(str(path))
+    decode_s = (time.process_time() - start) / len(jpegs)  # CPU time, one thread
+    cores = os.cpu_count() or 1
+    record(
+        "decode one 500x375 JPEG to the model's input (CPU time)",
+        f"{decode_s * 1000:.1f} ms",
+        f"(the pipeline's bound where the engine alone fills all {cores} cores: 1 / (1 + decode × bare rate / cores))",
+    )
+
+    def bound(bare: float) -> str:
+        return f"; bound {1 / (1 + decode_s * bare / cores):.2f}"
+
     def of_openvino(rate: float) -> str:
         """The issue's yardstick: OpenVINO fp32 run bare on our graph, batch 16."""
         bare = rates.get(("ours openvino fp32", 16))
@@ -364,7 +375,8 @@ def main() -> None:
             record(
                 f"end-to-end {runtime} {precision}, {label}{' --fast-decode' if extra else ''}",
                 f"{rate:.1f} img/s",
-                f"(÷ model-only {rate / model_rate:.2f}; × {rate / rates['keras.applications predict', 16]:.2f} "
+                f"(÷ model-only {rate / model_rate:.2f}{bound(model_rate) if not extra else ''}; "
+                f"× {rate / rates['keras.applications predict', 16]:.2f} "
                 f"of keras.applications; {of_limit(precision, rate)}{of_openvino(rate)}; "
                 f"peak RSS {rss / 1024:.0f} MiB)",
             )
@@ -394,7 +406,7 @@ def main() -> None:
         for _ in range(3)
     )
     record("`python -c 'import tensorflow'`", f"{imports:.2f} s")
-    for runtime in ("onnx", "keras", *(["openvino"] if compiled else [])):
+    for runtime in ("auto", "onnx", "keras", *(["openvino"] if compiled else [])):
         record(
             f"cold `resnet-classify --runtime {runtime} elephant.jpg`",
             f"{median_wall([*wflag, '--runtime', runtime, elephant]):.2f} s",
