@@ -1,8 +1,9 @@
 """The local engine: sources → decoded uint8 batches → runtime → records, streaming with
 bounded memory.
 
-Decoding runs in a thread pool (Pillow releases the GIL) a few batches ahead of the model,
-so decode overlaps inference; at most ``prefetch + 1`` batches of inputs are ever held.
+Decoding runs in a thread pool (Pillow releases the GIL): a few batches ahead of the model,
+or in turns with it on every core (OpenVINO on the CPU: see commands.stream); at most three
+batches of inputs are ever held.
 Records come out in input order, one per source (skipped non-images give none).
 """
 
@@ -63,10 +64,15 @@ def chunks(items: Iterable, size: int) -> Iterator[list]:
 
 
 def decoded_batches(
-    sources: Iterable[Source], options: DecodeOptions, batch_size: int, workers: int, prefetch: int = 2
+    sources: Iterable[Source], options: DecodeOptions, batch_size: int, workers: int, ahead: bool = True
 ) -> Iterator[tuple[list[Source], list]]:
-    """(sources, decoded) per chunk of ``batch_size`` inputs, decoded ahead in threads.
+    """(sources, decoded) per chunk of ``batch_size`` inputs, decoded in threads.
 
+    ``ahead``: the next two chunks decode while the consumer works on this one (at most three
+    chunks held) — what a GPU, spare cores or slow (web) reads need. Without it each chunk
+    decodes, on every worker, only once the consumer asks for it: for an engine whose threads
+    fill every core and wait for each other, decoders beside them make stragglers of them;
+    in turns the bound is 1 / (1 + decode time × bare rate / cores).
     Each decoded entry is a uint8 array, an ``ImageError`` or ``Skipped``.
     """
     source_chunks = chunks(sources, batch_size)
@@ -78,13 +84,17 @@ def decoded_batches(
             if chunk is not None:
                 pending.append((chunk, [pool.submit(decode_source, s, options) for s in chunk]))
 
-        for _ in range(prefetch + 1):
+        for _ in range(3 if ahead else 1):
             submit_next()
         try:
             while pending:
                 chunk, futures = pending.popleft()
-                submit_next()
-                yield chunk, [f.result() for f in futures]
+                if ahead:
+                    submit_next()
+                decoded = [f.result() for f in futures]
+                yield chunk, decoded
+                if not ahead:
+                    submit_next()
         finally:
             for _, futures in pending:
                 for future in futures:
@@ -100,10 +110,12 @@ def run(
     workers: int,
     on_skip: Callable[[Source], None] = lambda source: None,
     thumbnails: bool = False,
+    decode_ahead: bool = True,
 ) -> Iterator[Record]:
     """The streaming loop shared by classify, embed and evaluate; ``thumbnails``: each record
-    also carries a small JPEG of its pixels (for -f html)."""
-    for chunk, decoded in decoded_batches(sources, options, batch_size, workers):
+    also carries a small JPEG of its pixels (for -f html); ``decode_ahead``: see
+    ``decoded_batches``."""
+    for chunk, decoded in decoded_batches(sources, options, batch_size, workers, decode_ahead):
         good = [(s, d) for s, d in zip(chunk, decoded) if isinstance(d, np.ndarray)]
         results = {}
         if good:

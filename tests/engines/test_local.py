@@ -70,3 +70,46 @@ def test_a_bug_of_ours_is_an_internal_error_record_and_one_traceback(classic_fil
     assert records["b.jpg"]["error"].startswith("internal error (TypeError: a bug)")
     assert "predictions" in records["a.jpg"] and "predictions" in records["c.jpg"]
     assert result.stderr.count("Traceback") == 1 and result.exit_code == 1
+
+
+def test_decoding_in_turns_waits_for_the_model_and_gives_the_same_records(tmp_path, monkeypatch):
+    """decode_ahead=False: a batch decodes only once the model is done with the one before
+    (no decoder beside the engine's threads); the records are those of decoding ahead."""
+    import threading
+
+    from resnet_cli.engines import local
+    from resnet_cli.inputs.decode import DecodeOptions
+    from resnet_cli.inputs.discover import discover
+
+    make_folder(tmp_path / "photos", 40, size=(40, 30))
+    events, lock = [], threading.Lock()
+    decode_source = local.decode_source
+
+    def logged_decode(source, options):
+        with lock:
+            events.append("decode")
+        return decode_source(source, options)
+
+    def predict(batch):
+        import time
+
+        with lock:
+            events.append(f"predict {len(batch)}")
+        time.sleep(0.3)  # long enough for decoders running ahead to show
+        with lock:
+            events.append("done")
+        return np.tile(batch.mean(axis=(1, 2, 3))[:, None], (1, 1000)).astype(np.float32)
+
+    monkeypatch.setattr(local, "decode_source", logged_decode)
+    records = {}
+    for ahead in (False, True):
+        events.clear()
+        found = discover([str(tmp_path / "photos")])
+        out = local.run(found, predict, local.prediction_records(3), DecodeOptions(), 16, 2, decode_ahead=ahead)
+        records[ahead] = [(r.path, [p.index for p in r.predictions]) for r in out]
+        first = events[: events.index("done")]
+        if not ahead:
+            assert events == [*["decode"] * 16, "predict 16", "done"] * 2 + [*["decode"] * 8, "predict 8", "done"]
+        else:
+            assert first.count("decode") > 16  # the next batches decoded while the model ran
+    assert records[False] == records[True] and len(records[False]) == 40
