@@ -38,6 +38,7 @@ from .model.spec import (
     Preprocessing,
     Resize,
     WeightsSpec,
+    architecture,
     default_weights,
 )
 from .model.weights import locate
@@ -145,7 +146,8 @@ def _device(request: ModelRequest) -> str:
 
 # What --runtime auto takes on the CPU for each precision: OpenVINO where the CPU has one of
 # these flags, else ONNX Runtime (bf16: Keras). Measured end to end on 500×375 JPEGs (README
-# "Runtimes"): fp32 on AVX-512 1.1× ONNX Runtime (Xeon with AMX, Zen 4); int8, NNCF's graph,
+# "Runtimes"): fp32 on AVX-512 1.1× ONNX Runtime (Xeon with AMX, Zen 4; v1 graphs only: on the
+# v2 ones OpenVINO fp32 ran at 0.83-0.88 of ONNX Runtime); int8, NNCF's graph,
 # 1.9× our QDQ graph on ONNX Runtime with AMX; bf16 only OpenVINO has real kernels for. On
 # AVX2 alone ONNX Runtime stays (OpenVINO not measured faster there).
 OPENVINO_FLAGS = {  # the fastest first: the one the summary names
@@ -155,7 +157,7 @@ OPENVINO_FLAGS = {  # the fastest first: the one the summary names
 }
 
 
-def _runtime(request: ModelRequest, precision: str, device: str) -> tuple[str, str]:
+def _runtime(request: ModelRequest, precision: str, device: str, model: str = DEFAULT_MODEL) -> tuple[str, str]:
     """(runtime, why). "auto" → keras on a GPU for fp32/bf16 (Keras on JAX was the fastest GPU
     path), int8 on ONNX Runtime there; on the CPU by ``OPENVINO_FLAGS``, else ONNX Runtime when
     it is installed (it starts without TensorFlow), else keras. int8 exists on onnx and openvino
@@ -166,6 +168,8 @@ def _runtime(request: ModelRequest, precision: str, device: str) -> tuple[str, s
         return ("onnx" if precision == "int8" else "keras"), "auto: the GPU"
     flags = cpu_flags()
     found = [flag for flag in OPENVINO_FLAGS[precision] if flag in flags]
+    if precision == "fp32" and architecture(model).version == 2:
+        found = []  # the v2 graphs' pre-activation BNs: OpenVINO fp32 ran at 0.83-0.88 of ONNX Runtime
     if found and openvino_available():
         return "openvino", f"auto: {precision} on {found[0]}"
     if precision == "int8":
@@ -222,7 +226,7 @@ def resolve(
             "(slower than one per core); 0 means one per core"
         )
     precision = _precision(request, device)
-    runtime, reason = _runtime(request, precision, device)
+    runtime, reason = _runtime(request, precision, device, model)
     return ModelConfig(
         weights=weights,
         weights_md5=md5,

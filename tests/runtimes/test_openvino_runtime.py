@@ -79,6 +79,8 @@ def test_auto_takes_the_runtime_the_cpu_flags_say(classic_file, monkeypatch, fla
         resolved = config.resolve(ModelRequest(weights=str(classic_file), precision=precision))
         assert (resolved.runtime, resolved.precision) == (runtime, precision)
         assert resolved.runtime_reason.startswith("auto") and (runtime == "onnx") != (" on " in resolved.runtime_reason)
+    v2 = config._runtime(ModelRequest(model="resnet50v2"), "fp32", "cpu", "resnet50v2")
+    assert v2[0] == "onnx"  # fp32 on the v2 graphs: ONNX Runtime whatever the flags
     monkeypatch.setattr(config, "openvino_available", lambda: False)
     assert config.resolve(ModelRequest(weights=str(classic_file))).runtime == "onnx"
 
