@@ -6,6 +6,7 @@ none of them to each other.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import sys
@@ -121,8 +122,10 @@ def onnxruntime_has_cuda() -> bool:
     return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
 
+@functools.cache
 def cpu_flags() -> frozenset[str]:
-    """This CPU's feature flags as Linux lists them (/proc/cpuinfo); empty where it cannot say."""
+    """This CPU's feature flags as Linux lists them (/proc/cpuinfo), read once per process;
+    empty where it cannot say."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
             return frozenset(next((line for line in handle if line.startswith("flags")), "").split()[2:])

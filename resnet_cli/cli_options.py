@@ -141,8 +141,8 @@ runtime_options = _options(
             type=click.Choice(RUNTIMES),
             default="auto",
             show_default=True,
-            help="auto = on a CPU onnx (bf16: openvino) when installed (no TensorFlow start-up), else keras; on a "
-            "GPU keras.",
+            help="auto = the fastest installed for the precision on this CPU, by its flags (openvino or onnx; "
+            "README: Runtimes), else keras; on a GPU keras (int8: onnx).",
         ),
         click.option(
             "--precision",

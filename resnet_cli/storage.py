@@ -4,6 +4,7 @@ cache), whole-or-nothing writes, and file digests memoised across runs. A leaf."
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -167,6 +168,26 @@ def compiled_dir(runtime: str) -> Path:
     if runtime not in COMPILED_FOLDERS:
         raise ValueError(f"runtime must be one of {COMPILED_FOLDERS}. Received: runtime={runtime!r}")
     return cache_dir() / runtime
+
+
+@contextlib.contextmanager
+def cache_lock(lock: Path):
+    """Hold ``lock`` (a file of the cache; its folder made) while building something there, so
+    concurrent runs build it once; yields whether it is held: False where the cache cannot be
+    written (the caller then builds for this run only)."""
+    from filelock import FileLock
+
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        held = FileLock(str(lock))
+        held.acquire()
+    except OSError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        held.release()
 
 
 def is_verified(path: Path, *parts: Path) -> bool:

@@ -112,7 +112,7 @@ def _decode_ahead(config: ModelConfig, inputs: InputOptions) -> bool:
     on the network."""
     if any(i == "-" or is_uri(i) for i in inputs.inputs):
         return True
-    return not (config.runtime == "openvino" and not 0 < config.threads < (os.cpu_count() or 1))
+    return config.runtime != "openvino" or 0 < config.threads < (os.cpu_count() or 1)
 
 
 def _device_name(config: ModelConfig) -> str:

@@ -22,7 +22,7 @@ from ..console import stderr_line
 from ..model.head import with_head
 from ..model.spec import MODEL_NAMES
 from ..model.weights import read_weights
-from ..storage import COMPILED_FOLDERS, cache_dir, compiled_dir, is_verified, write_atomic
+from ..storage import COMPILED_FOLDERS, cache_dir, cache_lock, compiled_dir, is_verified, write_atomic
 from .onnx_export import EXPORTER_VERSION, OPSET, build_onnx
 from .quantize import (
     NNCF_MODELS,
@@ -108,12 +108,20 @@ def ensure_onnx_model(config: ModelConfig, quiet: bool = False) -> Path:
         files, calibration_digest = calibration_files(config.calibration)
     options = graph_options(config, calibration_digest)
     path = cache_dir() / "onnx" / f"{config.model}-{graph_key(options)}.onnx"
-    if is_verified(path):
+    return _cached(path, (".onnx",), options, lambda: {".onnx": _build(config, files, quiet)})
+
+
+def _cached(path: Path, suffixes: tuple[str, ...], options: dict, build) -> Path:
+    """``path`` (with its other ``suffixes``' files) from the cache when whole, else ``build()``
+    (suffix → bytes) under the key's lock and stored; a process that waited on the lock finds
+    the model another one built."""
+    parts = [path.with_suffix(suffix) for suffix in suffixes if suffix != path.suffix]
+    if is_verified(path, *parts):
         return _used(path)
-    with _build_lock(path):
-        if is_verified(path):  # built by another process while this one waited
+    with cache_lock(path.with_suffix(".lock")):
+        if is_verified(path, *parts):  # built by another process while this one waited
             return _used(path)
-        return _store(path, {".onnx": _build(config, files, quiet)}, options)
+        return _store(path, build(), options)
 
 
 def ensure_openvino_int8(config: ModelConfig, quiet: bool = False) -> Path:
@@ -134,11 +142,8 @@ def ensure_openvino_int8(config: ModelConfig, quiet: bool = False) -> Path:
         "openvino": version("openvino"),
     }
     xml = cache_dir() / "onnx" / f"{config.model}-{graph_key(options)}.xml"
-    if is_verified(xml, xml.with_suffix(".bin")):
-        return _used(xml)
-    with _build_lock(xml):
-        if is_verified(xml, xml.with_suffix(".bin")):  # built by another process while this one waited
-            return _used(xml)
+
+    def build() -> dict[str, bytes]:
         import dataclasses
 
         ov = import_openvino()
@@ -152,8 +157,9 @@ def ensure_openvino_int8(config: ModelConfig, quiet: bool = False) -> Path:
         model = quantize_openvino_int8(fp32, images, float_convolutions(config.model))
         with tempfile.TemporaryDirectory(prefix="resnet-classify-int8-") as scratch:
             ov.save_model(model, str(Path(scratch) / "int8.xml"), compress_to_fp16=False)
-            parts = {suffix: (Path(scratch) / "int8").with_suffix(suffix).read_bytes() for suffix in (".xml", ".bin")}
-        return _store(xml, parts, options)
+            return {suffix: (Path(scratch) / "int8").with_suffix(suffix).read_bytes() for suffix in (".xml", ".bin")}
+
+    return _cached(xml, (".xml", ".bin"), options, build)
 
 
 def _used(path: Path) -> Path:
@@ -217,25 +223,6 @@ def compiled_files() -> list[Path]:
         for path in (folder.iterdir() if folder.is_dir() else ())
         if path.is_file() and path.suffix != ".lock"
     ]
-
-
-@contextlib.contextmanager
-def _build_lock(path: Path):
-    """The cache key's lock file; where the cache cannot be written, no lock (the model then
-    goes to a temporary file of this run, see ``_store``)."""
-    from filelock import FileLock
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(path.with_suffix(".lock")))
-        lock.acquire()
-    except OSError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def _build(config: ModelConfig, calibration: list[Path], quiet: bool) -> bytes:

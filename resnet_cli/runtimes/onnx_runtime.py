@@ -14,7 +14,7 @@ import numpy as np
 
 from ..backend import cpu_flags
 from ..errors import UserError
-from ..storage import compiled_dir, hash_of, is_verified, write_atomic
+from ..storage import cache_lock, compiled_dir, hash_of, is_verified, write_atomic
 from .base import Runtime
 
 
@@ -84,26 +84,23 @@ def _cpu_session(ort, model: Path, threads: int):
     optimized = optimized_path(model)
     if (session := _load_optimized(ort, optimized, threads)) is not None:
         return session
-    from filelock import FileLock
-
-    try:
-        optimized.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(optimized.with_suffix(".lock"))):
-            if (session := _load_optimized(ort, optimized, threads)) is not None:  # written while this one waited
-                return session
-            temporary = optimized.with_name(f".{optimized.name}.{os.getpid()}.tmp")
-            try:
-                session = ort.InferenceSession(
-                    str(model), _options(ort, threads, save_to=temporary), providers=["CPUExecutionProvider"]
-                )
+    with cache_lock(optimized.with_suffix(".lock")) as held:
+        if not held:
+            return ort.InferenceSession(str(model), _options(ort, threads), providers=["CPUExecutionProvider"])
+        if (session := _load_optimized(ort, optimized, threads)) is not None:  # written while this one waited
+            return session
+        temporary = optimized.with_name(f".{optimized.name}.{os.getpid()}.tmp")
+        try:
+            session = ort.InferenceSession(
+                str(model), _options(ort, threads, save_to=temporary), providers=["CPUExecutionProvider"]
+            )
+            with contextlib.suppress(OSError):  # a full disk leaves it unwritten: this run's session is whole
                 write_atomic(optimized.with_suffix(".sha256"), hash_of(temporary, "sha256").encode())
                 os.replace(temporary, optimized)
-            finally:
-                with contextlib.suppress(OSError):
-                    temporary.unlink()
-            return session
-    except OSError:
-        return ort.InferenceSession(str(model), _options(ort, threads), providers=["CPUExecutionProvider"])
+        finally:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+        return session
 
 
 def _load_optimized(ort, optimized: Path, threads: int):

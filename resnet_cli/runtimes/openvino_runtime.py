@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import import_openvino
-from ..storage import compiled_dir
+from ..storage import cache_lock, compiled_dir
 from .base import Runtime
 
 # OpenVINO's precision hint per precision: int8 runs the quantized graph with the rest in f32.
@@ -51,18 +51,10 @@ def compile_model(model: Path, precision: str = "fp32", threads: int = 0):
     if marker.exists():
         core.set_property({"CACHE_DIR": str(folder)})
         return core.compile_model(str(model), "CPU", config)
-    from filelock import FileLock
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(marker.with_suffix(".lock")))
-        lock.acquire()
-    except OSError:
-        return core.compile_model(str(model), "CPU", config)
-    try:
+    with cache_lock(marker.with_suffix(".lock")) as held:
+        if not held:
+            return core.compile_model(str(model), "CPU", config)
         core.set_property({"CACHE_DIR": str(folder)})
         compiled = core.compile_model(str(model), "CPU", config)
         marker.touch()
         return compiled
-    finally:
-        lock.release()
