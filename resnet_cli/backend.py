@@ -138,18 +138,39 @@ def cpu_has_bf16() -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
+# OpenVINO's model converter: ``import openvino`` imports it (with its telemetry and absl,
+# ~0.1 s of a cold start) inside ``try: … except ImportError``; we hand the runtime ONNX files
+# and IRs, which it reads itself.
+_OPENVINO_CONVERTER = "openvino.tools.ovc"
+
+
 def import_openvino():
-    """``import openvino``, quietly: at import its telemetry logs warnings on the root logger
-    where HOME cannot be written (it sends nothing unless the user opted in)."""
+    """``import openvino`` without its converter, and quietly: its telemetry logs warnings on
+    the root logger where HOME cannot be written (it sends nothing unless the user opted in).
+    Should a release import the converter unguarded, OpenVINO is imported whole."""
     if "openvino" not in sys.modules:
         import logging
 
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)
+        blocked = _OPENVINO_CONVERTER not in sys.modules
+        if blocked:
+            sys.modules[_OPENVINO_CONVERTER] = None  # import → ImportError
         try:
             import openvino  # noqa: F401
+        except ImportError:
+            if not blocked:
+                raise
+            native = "openvino._pyopenvino"  # loaded once per process: kept, with its submodules
+            for name in [m for m in sys.modules if m.startswith("openvino.") or m == "openvino"]:
+                if not name.startswith(native):
+                    del sys.modules[name]  # the converter's block too
+            blocked = False
+            import openvino  # noqa: F401
         finally:
+            if blocked and sys.modules.get(_OPENVINO_CONVERTER, 0) is None:
+                del sys.modules[_OPENVINO_CONVERTER]
             root.setLevel(level)
     import openvino
 

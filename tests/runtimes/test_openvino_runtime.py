@@ -58,6 +58,54 @@ def test_the_cli_runs_it_and_says_so(classic_file):
     assert ours == theirs
 
 
+def test_a_cached_run_imports_no_converter(classic_file):
+    """OpenVINO's converter, its telemetry and absl (~0.1 s of a cold start) are not imported on
+    a run: the runtime reads our ONNX files and IRs itself; nor is TensorFlow, Keras or onnx."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from click.testing import CliRunner; from resnet_cli.cli import main;"
+        f"r = CliRunner().invoke(main, ['--weights', {str(classic_file)!r}, '--runtime', 'openvino', '-f', 'jsonl', "
+        f"{str(SAMPLES / 'cat.jpg')!r}]);"
+        "assert r.exit_code == 0, r.stderr;"
+        "heavy = ('openvino.tools.ovc', 'openvino_telemetry', 'absl', 'tensorflow', 'keras', 'onnx');"
+        "print([m for m in heavy if m in sys.modules], 'openvino' in sys.modules)"
+    )
+    invoke("--runtime", "openvino", "--weights", classic_file, "-q", SAMPLES / "cat.jpg")  # cached
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().endswith("[] True"), run.stdout
+
+
+def test_a_release_that_needs_its_converter_is_imported_whole():
+    """Should ``import openvino`` fail without its converter, it is imported with it: a model
+    still compiles and runs, and the converter is importable afterwards."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+class Unguarded:  # openvino/__init__ importing the converter outside its try
+    def find_spec(self, name, path=None, target=None):
+        if name == "openvino.preprocess" and sys.modules.get("openvino.tools.ovc", 0) is None:
+            raise ImportError("needs openvino.tools.ovc")
+sys.meta_path.insert(0, Unguarded())
+from resnet_cli.backend import import_openvino
+ov = import_openvino()
+import numpy as np
+from openvino import opset13 as ops
+x = ops.parameter([1, 3], np.float32)
+compiled = ov.Core().compile_model(ov.Model([ops.relu(x)], [x]), "CPU")
+print(compiled.create_infer_request().infer({0: np.array([[-1, 0, 2]], np.float32)})[0].tolist())
+import openvino.tools.ovc
+print(callable(ov.convert_model), "openvino.tools.ovc" in sys.modules)
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[:2] == ["[[0.0, 0.0, 2.0]]", "True True"], run.stdout
+
+
 @pytest.mark.parametrize(
     "flags, expected",
     [
