@@ -215,6 +215,60 @@ def head_rates(wflag: list[str]) -> None:
     )
 
 
+def judged_photos() -> np.ndarray:
+    """Real photos to judge int8 by: the ImageNet dev photos where ../shared is beside the repo,
+    else the samples."""
+    from resnet_cli.inputs.decode import decode
+
+    dev = sorted((ROOT.parent / "shared/images/imagenet-dev").glob("*.JPEG"))[:48]
+    return np.stack([decode(str(p)) for p in dev or sorted((ROOT / "sample_images").glob("*.jpg"))])
+
+
+def int8_forms(config, batch: np.ndarray, limit: float) -> None:
+    """Each int8 form (8-bit weights: exact with VNNI/AMX; 7-bit: exact everywhere) on this CPU:
+    model-only rate ÷ fp32 and the pooled-feature cosine to fp32 on real photos, ONNX Runtime's
+    QDQ graph and (where installed) OpenVINO's NNCF graph; which one the CLI builds here."""
+    import dataclasses
+
+    from resnet_cli.backend import cpu_flags
+    from resnet_cli.config import int8_weight_bits
+    from resnet_cli.runtimes.model_cache import ensure_onnx_model, ensure_openvino_int8
+    from resnet_cli.runtimes.onnx_runtime import open_session
+
+    say("int8 forms on this CPU (model only, batch 16; cosine of pooled features to fp32)")
+    photos, features = judged_photos(), config.features()
+    built = int8_weight_bits(cpu_flags())
+
+    def onnx(cfg):
+        session = open_session(ensure_onnx_model(cfg, quiet=True))
+        return lambda x: session.run(None, {"images": x})[0]
+
+    runners = {"onnx": onnx}
+    if importlib.util.find_spec("openvino") is not None:
+        from resnet_cli.runtimes.openvino_runtime import compile_model
+
+        def openvino(cfg):
+            graph = ensure_openvino_int8(cfg, quiet=True) if cfg.precision == "int8" else ensure_onnx_model(cfg, True)
+            request = compile_model(graph, cfg.precision).create_infer_request()
+            return lambda x: request.infer({0: x})[0]
+
+        runners["openvino"] = openvino
+    for runtime, open_model in runners.items():
+        fp32_rate = throughput(open_model(config), batch)
+        reference = open_model(features)(photos)
+        for bits in (8, 7):
+            form = dataclasses.replace(config, precision="int8", weight_bits=bits)
+            rate = throughput(open_model(form), batch)
+            got = open_model(dataclasses.replace(form, include_top=False, pooling="avg"))(photos)
+            cosine = (got * reference).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(reference, axis=1)
+            record(
+                f"int8 {bits}-bit weights on {runtime}{' (what the CLI builds here)' if bits == built else ''}",
+                f"{rate:.1f} img/s",
+                f"(÷ {runtime} fp32 {rate / fp32_rate:.2f}; {rate / limit:.2f} of the int8 limit; pooled cosine to "
+                f"fp32 on {len(photos)} photos min {cosine.min():.5f}, median {np.median(cosine):.5f})",
+            )
+
+
 def print_table() -> None:
     _print_table(f"Machine: {machine()}; Python {platform.python_version()}; BENCH_SECONDS={SECONDS:g}")
 
@@ -268,6 +322,7 @@ def main() -> None:
     limits = physical_limits(multiply_adds(config.model))
     for precision, (limit, how) in limits.items():
         record(f"physical limit {precision}", f"{limit:.1f} img/s", f"({how})")
+    int8_forms(config, batch_of(16), limits["int8"][0])
 
     def of_limit(name: str, rate: float) -> str:
         precision = next((p for p in ("int8", "bf16") if p in name), "fp32")
@@ -354,6 +409,7 @@ def main() -> None:
         bare = rates.get(("ours openvino fp32", 16))
         return f"; ÷ openvino fp32 bare {rate / bare:.2f}" if bare else ""
 
+    e2e = {}
     runs = [("keras", "fp32"), ("onnx", "fp32"), ("onnx", "int8")]
     runs += [("openvino", p) for p in compiled if "QDQ" not in p]
     for runtime, precision in runs:
@@ -366,10 +422,13 @@ def main() -> None:
             rate = statistics.median(rate_of(stderr) for _, stderr, _ in runs)
             rss = max(rss for *_, rss in runs)
             model_rate = rates[f"ours {runtime}" + ("" if runtime == "keras" else f" {precision}"), 16]
+            e2e[runtime, precision, label] = rate
+            fp32 = e2e.get((runtime, "fp32", label))
+            of_fp32 = f"÷ {runtime} fp32 end to end {rate / fp32:.2f}; " if precision != "fp32" and fp32 else ""
             record(
                 f"end-to-end {runtime} {precision}, {label}{' --fast-decode' if extra else ''}",
                 f"{rate:.1f} img/s",
-                f"(÷ model-only {rate / model_rate:.2f}{bound(model_rate) if not extra else ''}; "
+                f"({of_fp32}÷ model-only {rate / model_rate:.2f}{bound(model_rate) if not extra else ''}; "
                 f"× {rate / rates['keras.applications predict', 16]:.2f} "
                 f"of keras.applications; {of_limit(precision, rate)}{of_openvino(rate)}; "
                 f"peak RSS {rss / 1024:.0f} MiB)",

@@ -66,6 +66,7 @@ class ModelConfig:
     runtime: Literal["keras", "onnx", "openvino"] = "onnx"  # never "auto" once resolved
     runtime_reason: str = ""  # why --runtime auto took it, for the summary ("" when asked for)
     precision: Precision = "fp32"
+    weight_bits: int | None = 8  # int8's weights (int8_weight_bits); None: each Ray node's CPU decides
     device: Device = "auto"  # "cpu" or "gpu" once resolved for this machine; a Ray run leaves it as asked
     threads: int = 0
     calibration: str | None = None
@@ -144,6 +145,9 @@ def _device(request: ModelRequest) -> str:
     return "cpu"
 
 
+# The CPUs that multiply uint8 × int8 into 32 bits (VNNI's vpdpbusd, AMX's tiles).
+VNNI_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")
+
 # What --runtime auto takes on the CPU for each precision: OpenVINO where the CPU has one of
 # these flags, else ONNX Runtime (bf16: Keras). Measured end to end on 500×375 JPEGs (README
 # "Runtimes"): fp32 on AVX-512 1.1× ONNX Runtime (Xeon with AMX, Zen 4; v1 graphs only: on the
@@ -153,8 +157,34 @@ def _device(request: ModelRequest) -> str:
 OPENVINO_FLAGS = {  # the fastest first: the one the summary names
     "fp32": ("avx512f",),
     "bf16": ("amx_bf16", "avx512_bf16"),
-    "int8": ("amx_int8", "avx512_vnni", "avx_vnni"),
+    "int8": VNNI_FLAGS,
 }
+
+
+def int8_weight_bits(flags: frozenset[str] | set[str]) -> int:
+    """The int8 graph's weight width for a CPU with ``flags``: 8 with VNNI or AMX; 7 elsewhere.
+    Without VNNI both runtimes multiply uint8 × int8 pairs with ``vpmaddubsw``, whose 16-bit
+    sum saturates past 32,767 (2·255·127 = 64,770): the results then depend on the CPU (pooled
+    cosine down to 0.98 on AVX2). 7-bit weights keep every pair within 2·255·64 = 32,640, so
+    the arithmetic is exact there too (ONNX Runtime's ``reduce_range``, NNCF's overflow fix)."""
+    return 8 if set(flags) & set(VNNI_FLAGS) else 7
+
+
+def precision_shown(config: ModelConfig) -> str:
+    """The precision as run, for the summary line: int8 with its weight width and why."""
+    if config.precision != "int8":
+        return config.precision
+    if config.weight_bits is None:
+        return "int8, weights by each node's CPU"
+    return f"int8, {config.weight_bits}-bit weights{': no VNNI' if config.weight_bits == 7 else ''}"
+
+
+def for_this_node(config: ModelConfig) -> ModelConfig:
+    """A Ray actor's copy of the driver's config: int8's weight width for the CPU it runs on
+    (a cluster may mix AVX2 and VNNI machines; a graph made for one is not exact on the other)."""
+    if config.weight_bits is not None:
+        return config
+    return dataclasses.replace(config, weight_bits=int8_weight_bits(cpu_flags()))
 
 
 def _runtime(request: ModelRequest, precision: str, device: str, model: str = DEFAULT_MODEL) -> tuple[str, str]:
@@ -227,6 +257,8 @@ def resolve(
         )
     precision = _precision(request, device)
     runtime, reason = _runtime(request, precision, device, model)
+    # int8's form, settled whatever the precision (a config changed to int8 later keeps it right)
+    weight_bits = None if not local else 8 if device == "gpu" else int8_weight_bits(cpu_flags())
     return ModelConfig(
         weights=weights,
         weights_md5=md5,
@@ -238,6 +270,7 @@ def resolve(
         runtime=runtime,
         runtime_reason=reason,
         precision=precision,
+        weight_bits=weight_bits,
         device=device,
         threads=request.threads,
         calibration=request.calibration,

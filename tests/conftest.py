@@ -3,6 +3,7 @@ environment (own cache, own Keras home) so no test ever touches the network or t
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -222,6 +223,24 @@ def make_folder(folder: Path, count: int, size=(64, 48)) -> list[Path]:
         base.rotate(i % 360).save(path)
         paths.append(path)
     return paths
+
+
+@contextlib.contextmanager
+def cpu_flags_as(flags: str):
+    """Decide, in this process, as a CPU with ``flags`` (space-separated) would."""
+    from resnet_cli import backend
+
+    saved = os.environ.get("RESNET_CLI_CPU_FLAGS")
+    os.environ["RESNET_CLI_CPU_FLAGS"] = flags
+    backend.cpu_flags.cache_clear()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("RESNET_CLI_CPU_FLAGS")
+        else:
+            os.environ["RESNET_CLI_CPU_FLAGS"] = saved
+        backend.cpu_flags.cache_clear()
 
 
 def onnx_config(classic_file, model=None, **changes):

@@ -114,10 +114,13 @@ def fingerprint(weights: Path) -> dict:
     import importlib.metadata
     import platform
 
+    import os
+
     try:
         flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
     except (OSError, StopIteration):
         flags = []
+    flags = os.environ.get("RESNET_CLI_CPU_FLAGS", "").split() or flags  # the CLI decides by the stand-in
     return {
         "weights_md5": hashlib.md5(weights.read_bytes()).hexdigest(),
         "cpu_flags": sorted(f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c")),

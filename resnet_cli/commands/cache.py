@@ -46,9 +46,10 @@ def cache(clear: bool = False, fmt: str = "table") -> ExitStatus:
 
 
 def _line(row: dict) -> str:
-    what = f"{row['precision'] or '?'}" + (f", head {row['head'][:12]}" if row["head"] else "")
     options = row["options"]
+    bits = f" {options['weight_bits']}-bit" if options.get("weight_bits") else ""  # int8's form, by the CPU's flags
+    what = f"{row['precision'] or '?'}{bits}" + (f", head {row['head'][:12]}" if row["head"] else "")
     detail = ", ".join(f"{k}={options[k]}" for k in OPTIONS_SHOWN if k in options)
     detail = detail or "options unknown (an older version's file)"
     weights = f"weights {row['weights_md5'] or '?'}"
-    return f"{row['last_used']}  {row['size_mib']:7.1f} MiB  {what:<8}  {weights}  {detail}  {row['file']}"
+    return f"{row['last_used']}  {row['size_mib']:7.1f} MiB  {what:<10}  {weights}  {detail}  {row['file']}"

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import shutil
 
-from ..config import resolve
+from ..config import precision_shown, resolve
 from ..console import stderr_line
 from ..errors import ExitStatus, user_file
 from ..outputs.destination import prepare_output
 from ..request import ModelRequest
+
+# Where an exported int8 graph computes what it computed here (config.int8_weight_bits).
+_EXACT_ON = {8: ", exact on CPUs with VNNI or AMX", 7: ", exact on any x86 CPU"}
 
 
 def export(request: ModelRequest, output: str, quiet: bool = False) -> ExitStatus:
@@ -23,5 +26,8 @@ def export(request: ModelRequest, output: str, quiet: bool = False) -> ExitStatu
     if not quiet:
         size = config.input_size
         shapes = f"input uint8 [N, {size}, {size}, 3] RGB, output probabilities [N, {len(config.labels)}]"
-        stderr_line(f"wrote {output} ({config.precision}; {shapes}; class labels in its metadata)")
+        stderr_line(
+            f"wrote {output} ({precision_shown(config)}{_EXACT_ON.get(config.weight_bits, '')}; {shapes}; "
+            "class labels in its metadata)"
+        )
     return ExitStatus.OK

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..config import ModelConfig
+from ..config import ModelConfig, precision_shown
 from ..console import stderr_line
 from ..inputs.discover import discover
 from ..records import Record
@@ -93,7 +93,7 @@ def _local_records(
     batch_size, found = _peek_batch_size(found, inputs.batch_for(config.device))
     runtime = open_runtime(config, batch_size=batch_size, quiet=inputs.quiet)
     reason = f"; {config.runtime_reason}" if config.runtime_reason else ""
-    report.ran_on = f"{_device_name(config)} ({config.runtime} {config.precision}{reason})"
+    report.ran_on = f"{_device_name(config)} ({config.runtime} {precision_shown(config)}{reason})"
     report.started = time.perf_counter()
     to_records = prediction_records(top_k, config.labels) if config.include_top else vector_records
     predict = wrap_predict(runtime.predict) if wrap_predict else runtime.predict
@@ -131,7 +131,7 @@ def _ray_records(config: ModelConfig, inputs: InputOptions, report: Report, foun
     from ..engines.ray_pool import records as ray_records
 
     import_ray()  # "how to install" before anything else
-    report.ran_on = f"Ray ({config.runtime} {config.precision}, device {config.device})"
+    report.ran_on = f"Ray ({config.runtime} {precision_shown(config)}, device {config.device})"
     results = ray_records(config, inputs, found, top_k, on_skip=_skipper(inputs, report), thumbnails=thumbnails)
     for record in results:  # start-up ends with the first result (Ray, actors, their model)
         report.started = time.perf_counter()

@@ -9,7 +9,7 @@ import socket
 
 import numpy as np
 
-from ..config import ModelConfig
+from ..config import ModelConfig, for_this_node
 from ..inputs.decode import DecodeOptions, ImageError, thumbnail
 from ..inputs.discover import Source
 from ..model.spec import FEATURES
@@ -116,7 +116,7 @@ class Predictor:
         from ..runtimes.factory import open_runtime
 
         check_worker(config, settings or {}, driver_versions or {})
-        self.runtime = open_runtime(config, batch_size=batch_size)
+        self.runtime = open_runtime(for_this_node(config), batch_size=batch_size)
         self.include_top = config.include_top
         self.classes = len(config.labels)
         self.top_k = min(top_k, self.classes)

@@ -64,6 +64,7 @@ def graph_options(config: ModelConfig, calibration_digest: str = "") -> dict:
     }
     if config.precision == "int8":
         payload["float_convolutions"] = float_convolutions(config.model)
+        payload["weight_bits"] = config.weight_bits  # a cache shared by AVX2 and VNNI machines keeps both
     if config.include_top and config.head is not None:
         payload["head"] = config.head.sha256
     return payload
@@ -154,7 +155,7 @@ def ensure_openvino_int8(config: ModelConfig, quiet: bool = False) -> Path:
                 "options)…"
             )
         images = decode_calibration(files, config.input_size)
-        model = quantize_openvino_int8(fp32, images, float_convolutions(config.model))
+        model = quantize_openvino_int8(fp32, images, float_convolutions(config.model), config.weight_bits)
         with tempfile.TemporaryDirectory(prefix="resnet-classify-int8-") as scratch:
             ov.save_model(model, str(Path(scratch) / "int8.xml"), compress_to_fp16=False)
             return {suffix: (Path(scratch) / "int8").with_suffix(suffix).read_bytes() for suffix in (".xml", ".bin")}
@@ -245,6 +246,10 @@ def _build(config: ModelConfig, calibration: list[Path], quiet: bool) -> bytes:
         shutil.copyfile(fp32, Path(scratch) / "fp32.onnx")
         images = decode_calibration(calibration, config.input_size)
         quantize_int8(
-            Path(scratch) / "fp32.onnx", Path(scratch) / "int8.onnx", images, float_convolutions(config.model)
+            Path(scratch) / "fp32.onnx",
+            Path(scratch) / "int8.onnx",
+            images,
+            float_convolutions(config.model),
+            config.weight_bits,
         )
         return (Path(scratch) / "int8.onnx").read_bytes()

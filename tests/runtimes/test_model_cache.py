@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import SAMPLES, onnx_session
+from conftest import SAMPLES, cpu_flags_as, invoke, onnx_session
 
 
 def test_corrupt_cache_is_rebuilt(classic_file, sample_arrays):
@@ -118,3 +118,53 @@ def test_the_cache_key_and_file_name_carry_the_model(classic_file):
     assert options["model"] == "resnet50" and options["preprocessing"] == "caffe"
     other = graph_options(dataclasses.replace(config, model="resnet50v2", preprocessing="tf"))
     assert graph_key(other) != graph_key(options)
+
+
+def _int8_weight_range(path) -> tuple[int, int]:
+    """The least and greatest int8 weight the quantized graph holds."""
+    import onnx
+    from onnx import numpy_helper
+
+    weights = [
+        numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer if t.data_type == onnx.TensorProto.INT8
+    ]
+    return min(int(w.min()) for w in weights), max(int(w.max()) for w in weights)
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "openvino"])
+def test_one_cache_for_an_avx2_and_a_vnni_machine(classic_file, tmp_path, monkeypatch, runtime):
+    """A cache shared by an AVX2 machine and a VNNI one (their flags stood in for): each builds
+    and uses its own int8 graph — 7-bit weights without VNNI, 8-bit with it — never the other's;
+    the summary and the listing say which."""
+    import json
+
+    monkeypatch.setenv("RESNET_CLI_CACHE", str(tmp_path / "cache"))
+    machines = {"avx2": "avx avx2 fma", "vnni": "avx avx2 fma avx512f avx512bw avx512_vnni", "avx2 again": "avx2 fma"}
+    runs = {}
+    for machine, flags in machines.items():
+        with cpu_flags_as(flags):
+            runs[machine] = invoke(
+                "--runtime",
+                runtime,
+                "--precision",
+                "int8",
+                "--weights",
+                classic_file,
+                "-f",
+                "jsonl",
+                SAMPLES / "cat.jpg",
+            )
+        assert runs[machine].exit_code == 0, runs[machine].stderr
+    assert f"({runtime} int8, 7-bit weights: no VNNI)" in runs["avx2"].stderr
+    assert f"({runtime} int8, 8-bit weights)" in runs["vnni"].stderr
+    assert "quantizing" in runs["vnni"].stderr and "quantizing" not in runs["avx2 again"].stderr
+    assert runs["avx2 again"].stdout == runs["avx2"].stdout
+    listed = json.loads(invoke("cache", "-f", "json").stdout)
+    int8 = {entry["options"]["weight_bits"]: entry["file"] for entry in listed if entry["precision"] == "int8"}
+    assert sorted(int8) == [7, 8]
+    table = invoke("cache").stdout
+    assert "int8 7-bit" in table and "int8 8-bit" in table
+    if runtime == "onnx":
+        low, high = _int8_weight_range(int8[7])
+        assert low >= -64 and high <= 64  # |2 · 255 · 64| ≤ 32,767: every pair's sum within 16 bits
+        assert max(-_int8_weight_range(int8[8])[0], _int8_weight_range(int8[8])[1]) > 64

@@ -2,11 +2,12 @@
 real photos — fp32 by probabilities, bf16 and int8 by the cosine of their pooled features."""
 
 import json
+import os
 import re
 
 import numpy as np
 import pytest
-from conftest import SAMPLES, invoke, onnx_config
+from conftest import SAMPLES, cpu_flags_as, invoke, onnx_config
 
 pytest.importorskip("openvino", reason="OpenVINO is not installed")
 pytestmark = pytest.mark.keras
@@ -223,3 +224,56 @@ def test_resnet50v2_int8_on_openvino_keeps_its_pooled_features(family, judged_ph
     cosine = _cosines(int8.predict(judged_photos), member.pooled(judged_photos))
     print(f"resnet50v2 openvino int8 (NNCF): cosine median {np.median(cosine):.5f} min {cosine.min():.5f}")
     assert np.median(cosine) >= 0.995 and cosine.min() >= 0.98
+
+
+# Run with oneDNN held to AVX2 (ONEDNN_MAX_CPU_ISA, set before OpenVINO loads): the int8
+# convolutions' kernels, then each graph's features. Compiled afresh (no cache: a blob of this
+# CPU's kernels would be loaded as it is).
+ON_AVX2_KERNELS = """
+import sys, numpy as np
+from resnet_cli.backend import import_openvino
+ov, photos = import_openvino(), np.load(sys.argv[1])
+for n, graph in enumerate(sys.argv[2:]):
+    compiled = ov.Core().compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    kinds = {op.get_rt_info()["primitiveType"].astype(str) for op in compiled.get_runtime_model().get_ops()
+             if op.get_rt_info()["layerType"].astype(str) == "Convolution"}
+    print(" ".join(sorted(kinds)))
+    np.save(f"{sys.argv[1]}.{n}.npy", compiled.create_infer_request().infer({0: photos})[0])
+"""
+
+
+def test_int8_without_vnni_is_exact_on_avx2_kernels(classic_file, dev_arrays, tmp_path):
+    """The int8 graphs a CPU without VNNI builds for OpenVINO (NNCF's, and our QDQ graph the
+    deeper members run), run by oneDNN's AVX2 int8 kernels: the very numbers this CPU's own
+    kernels give (8-bit weights moved by up to 0.07 there), pooled features within 0.995."""
+    import subprocess
+    import sys
+
+    from resnet_cli.runtimes.model_cache import ensure_onnx_model, ensure_openvino_int8
+
+    with cpu_flags_as("avx avx2 fma"):
+        config = onnx_config(classic_file, runtime="openvino", precision="int8", include_top=False, pooling="avg")
+    assert config.weight_bits == 7
+    graphs = [ensure_openvino_int8(config, quiet=True), ensure_onnx_model(config, quiet=True)]
+    photos = dev_arrays[:16]
+    np.save(tmp_path / "photos.npy", photos)
+    run = subprocess.run(
+        [sys.executable, "-c", ON_AVX2_KERNELS, str(tmp_path / "photos.npy"), *map(str, graphs)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"},
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    for kinds in run.stdout.splitlines():
+        assert all("avx2" in kind for kind in kinds.split()) and "_I8" in kinds.upper(), kinds
+    fp32 = _runtime(classic_file, include_top=False, pooling="avg").predict(photos)
+    from resnet_cli.runtimes.openvino_runtime import compile_model
+
+    for n, graph in enumerate(graphs):
+        on_avx2 = np.load(tmp_path / f"photos.npy.{n}.npy")
+        here = compile_model(graph, "int8").create_infer_request().infer({0: photos})[0]
+        np.testing.assert_array_equal(on_avx2, here)
+        cosine = _cosines(on_avx2, fp32)
+        print(f"{graph.suffix} 7-bit int8 on AVX2 kernels: cosine to fp32 min {cosine.min():.5f}")
+        assert cosine.min() >= 0.995
