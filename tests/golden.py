@@ -112,9 +112,8 @@ def fingerprint(weights: Path) -> dict:
     numeric packages. Where any differs, records may differ in the last bits."""
     import hashlib
     import importlib.metadata
-    import platform
-
     import os
+    import platform
 
     try:
         flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
