@@ -60,8 +60,9 @@ def weights_file() -> Path:
     path = WORK / "random_classic.h5"
     if not path.exists():
         WORK.mkdir(parents=True, exist_ok=True)
+        from weight_files import random_weights, write_weights
+
         from resnet_cli.inputs.decode import decode
-        from resnet_cli.model.weight_files import random_weights, write_weights
 
         images = np.stack([decode(str(p)) for p in sorted((ROOT / "sample_images").glob("*.jpg"))])
         names = json.loads((ROOT / "tests/data/classic_layer_names.json").read_text())

@@ -15,15 +15,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))  # weight_files: official layouts from any weights
 from bench import ENV, ROOT, SECONDS, WORK, throughput, weights_file  # noqa: E402
 from table import machine, print_table, record, say  # noqa: E402
 
 
 def member_file(name: str, photos: np.ndarray) -> Path:
     """A weight file of ``name`` in its official layout (ResNet50: bench's classic file)."""
+    from weight_files import well_scaled, write_weights
+
     from resnet_cli.model.resnet import resnet
     from resnet_cli.model.spec import DEFAULT_MODEL, architecture, default_weights, file_name
-    from resnet_cli.model.weight_files import well_scaled, write_weights
 
     if name == DEFAULT_MODEL:
         return weights_file()

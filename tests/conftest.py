@@ -82,14 +82,14 @@ def sample_arrays():
 @pytest.fixture(scope="session")
 def weights(keras, sample_arrays):
     """Random weights (classic names) that give photo-dependent, unsaturated predictions."""
-    from resnet_cli.model.weight_files import random_weights
+    from weight_files import random_weights
 
     return random_weights(sample_arrays, seed=7)
 
 
 @pytest.fixture(scope="session")
 def classic_file(weights, tmp_path_factory):
-    from resnet_cli.model.weight_files import write_weights
+    from weight_files import write_weights
 
     path = tmp_path_factory.mktemp("classic") / "resnet50_weights_tf_dim_ordering_tf_kernels.h5"
     return write_weights(path, weights, "classic", CLASSIC_NAMES)
@@ -97,7 +97,7 @@ def classic_file(weights, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def keras_file(weights, tmp_path_factory):
-    from resnet_cli.model.weight_files import write_weights
+    from weight_files import write_weights
 
     return write_weights(tmp_path_factory.mktemp("keras") / "current_layout.h5", weights, "keras")
 
@@ -304,9 +304,9 @@ class Member:
 
     def __init__(self, name: str, folder: Path, photos: np.ndarray):
         import keras
+        from weight_files import well_scaled, write_weights
 
         from resnet_cli.model.spec import architecture, file_name
-        from resnet_cli.model.weight_files import well_scaled, write_weights
 
         self.name, self.arch = name, architecture(name)
         self.module = keras.applications.resnet_v2 if self.arch.version == 2 else keras.applications.resnet

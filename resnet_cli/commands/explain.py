@@ -8,8 +8,8 @@ import numpy as np
 from ..config import resolve
 from ..console import stderr_line
 from ..errors import ExitStatus, UserError, user_file
-from ..inputs.decode import ImageError, decode
-from ..model.gradcam import class_activation_map, features_and_scores, load_photo, overlay
+from ..inputs.decode import ImageError, decode, load_photo
+from ..model.gradcam import class_activation_map, features_and_scores, overlay
 from ..model.imagenet import class_index, find_class
 from ..model.spec import architecture
 from ..outputs.destination import prepare_output

@@ -226,3 +226,13 @@ def decode(path: str, options: DecodeOptions = DecodeOptions(), explicit: bool =
     if array.shape != (size, size, 3):
         raise ImageError(f"decoded to an unexpected shape {array.shape}")
     return array
+
+
+def load_photo(path: str):
+    """The photo as a person sees it (EXIF orientation applied, RGB, full size): what
+    ``explain`` draws its heat-map over."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        image.seek(0)
+        return to_rgb(ImageOps.exif_transpose(image))

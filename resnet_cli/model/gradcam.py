@@ -45,14 +45,3 @@ def overlay(photo, cam: np.ndarray, alpha: float = 0.5):
     colours = _jet(np.clip(np.asarray(heat), 0, 1))
     blended = (1 - alpha) * np.asarray(photo, dtype=np.float32) + alpha * colours
     return Image.fromarray(np.clip(blended + 0.5, 0, 255).astype(np.uint8))
-
-
-def load_photo(path: str):
-    """The photo as a person sees it (EXIF orientation applied, RGB), for the overlay."""
-    from PIL import Image, ImageOps
-
-    from ..inputs.decode import to_rgb
-
-    with Image.open(path) as image:
-        image.seek(0)
-        return to_rgb(ImageOps.exif_transpose(image))

@@ -21,15 +21,11 @@ import numpy as np
 from ..console import stderr_line
 from ..errors import WeightsError, user_file
 from ..storage import file_md5
-from .spec import (  # noqa: F401 (re-exported)
+from .spec import (
     ARCHITECTURES,
     BLOCK_LETTERS,
-    CLASSIC,
-    CLASSIC_NOTOP,
     DEFAULT,
     DEFAULT_MODEL,
-    KERAS,
-    KERAS_NOTOP,
     OFFICIAL,
     WeightsSpec,
     architecture,

@@ -1,4 +1,4 @@
-"""Weight files in the official HDF5 layouts, written from any weights — for tests and
+"""Weight files in the official HDF5 layouts, written from any weights — for the tests and
 benchmarks on machines where the ~100 MB pretrained files cannot be downloaded."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .weights import keras_name
+from resnet_cli.model.weights import keras_name
 
 _CLASSIC_SUFFIXES = {
     1: ("W",),
@@ -36,7 +36,7 @@ def random_weights(
     feature so the top classes differ from photo to photo instead of saturating."""
     import keras
 
-    from .resnet import resnet50
+    from resnet_cli.model.resnet import resnet50
 
     model = resnet50(preprocess=True, pool1_padding=pool1_padding, bn_epsilon=bn_epsilon)
     rng = np.random.default_rng(seed)
