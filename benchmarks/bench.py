@@ -271,7 +271,11 @@ def int8_forms(config, batch: np.ndarray, limit: float) -> None:
 
 
 def print_table() -> None:
-    _print_table(f"Machine: {machine()}; Python {platform.python_version()}; BENCH_SECONDS={SECONDS:g}")
+    partial = os.environ.get("BENCH_ONLY")  # a section's quick re-measure leaves the results file alone
+    _print_table(
+        f"Machine: {machine()}; Python {platform.python_version()}; BENCH_SECONDS={SECONDS:g}",
+        None if partial else "bench",
+    )
 
 
 def rate_of(stderr: str) -> float:

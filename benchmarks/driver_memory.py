@@ -110,7 +110,7 @@ def main() -> None:
                 f"{peaks[mode, big] / peaks[mode, small]:.3f}",
                 "(bar: ≤ 1.05)",
             )
-    print_table(f"Machine: {machine()}")
+    print_table(f"Machine: {machine()}", "driver-memory")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def main() -> None:
             f"{seconds:.0f} s, exit {code}, {size:.1f} MiB written",
         )
     record("html ÷ jsonl peak RSS", f"{peaks['html'] / max(peaks['jsonl'], 1):.3f}", "bar ≤ 1.15")
-    print_table(f"HTML report memory ({PHOTOS} photos), machine: {machine()}")
+    print_table(f"HTML report memory ({PHOTOS} photos), machine: {machine()}", "html-memory")
 
 
 if __name__ == "__main__":

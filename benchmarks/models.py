@@ -85,7 +85,8 @@ def main() -> None:
             )
     print_table(
         f"The family on ONNX Runtime and OpenVINO (int8: NNCF's graph) ({SECONDS:.0f} s a measurement), "
-        f"machine: {machine()}"
+        f"machine: {machine()}",
+        "models",
     )
 
 

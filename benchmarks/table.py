@@ -28,11 +28,29 @@ def machine() -> str:
     return f"{model.group(1) if model else platform.processor()}, {os.cpu_count()} cores, {' '.join(isa) or 'no AVX2'}"
 
 
-def print_table(heading: str) -> None:
-    print(f"\n{heading}\n")
-    print("| measurement | value | note |\n|---|---|---|")
-    for what, value, note in rows:
-        print(f"| {what} | {value} | {note} |")
+def cpu_kind() -> str:
+    """The kind of CPU the numbers belong to, by the flags that decide them."""
+    flags = cpu()[0]
+    if "amx_int8" in flags:
+        return "amx"
+    if "avx512f" in flags:
+        return "avx512-vnni" if "avx512_vnni" in flags else "avx512"
+    return "avx2-vnni" if "avx_vnni" in flags else "avx2" if "avx2" in flags else "other"
+
+
+def print_table(heading: str, results: str | None = "bench") -> None:
+    """The table on stdout and, for ``results``, in benchmarks/results/KIND.md (replaced: the
+    latest run on this kind of CPU; the machine line is in its heading)."""
+    table = [f"\n{heading}\n", "| measurement | value | note |\n|---|---|---|"]
+    table += [f"| {what} | {value} | {note} |" for what, value, note in rows]
+    print("\n".join(table))
+    if results:
+        folder = Path(__file__).parent / "results"
+        folder.mkdir(exist_ok=True)
+        name = f"{cpu_kind()}.md" if results == "bench" else f"{cpu_kind()}-{results}.md"
+        title = f"# `make bench` ({results}) on {machine()}\n"
+        (folder / name).write_text(title + "\n".join(table) + "\n")
+        say(f"written to {folder / name}")
 
 
 def cpu() -> tuple[set[str], str, float, int]:
