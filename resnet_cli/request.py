@@ -4,11 +4,8 @@ own (None means "what the weights were trained with", resolved in config.py). Nu
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Literal, get_args
-
-from .storage import is_url
 
 Format = Literal["table", "json", "jsonl", "csv", "parquet", "html"]
 Device = Literal["auto", "cpu", "gpu"]
@@ -68,27 +65,14 @@ class InputOptions:
     recursive: bool = False
     null: bool = False  # paths on stdin separated by NUL (find -print0), not newlines
     include_hidden: bool = False
-    batch_size: int | None = None  # None: CPU_BATCH, or GPU_BATCH on a GPU
-    workers: int = 0  # decode threads; 0 = one per core (at least 2)
+    batch_size: int | None = None  # None: the plan's (plan.batch_size)
+    workers: int = 0  # decode threads; 0: the plan's (plan.decode_workers)
     quiet: bool = False
     verbose: bool = False  # name each skipped (non-image) file on stderr
     progress: Progress = "auto"
     engine: Engine = "local"  # local: this process; ray: Ray tasks and actors on a cluster (or a local Ray)
     ray_address: str | None = None  # None: start a local Ray sized to this machine
     ray_actors: int | None = None  # model actors; None: engines.ray_plan.Plan sizes the pool
-
-    def batch_for(self, device: Device) -> int:
-        """The batch asked for, else one that suits the device: a GPU needs big batches to be
-        busy; on a CPU 32 is as fast as larger ones and starts sooner."""
-        return self.batch_size or (GPU_BATCH if device == "gpu" else CPU_BATCH)
-
-    def decode_workers(self) -> int:
-        """Decode threads: one per core; with web inputs (or stdin, which may list them) at
-        least 16, so a slow server holds one thread, not the batch."""
-        default = max(2, os.cpu_count() or 2)
-        if any(i == "-" or is_url(i) for i in self.inputs):
-            default = max(default, 16)
-        return self.workers or default
 
 
 @dataclass(frozen=True)

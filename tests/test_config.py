@@ -94,16 +94,6 @@ def test_a_chosen_keras_backend_is_respected(monkeypatch, tmp_path):
     assert backend._backend_chosen()
 
 
-def test_the_batch_suits_the_device():
-    from resnet_cli.request import InputOptions
-
-    assert (
-        InputOptions().batch_for("cpu"),
-        InputOptions().batch_for("gpu"),
-        InputOptions(batch_size=8).batch_for("gpu"),
-    ) == (32, 256, 8)
-
-
 def test_the_gpu_extra_installs_keras_on_jax_with_cuda():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(requirement.startswith("jax[cuda13]") for requirement in extras["gpu"])

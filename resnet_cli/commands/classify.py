@@ -8,6 +8,7 @@ import itertools
 import sys
 import time
 
+from .. import engines
 from ..config import resolve
 from ..console import records_only_stdout, stderr_line
 from ..errors import ExitStatus, user_file
@@ -15,10 +16,11 @@ from ..model.spec import architecture
 from ..outputs.destination import Destination, settle
 from ..outputs.report import Report
 from ..outputs.resume import recorded_paths
+from ..plan import make_plan
 from ..request import InputOptions, ModelRequest, OutputOptions
 from .progress import progress_display
 from .signals import graceful_stop
-from .stream import count_in_background, records
+from .stream import count_in_background, counted, skipper, sources
 
 
 def classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions) -> ExitStatus:
@@ -58,15 +60,10 @@ def _classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions
             report.model = f"{architecture(config.model).title}, {len(config.labels)} classes" + (
                 f" of the head {config.head.path}" if config.head else " (ImageNet)"
             )
-            results = records(
-                config,
-                inputs,
-                report,
-                skip=done,
-                echo_errors=echo_errors,
-                top_k=output.top_k,
-                thumbnails=destination.format == "html",
-            )
+            plan = make_plan(config, inputs, top_k=output.top_k, thumbnails=destination.format == "html")
+            engine = stack.enter_context(engines.open(plan))
+            found = engine.records(sources(inputs, done), skipper(inputs, report))
+            results = counted(engine, found, report, echo_errors)
             stack.callback(results.close)
             first = [next(results)]  # opens the runtime: model errors surface before any output
         except StopIteration:

@@ -8,15 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import engines
 from ..config import resolve
 from ..console import stderr_line
 from ..errors import ExitStatus, user_file
 from ..model.spec import FEATURES
 from ..outputs.destination import prepare_output
 from ..outputs.report import Report
+from ..plan import make_plan
 from ..request import InputOptions, ModelRequest
 from ..storage import write_atomic
-from .stream import records
+from .stream import counted, skipper, sources
 
 
 def embed(request: ModelRequest, inputs: InputOptions, output: str, normalize: bool = False) -> ExitStatus:
@@ -27,10 +29,11 @@ def embed(request: ModelRequest, inputs: InputOptions, output: str, normalize: b
     config = resolve(request, include_top=False, pooling="avg", local=inputs.engine != "ray")
     report = Report(verb="embedded")
     paths, vectors = [], []
-    for record in records(config, inputs, report):
-        if record.ok:
-            paths.append(record.path)
-            vectors.append(np.asarray(record.vector, dtype=np.float32))
+    with engines.open(make_plan(config, inputs)) as engine:
+        for record in counted(engine, engine.records(sources(inputs), skipper(inputs, report)), report):
+            if record.ok:
+                paths.append(record.path)
+                vectors.append(np.asarray(record.vector, dtype=np.float32))
     features = np.stack(vectors) if vectors else np.zeros((0, FEATURES), np.float32)
     if normalize and len(features):
         features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)

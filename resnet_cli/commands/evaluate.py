@@ -6,16 +6,18 @@ import dataclasses
 import json
 from pathlib import Path
 
+from .. import engines
 from ..config import resolve
 from ..console import stderr_line
 from ..errors import ExitStatus, UserError, user_file
 from ..outputs.destination import prepare_output
 from ..outputs.html_report import AccuracyPage, share
 from ..outputs.report import Report
+from ..plan import make_plan
 from ..request import InputOptions, ModelRequest
 from ..training.labels import label_for, read_label_csv, read_label_rows
 from ..training.metrics import Accuracy
-from .stream import records, sources
+from .stream import counted, skipper, sources
 
 
 def evaluate(
@@ -41,16 +43,17 @@ def evaluate(
     _check_some_labeled(inputs, csv_labels, classes)
     run, accuracy = Report(), Accuracy(labels=classes)
     page = AccuracyPage(report, config.labels, "resnet-classify evaluate") if report else None
-    for record in records(config, inputs, run, thumbnails=page is not None):
-        if not record.ok:
-            continue
-        truth = label_for(record.path, csv_labels, classes)
-        if truth is None:
-            accuracy.unlabeled += 1
-            continue
-        accuracy.add(truth, [p.index for p in record.predictions])
-        if page:
-            page.add(record, truth)
+    with engines.open(make_plan(config, inputs, thumbnails=page is not None)) as engine:
+        for record in counted(engine, engine.records(sources(inputs), skipper(inputs, run)), run):
+            if not record.ok:
+                continue
+            truth = label_for(record.path, csv_labels, classes)
+            if truth is None:
+                accuracy.unlabeled += 1
+                continue
+            accuracy.add(truth, [p.index for p in record.predictions])
+            if page:
+                page.add(record, truth)
     result = accuracy.as_dict()
     if page:
         facts = [("images", result["images"]), ("top-1", share(result["top1"])), ("top-5", share(result["top5"]))]

@@ -8,21 +8,21 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import engines
 from ..config import resolve
 from ..console import stderr_line
 from ..errors import ExitStatus, UserError, user_file
 from ..model.head import head_bytes
-from ..model.imagenet import decode_top_k
 from ..outputs.destination import prepare_output
-from ..outputs.html_report import AccuracyPage, ThumbnailStore, share
+from ..outputs.html_report import ThumbnailStore, write_validation_page
 from ..outputs.report import Report
-from ..records import Record
+from ..plan import make_plan
 from ..request import InputOptions, ModelRequest
 from ..storage import write_atomic
 from ..training import fit as fitting
 from ..training.labels import check_counts, labeled_sources, read_label_rows
 from ..training.metrics import Validation, format_table
-from .stream import records
+from .stream import counted, skipper
 
 FACTS = ("train_images", "augmented", "C", "cv_folds", "val_images", "val_accuracy")
 
@@ -71,12 +71,14 @@ def train(
     wrap = (lambda predict: fitting.augmenting(predict, augment, seed)) if augment else None
     run, paths, vectors = Report(verb="embedded"), [], []
     pictures = ThumbnailStore() if report else None
-    for record in records(config, inputs, run, given=sources, wrap_predict=wrap, thumbnails=report is not None):
-        if record.ok:
-            paths.append(record.path)
-            vectors.append(np.asarray(record.vector, dtype=np.float32).reshape(1 + augment, -1))
-            if pictures is not None:
-                pictures.add(record.thumbnail)
+    plan = make_plan(config, inputs, thumbnails=report is not None, per_batch=wrap)
+    with engines.open(plan) as engine:
+        for record in counted(engine, engine.records(sources, skipper(inputs, run)), run):
+            if record.ok:
+                paths.append(record.path)
+                vectors.append(np.asarray(record.vector, dtype=np.float32).reshape(1 + augment, -1))
+                if pictures is not None:
+                    pictures.add(record.thumbnail)
     classes = check_counts([class_of[p] for p in paths], "images (bad files left out)")
     targets = np.array([classes.index(class_of[p]) for p in paths])
     features = np.stack(vectors)  # (images, 1 + augment, 2048)
@@ -101,30 +103,10 @@ def train(
         write_atomic(Path(output), head_bytes(fit.kernel, fit.bias, classes, config, training))
     if report:
         with user_file(report):
-            _write_page(
+            write_validation_page(
                 report, result, classes, [paths[i] for i in held], targets, fit_rows, held, held_scores, pictures
             )
     print(json.dumps(result, indent=2) if fmt == "json" else format_table(result))
     if not inputs.quiet:
         stderr_line(run.summary())
     return run.exit_status
-
-
-def _write_page(report, result, classes, held_paths, targets, fit_rows, held, held_scores, pictures) -> None:
-    """train --report: the held-out split's page, with the class counts of both splits."""
-    labels = tuple((None, name) for name in classes)
-    page = AccuracyPage(report, labels, "resnet-classify train")
-    for path, index, truth, scores in zip(held_paths, held, targets[held], held_scores):
-        predictions = decode_top_k(scores[None], min(5, len(classes)), labels)[0]
-        page.add(Record(path, predictions=predictions, thumbnail=pictures.get(int(index))), int(truth))
-    pictures.close()
-    counts = {
-        name: (int((targets[fit_rows] == c).sum()), int((targets[held] == c).sum())) for c, name in enumerate(classes)
-    }
-    rows = sorted(
-        ({"class": row["class"], "images": row["images"], "top1": row["accuracy"]} for row in result["per_class"]),
-        key=lambda row: (row["top1"] if row["top1"] is not None else 2.0, row["class"]),
-    )
-    facts = [(name, result[key]) for key, name in (("val_images", "held-out images"), ("train_images", "train images"))]
-    facts.append(("held-out accuracy", share(result["val_accuracy"])))
-    page.write([*facts, ("C (L2)", result["C"]), ("head", result["output"])], rows, counts)

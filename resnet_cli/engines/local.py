@@ -2,7 +2,7 @@
 bounded memory.
 
 Decoding runs in a thread pool (Pillow releases the GIL): a few batches ahead of the model,
-or in turns with it on every core (OpenVINO on the CPU: see commands.stream); at most three
+or in turns with it on every core (OpenVINO on the CPU: see plan.decode_ahead); at most three
 batches of inputs are ever held.
 Records come out in input order, one per source (skipped non-images give none).
 """
@@ -16,12 +16,16 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..inputs.decode import DecodeOptions, ImageError, NotAnImage, decode, thumbnail
 from ..inputs.discover import Source
 from ..records import Record
+
+if TYPE_CHECKING:
+    from ..plan import RunPlan
 
 
 class Skipped:
@@ -145,3 +149,67 @@ def prediction_records(top_k: int, labels=None) -> Callable[[list[Source], np.nd
 
 def vector_records(sources: list[Source], vectors: np.ndarray) -> list[Record]:
     return [Record(s.path, vector=v) for s, v in zip(sources, vectors)]
+
+
+class LocalEngine:
+    """The plan's runtime in this process, opened at the first ``records`` call: a run over
+    fewer inputs than a batch opens it at that batch (one photo: batch 1), later calls reuse it."""
+
+    def __init__(self, plan: RunPlan):
+        self.plan = plan
+        self.runtime = None
+        self.ran_on = ""
+        self.started = 0.0
+
+    def records(self, sources: Iterable[Source], on_skip: Callable[[Source], None] | None = None) -> Iterator[Record]:
+        plan, config = self.plan, self.plan.config
+        sources = iter(sources)
+        if self.runtime is None:
+            head = list(itertools.islice(sources, plan.batch_size + 1))
+            sources = itertools.chain(head, sources)
+            self._open(max(1, min(plan.batch_size, len(head))))
+        to_records = prediction_records(plan.top_k, config.labels) if config.include_top else vector_records
+        predict = plan.per_batch(self.runtime.predict) if plan.per_batch else self.runtime.predict
+        yield from run(
+            sources,
+            predict,
+            to_records,
+            config.decode,
+            self.runtime.batch_size,
+            plan.decode_workers,
+            on_skip or (lambda source: None),
+            thumbnails=plan.thumbnails,
+            decode_ahead=plan.decode_ahead,
+        )
+
+    def _open(self, batch_size: int) -> None:
+        import time
+
+        from ..config import precision_shown
+        from ..runtimes.factory import open_runtime
+
+        config = self.plan.config
+        self.runtime = open_runtime(config, batch_size=batch_size, quiet=self.plan.quiet)
+        reason = f"; {config.runtime_reason}" if config.runtime_reason else ""
+        self.ran_on = f"{_device_name(config)} ({config.runtime} {precision_shown(config)}{reason})"
+        self.started = time.perf_counter()
+
+    def close(self) -> None:
+        self.runtime = None
+
+    def __enter__(self) -> LocalEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _device_name(config) -> str:
+    """ "cpu", or the GPU's name where the keras runtime runs on one."""
+    if config.device != "gpu":
+        return "cpu"
+    if config.runtime != "keras":
+        return "gpu"
+    from ..backend import gpu_name, import_keras
+
+    return f"gpu {gpu_name(import_keras())}"

@@ -31,8 +31,8 @@ from ..config import ModelConfig
 from ..errors import UserError
 from ..inputs.discover import Source
 from ..inputs.fetch import STDIN
+from ..plan import RunPlan, batch_size
 from ..records import Record
-from ..request import InputOptions
 from ..storage import is_uri
 from .ray_cluster import Watchdog, connect, import_ray
 from .ray_plan import ACTOR_MEMORY, DECODE_MEMORY, Plan, blocks_of, fit
@@ -48,35 +48,68 @@ QUIET_TASKS = {"enable_task_events": False}
 
 
 def records(
-    config: ModelConfig,
-    inputs: InputOptions,
+    plan: RunPlan,
     sources: Iterable[Source],
-    top_k: int,
     on_skip: Callable[[Source], None] = lambda source: None,
     predictor: type = Predictor,
-    thumbnails: bool = False,
 ) -> Iterator[Record]:
     """The ray engine's records for ``sources``, in input order (as ``engines.local.run``'s).
-    The resolved config travels to the actors whole (absolute weights path and md5 included)."""
+    The resolved config travels to the actors whole (absolute weights path and md5 included).
+    The actors' batch is the plan's, unless the cluster's GPUs decide it (no -b given)."""
+    config = plan.config
     connected_here = not import_ray().is_initialized()
-    ray = connect(inputs.ray_address, quiet=inputs.quiet)
+    ray = connect(plan.ray_address, quiet=plan.quiet)
     try:
         node_cpus = [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
         gpus = 0 if config.device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
         if config.device == "gpu" and not gpus:
             raise UserError("--device gpu: the Ray cluster has no GPUs.")
-        plan = Plan.for_cluster(
-            node_cpus, inputs.batch_for("gpu" if gpus else "cpu"), inputs.ray_actors, config.threads, gpus
-        )
-        plan = fit(plan, ray.cluster_resources(), sum(node_cpus), asked=inputs.ray_actors is not None)
+        batch = plan.batch_size if plan.batch_asked else batch_size(None, "gpu" if gpus else "cpu")
+        cluster = Plan.for_cluster(node_cpus, batch, plan.ray_actors, config.threads, gpus)
+        cluster = fit(cluster, ray.cluster_resources(), sum(node_cpus), asked=plan.ray_actors is not None)
         with Watchdog(ray) as watchdog:
-            yield from _records(ray, config, sources, plan, top_k, on_skip, predictor, watchdog, thumbnails)
+            yield from _records(
+                ray, config, sources, cluster, plan.top_k, on_skip, predictor, watchdog, plan.thumbnails
+            )
     finally:
         if connected_here:
             # Ray prints the errors it is told of (a killed actor's pending call, say) to
             # sys.stdout from a thread of its own: end it while the caller still keeps fd 1 off
             # the records' stdout, not at exit, when stdout is the records' again.
             ray.shutdown()
+
+
+class RayEngine:
+    """The plan's records computed on a Ray cluster: connected, sized and its actors started
+    by each ``records`` call; ready (``started``) with its first result."""
+
+    def __init__(self, plan: RunPlan):
+        from ..config import precision_shown
+
+        self.plan = plan
+        config = plan.config
+        self.ran_on = f"Ray ({config.runtime} {precision_shown(config)}, device {config.device})"
+        self.started = 0.0
+
+    def records(self, sources: Iterable[Source], on_skip: Callable[[Source], None] | None = None) -> Iterator[Record]:
+        import time
+
+        import_ray()  # "how to install" before anything else
+        results = records(self.plan, sources, on_skip or (lambda source: None))
+        for record in results:  # start-up ends with the first result (Ray, actors, their model)
+            self.started = time.perf_counter()
+            yield record
+            break
+        yield from results
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> RayEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _records(

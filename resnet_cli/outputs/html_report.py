@@ -132,3 +132,25 @@ class ThumbnailStore:
 def share(value, places: int = 4) -> str:
     """An accuracy for the page: n/a where there was nothing to count (0 would read as a result)."""
     return "n/a" if value is None else f"{value:.{places}f}"
+
+
+def write_validation_page(report, result, classes, held_paths, targets, fit_rows, held, held_scores, pictures) -> None:
+    """train --report: the held-out split's page, with the class counts of both splits."""
+    from ..model.imagenet import decode_top_k
+
+    labels = tuple((None, name) for name in classes)
+    page = AccuracyPage(report, labels, "resnet-classify train")
+    for path, index, truth, scores in zip(held_paths, held, targets[held], held_scores):
+        predictions = decode_top_k(scores[None], min(5, len(classes)), labels)[0]
+        page.add(Record(path, predictions=predictions, thumbnail=pictures.get(int(index))), int(truth))
+    pictures.close()
+    counts = {
+        name: (int((targets[fit_rows] == c).sum()), int((targets[held] == c).sum())) for c, name in enumerate(classes)
+    }
+    rows = sorted(
+        ({"class": row["class"], "images": row["images"], "top1": row["accuracy"]} for row in result["per_class"]),
+        key=lambda row: (row["top1"] if row["top1"] is not None else 2.0, row["class"]),
+    )
+    facts = [(name, result[key]) for key, name in (("val_images", "held-out images"), ("train_images", "train images"))]
+    facts.append(("held-out accuracy", share(result["val_accuracy"])))
+    page.write([*facts, ("C (L2)", result["C"]), ("head", result["output"])], rows, counts)

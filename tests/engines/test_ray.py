@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from conftest import DEV, SAMPLES
 
 from resnet_cli.cli import main
+from resnet_cli.plan import make_plan
 
 pytestmark = pytest.mark.ray
 
@@ -112,7 +113,9 @@ def test_every_record_exactly_once_when_an_actor_dies(ray_cluster, folder, class
 
     config, inputs = _ray_run(classic_file, folder)
     skipped = []
-    records = ray_pool.records(config, inputs, discover(inputs.inputs), 5, on_skip=skipped.append, predictor=CrashOnce)
+    records = ray_pool.records(
+        make_plan(config, inputs), discover(inputs.inputs), on_skip=skipped.append, predictor=CrashOnce
+    )
     records = [r.as_dict() for r in records]
     assert os.path.exists(marker), "the actor never crashed: the test proved nothing"
     assert_same_records(records, local_records)
@@ -214,7 +217,7 @@ def test_a_failure_ray_gives_up_on_is_one_user_error(ray_cluster, classic_file):
 
     config, inputs = _ray_run(classic_file, SAMPLES)
     with pytest.raises(UserError, match="^the ray engine failed: OSError: weights file vanished on this node$"):
-        list(ray_pool.records(config, inputs, discover(inputs.inputs), 5, predictor=Broken))
+        list(ray_pool.records(make_plan(config, inputs), discover(inputs.inputs), predictor=Broken))
 
 
 def test_relative_paths_work_though_workers_run_elsewhere(ray_cluster, folder, classic_file, monkeypatch):
@@ -242,7 +245,7 @@ def test_inputs_read_a_window_at_a_time_give_the_same_records(
     inputs = dataclasses.replace(inputs, batch_size=2, ray_actors=2)  # window 5: 5 rows read ahead
     blocks = list(ray_plan.blocks_of(discover(inputs.inputs), ray_plan.Plan(2, actors=2, cpus_per_actor=0.5)))
     assert len(blocks) > 5 and {len(block) for block in blocks} == {1, 2}
-    records = [r.as_dict() for r in ray_pool.records(config, inputs, discover(inputs.inputs), 5)]
+    records = [r.as_dict() for r in ray_pool.records(make_plan(config, inputs), discover(inputs.inputs))]
     assert_same_records(records, local_records)
 
 
@@ -355,7 +358,7 @@ def test_a_worker_that_cannot_see_the_weights_stops_the_run_naming_its_node(ray_
 
     config, inputs = _ray_run(classic_file, SAMPLES)
     with pytest.raises(UserError, match=message):
-        list(ray_pool.records(dataclasses.replace(config, **change), inputs, discover(inputs.inputs), 5))
+        list(ray_pool.records(make_plan(dataclasses.replace(config, **change), inputs), discover(inputs.inputs)))
 
 
 def test_a_worker_with_other_versions_or_settings_is_named(ray_cluster, classic_file, monkeypatch):
@@ -419,7 +422,7 @@ def test_the_driver_reads_a_bounded_window_ahead(ray_cluster, classic_file, tmp_
             yield Source(str(tmp_path / f"missing{i:03d}.jpg"), explicit=True, error=known)
 
     records = []
-    for record in ray_pool.records(config, inputs, sources(), 5):
+    for record in ray_pool.records(make_plan(config, inputs), sources()):
         records.append(record)
         ahead.append(len(read) - len(records))
     assert [r.path for r in records] == [str(tmp_path / f"missing{i:03d}.jpg") for i in range(300)]
@@ -452,7 +455,7 @@ def test_an_actor_the_cluster_cannot_place_holds_no_work(ray_cluster, folder, cl
     records = []
     run = threading.Thread(
         target=lambda: records.extend(
-            r.as_dict() for r in ray_pool.records(config, inputs, discover(inputs.inputs), 5)
+            r.as_dict() for r in ray_pool.records(make_plan(config, inputs), discover(inputs.inputs))
         ),
         daemon=True,
     )
