@@ -140,20 +140,10 @@ def test_one_cache_for_an_avx2_and_a_vnni_machine(classic_file, tmp_path, monkey
 
     monkeypatch.setenv("RESNET_CLI_CACHE", str(tmp_path / "cache"))
     machines = {"avx2": "avx avx2 fma", "vnni": "avx avx2 fma avx512f avx512bw avx512_vnni", "avx2 again": "avx2 fma"}
-    runs = {}
+    args, runs = ["--runtime", runtime, "--precision", "int8", "--weights", classic_file, SAMPLES / "cat.jpg"], {}
     for machine, flags in machines.items():
         with cpu_flags_as(flags):
-            runs[machine] = invoke(
-                "--runtime",
-                runtime,
-                "--precision",
-                "int8",
-                "--weights",
-                classic_file,
-                "-f",
-                "jsonl",
-                SAMPLES / "cat.jpg",
-            )
+            runs[machine] = invoke(*args, "-f", "jsonl")
         assert runs[machine].exit_code == 0, runs[machine].stderr
     assert f"({runtime} int8, 7-bit weights: no VNNI)" in runs["avx2"].stderr
     assert f"({runtime} int8, 8-bit weights)" in runs["vnni"].stderr
