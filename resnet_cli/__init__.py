@@ -3,9 +3,10 @@
 One run, top to bottom (each stage a sub-package; imports only point down):
 
     cli (Click) → request (what was asked) → commands/<name> → config (one frozen ModelConfig)
+      → plan (one frozen RunPlan) → engines.open(plan).records(sources)
       inputs/   paths, folders, stdin, URIs → Sources → bytes → RGB uint8 at the input size
       engines/  batches of pixels → a runtime → records, in input order (local threads or Ray)
-      runtimes/ keras or onnx: uint8 batch → scores or features (ONNX exported and cached once)
+      runtimes/ keras, onnx or openvino: uint8 batch → scores or features (ONNX exported and cached once)
       model/    the network as data: stage table, weight files, head, class index, Grad-CAM
       records   Record / Prediction: the one schema every sink writes
       outputs/  sinks (table, json, jsonl, csv, parquet), shards, resume → the Report → ExitStatus
