@@ -11,6 +11,7 @@ import pytest
 from conftest import CLASSIC_NAMES, REAL_WEIGHTS, SAMPLES, ours, requires_real_weights
 
 from resnet_cli.model import weights as W
+from resnet_cli.model.spec import CLASSIC
 
 pytestmark = pytest.mark.keras
 
@@ -56,7 +57,7 @@ def test_truncated_file_names_file_and_md5(classic_file, tmp_path):
     with pytest.raises(W.WeightsError) as caught:
         W.read_weights(broken)
     message = str(caught.value)
-    assert str(broken) in message and W.CLASSIC.md5 in message and "truncated" in message
+    assert str(broken) in message and CLASSIC.md5 in message and "truncated" in message
 
 
 def test_not_hdf5_is_a_clear_error(tmp_path):
@@ -97,11 +98,11 @@ def test_explicit_then_env_then_cache(tmp_path, monkeypatch, classic_file):
     assert W.locate(classic_file).path == classic_file
     assert W.locate().path == other
     monkeypatch.delenv(W.ENV_VAR)
-    cached = W.keras_cache_dir() / W.CLASSIC.file_name
+    cached = W.keras_cache_dir() / CLASSIC.file_name
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(b"not the official file")
     try:
-        with pytest.raises(W.WeightsError, match=f"md5.*{W.CLASSIC.md5}"):
+        with pytest.raises(W.WeightsError, match=f"md5.*{CLASSIC.md5}"):
             W.locate(offline=True)
     finally:
         cached.unlink()
@@ -109,7 +110,7 @@ def test_explicit_then_env_then_cache(tmp_path, monkeypatch, classic_file):
 
 def test_cache_file_with_official_md5_is_accepted(monkeypatch):
     data = b"pretend weights"
-    spec = W.WeightsSpec(W.CLASSIC.file_name, "https://example.invalid/w.h5", hashlib.md5(data).hexdigest(), "classic")
+    spec = W.WeightsSpec(CLASSIC.file_name, "https://example.invalid/w.h5", hashlib.md5(data).hexdigest(), "classic")
     monkeypatch.setattr(W, "OFFICIAL", (spec,))
     cached = W.keras_cache_dir() / spec.file_name
     cached.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +126,7 @@ def test_offline_without_file_says_where_to_put_what():
     with pytest.raises(W.WeightsError) as caught:
         W.locate(offline=True)
     message = str(caught.value)
-    for fact in (W.CLASSIC.file_name, W.CLASSIC.md5, W.CLASSIC.url, str(W.keras_cache_dir()), "--weights"):
+    for fact in (CLASSIC.file_name, CLASSIC.md5, CLASSIC.url, str(W.keras_cache_dir()), "--weights"):
         assert fact in message
 
 
@@ -141,8 +142,8 @@ def test_download_goes_through_get_file_with_md5(monkeypatch, classic_file):
     monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
     resolved = W.locate()
     ((fname, origin, file_hash, subdir),) = calls
-    assert fname == f".{W.CLASSIC.file_name}.{os.getpid()}.part"  # a name of its own, renamed when whole
-    assert (origin, file_hash, subdir) == (W.CLASSIC.url, W.CLASSIC.md5, "models")
+    assert fname == f".{CLASSIC.file_name}.{os.getpid()}.part"  # a name of its own, renamed when whole
+    assert (origin, file_hash, subdir) == (CLASSIC.url, CLASSIC.md5, "models")
     assert resolved.path == classic_file
 
 
@@ -167,12 +168,12 @@ def test_concurrent_downloads_fetch_once_and_never_show_a_partial_file(monkeypat
         return str(target)
 
     monkeypatch.setattr(keras.utils, "get_file", slow_get_file)
-    monkeypatch.setattr(W, "OFFICIAL", (dataclasses.replace(W.CLASSIC, md5=W.file_md5(classic_file)),))
+    monkeypatch.setattr(W, "OFFICIAL", (dataclasses.replace(CLASSIC, md5=W.file_md5(classic_file)),))
     monkeypatch.setattr(W, "default_weights", lambda model, include_top=True: W.OFFICIAL[0])
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: W.locate(), range(4)))
     assert len(downloads) == 1
-    assert {r.path for r in results} == {(W.keras_cache_dir() / W.CLASSIC.file_name).resolve()}
+    assert {r.path for r in results} == {(W.keras_cache_dir() / CLASSIC.file_name).resolve()}
     assert W.file_md5(results[0].path) == W.file_md5(classic_file)
     assert not list(W.keras_cache_dir().glob("*.part"))
 
@@ -194,7 +195,7 @@ def test_cli_without_weights_offline_is_one_line_exit_1():
     result = CliRunner().invoke(main, ["--offline", str(SAMPLES / "elephant.jpg")])
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert W.CLASSIC.md5 in result.stderr and "Traceback" not in result.stderr
+    assert CLASSIC.md5 in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1
 
 
@@ -230,7 +231,7 @@ def test_download_chatter_goes_to_stderr_not_into_the_records(monkeypatch, class
     result = CliRunner().invoke(main, ["-f", "jsonl", "-q", str(SAMPLES / "elephant.jpg")])
     assert result.exit_code == 0, result.stderr
     assert [json.loads(line)["path"] for line in result.stdout.splitlines()] == [str(SAMPLES / "elephant.jpg")]
-    assert f"Downloading data from {W.CLASSIC.url}" in result.stderr
+    assert f"Downloading data from {CLASSIC.url}" in result.stderr
 
 
 def test_keras_tmp_fallback_is_searched(monkeypatch, tmp_path, classic_file):
@@ -246,7 +247,7 @@ def test_keras_tmp_fallback_is_searched(monkeypatch, tmp_path, classic_file):
     )
     assert W.keras_cache_dir() == fallback / "models"
     data = classic_file.read_bytes()
-    spec = W.WeightsSpec(W.CLASSIC.file_name, "https://example.invalid/w.h5", hashlib.md5(data).hexdigest(), "classic")
+    spec = W.WeightsSpec(CLASSIC.file_name, "https://example.invalid/w.h5", hashlib.md5(data).hexdigest(), "classic")
     monkeypatch.setattr(W, "OFFICIAL", (spec,))
     (fallback / "models").mkdir(parents=True)
     shutil.copy(classic_file, fallback / "models" / spec.file_name)
@@ -268,7 +269,7 @@ def test_a_server_that_never_answers_is_the_one_line_within_the_timeout(monkeypa
     from resnet_cli.backend import import_keras
 
     monkeypatch.setattr(import_keras().utils, "get_file", get_file)  # the conftest's no-network stand-in off
-    spec = dataclasses.replace(W.CLASSIC, url=f"http://127.0.0.1:{server.getsockname()[1]}/w.h5")
+    spec = dataclasses.replace(CLASSIC, url=f"http://127.0.0.1:{server.getsockname()[1]}/w.h5")
     monkeypatch.setattr(W, "default_weights", lambda model, include_top=True: spec)
     started = time.monotonic()
     with pytest.raises(W.WeightsError, match=r"not on this machine \(download failed: .*timed out"):
