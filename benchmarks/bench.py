@@ -34,7 +34,7 @@ TO_JSONL = ["-b", "16", "-f", "jsonl", "--overwrite", "-o", str(WORK / "out.json
 # on some machines, would add ~0.1 s of compiling our modules to every cold start).
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV.update(RESNET_CLI_CACHE=str(WORK / "cache"), TF_CPP_MIN_LOG_LEVEL="3")
-from table import machine, physical_limits, record, say  # noqa: E402
+from table import cosines, machine, physical_limits, record, say  # noqa: E402
 from table import print_table as _print_table  # noqa: E402
 
 
@@ -262,7 +262,7 @@ def int8_forms(config, batch: np.ndarray, limit: float) -> None:
             form = dataclasses.replace(config, precision="int8", weight_bits=bits)
             rate = throughput(open_model(form), batch)
             got = open_model(dataclasses.replace(form, include_top=False, pooling="avg"))(photos)
-            cosine = (got * reference).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(reference, axis=1)
+            cosine = cosines(got, reference)
             record(
                 f"int8 {bits}-bit weights on {runtime}{' (what the CLI builds here)' if bits == built else ''}",
                 f"{rate:.1f} img/s",

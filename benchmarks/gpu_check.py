@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from table import machine, print_table, record, say  # noqa: E402
+from table import cosines, machine, print_table, record, say  # noqa: E402
 
 
 def weights_file(work: Path, given: str | None) -> Path:
@@ -260,9 +260,7 @@ def main() -> None:
         .astype(np.float64)
         for p in ("fp32", "bf16")
     }
-    cosine = np.sum(features["fp32"] * features["bf16"], 1) / (
-        np.linalg.norm(features["fp32"], axis=1) * np.linalg.norm(features["bf16"], axis=1)
-    )
+    cosine = cosines(features["fp32"], features["bf16"])
     record(
         "bf16 pooled-feature cosine to fp32 (median, min)",
         f"{statistics.median(cosine):.5f}, {cosine.min():.5f}",

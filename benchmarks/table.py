@@ -28,6 +28,13 @@ def machine() -> str:
     return f"{model.group(1) if model else platform.processor()}, {os.cpu_count()} cores, {' '.join(isa) or 'no AVX2'}"
 
 
+def cosines(a, b):
+    """Row by row, the cosine between two sets of feature vectors (how reduced precision is judged)."""
+    import numpy as np
+
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
 def cpu_kind() -> str:
     """The kind of CPU the numbers belong to, by the flags that decide them."""
     flags = cpu()[0]

@@ -144,6 +144,12 @@ def dev_arrays(dev_images):
     return np.stack([decode(p) for p in dev_images[0]])
 
 
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row by row, the cosine between two sets of feature vectors: how reduced precision is
+    judged (random weights' logit margins are too small for top-1 agreement to mean much)."""
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
 def preprocess_caffe(rgb: np.ndarray) -> np.ndarray:
     """The numpy reference of caffe preprocessing: RGB in [0, 255] → BGR float32 minus the
     ImageNet means, the arithmetic of Keras' preprocess_input(mode="caffe")."""

@@ -157,4 +157,5 @@ def test_one_cache_for_an_avx2_and_a_vnni_machine(classic_file, tmp_path, monkey
     if runtime == "onnx":
         low, high = _int8_weight_range(int8[7])
         assert low >= -64 and high <= 64  # |2 · 255 · 64| ≤ 32,767: every pair's sum within 16 bits
-        assert max(-_int8_weight_range(int8[8])[0], _int8_weight_range(int8[8])[1]) > 64
+        low, high = _int8_weight_range(int8[8])
+        assert max(-low, high) > 64

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import SAMPLES, cpu_flags_as, invoke, onnx_config
+from conftest import SAMPLES, cosines, cpu_flags_as, invoke, onnx_config
 
 pytest.importorskip("openvino", reason="OpenVINO is not installed")
 pytestmark = pytest.mark.keras
@@ -17,10 +17,6 @@ def _runtime(classic_file, **changes):
     from resnet_cli.runtimes.factory import open_runtime
 
     return open_runtime(onnx_config(classic_file, **changes), batch_size=25)
-
-
-def _cosines(a, b):
-    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
 def test_fp32_equals_onnx_runtime(classic_file, dev_arrays):
@@ -36,7 +32,7 @@ def test_reduced_precision_keeps_the_pooled_features(classic_file, dev_arrays, p
     the dev photos; top-1 agreement only printed beside it (random weights' margins are tiny)."""
     fp32 = _runtime(classic_file, include_top=False, pooling="avg").predict(dev_arrays)
     got = _runtime(classic_file, runtime="openvino", precision=precision, include_top=False, pooling="avg")
-    cosine = _cosines(got.predict(dev_arrays), fp32)
+    cosine = cosines(got.predict(dev_arrays), fp32)
     top1 = (
         _runtime(classic_file, runtime="openvino", precision=precision).predict(dev_arrays).argmax(1)
         == _runtime(classic_file).predict(dev_arrays).argmax(1)
@@ -221,7 +217,7 @@ def test_resnet50v2_int8_on_openvino_keeps_its_pooled_features(family, judged_ph
     member = family("resnet50v2")
     pooled = {"include_top": False, "pooling": "avg"}
     int8 = open_runtime(member.config(runtime="openvino", precision="int8", **pooled), batch_size=12)
-    cosine = _cosines(int8.predict(judged_photos), member.pooled(judged_photos))
+    cosine = cosines(int8.predict(judged_photos), member.pooled(judged_photos))
     print(f"resnet50v2 openvino int8 (NNCF): cosine median {np.median(cosine):.5f} min {cosine.min():.5f}")
     assert np.median(cosine) >= 0.995 and cosine.min() >= 0.98
 
@@ -274,6 +270,6 @@ def test_int8_without_vnni_is_exact_on_avx2_kernels(classic_file, dev_arrays, tm
         on_avx2 = np.load(tmp_path / f"photos.npy.{n}.npy")
         here = compile_model(graph, "int8").create_infer_request().infer({0: photos})[0]
         np.testing.assert_array_equal(on_avx2, here)
-        cosine = _cosines(on_avx2, fp32)
+        cosine = cosines(on_avx2, fp32)
         print(f"{graph.suffix} 7-bit int8 on AVX2 kernels: cosine to fp32 min {cosine.min():.5f}")
         assert cosine.min() >= 0.995

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import cpu_flags_as, onnx_session
+from conftest import cosines, cpu_flags_as, onnx_session
 
 pytestmark = pytest.mark.keras
 
@@ -23,11 +23,7 @@ def test_int8_agrees_with_fp32(classic_file, dev_arrays, keras_probabilities):
         )[0]
         for precision in ("int8", "fp32")
     }
-    cosine = (
-        (features["int8"] * features["fp32"]).sum(1)
-        / np.linalg.norm(features["int8"], axis=1)
-        / np.linalg.norm(features["fp32"], axis=1)
-    )
+    cosine = cosines(features["int8"], features["fp32"])
     top1 = onnx_session(classic_file, precision="int8").run(None, {"images": dev_arrays})[0].argmax(1)
     agreement = (top1 == keras_probabilities.argmax(1)).mean()
     in_top5 = np.mean([label in five for label, five in zip(top1, np.argsort(-keras_probabilities, 1)[:, :5])])
@@ -51,9 +47,7 @@ def test_each_members_int8_keeps_its_pooled_features(family, judged_photos, name
         )[0]
         for precision in ("int8", "fp32")
     }
-    cosine = (features["int8"] * features["fp32"]).sum(1) / (
-        np.linalg.norm(features["int8"], axis=1) * np.linalg.norm(features["fp32"], axis=1)
-    )
+    cosine = cosines(features["int8"], features["fp32"])
     print(
         f"{name} int8 vs fp32 on {len(judged_photos)} photos: cosine min {cosine.min():.5f}, mean {cosine.mean():.5f}"
     )
@@ -130,6 +124,6 @@ def test_the_int8_an_avx2_machine_builds_is_exact_on_an_avx2_cpu(family, judged_
     here = open_session(graph).run(None, {"images": judged_photos})[0]
     np.testing.assert_array_equal(emulated, here)  # exact integer arithmetic on both
     fp32 = member.session(include_top=False, pooling="avg").run(None, {"images": judged_photos})[0]
-    cosine = (emulated * fp32).sum(1) / (np.linalg.norm(emulated, axis=1) * np.linalg.norm(fp32, axis=1))
+    cosine = cosines(emulated, fp32)
     print(f"resnet50v2 7-bit int8 on an emulated Haswell: cosine to fp32 min {cosine.min():.5f}")
     assert cosine.min() >= 0.995
