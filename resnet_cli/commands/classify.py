@@ -17,9 +17,9 @@ from ..outputs.destination import Destination, settle
 from ..outputs.report import Report
 from ..outputs.resume import recorded_paths
 from ..plan import make_plan
+from ..progress import progress_display
 from ..request import InputOptions, ModelRequest, OutputOptions
-from .progress import progress_display
-from .signals import graceful_stop
+from ..signals import graceful_stop
 from .stream import count_in_background, counted, skipper, sources
 
 
@@ -39,7 +39,11 @@ def classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions)
 def _classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions, destination: Destination) -> Report:
     report = Report()
     with user_file(output.output or "stdout"):
-        done = recorded_paths(destination.output, destination.format) if destination.resume else None
+        done = (
+            recorded_paths(destination.output, destination.format, destination.shard_folder)
+            if destination.resume
+            else None
+        )
     if done is not None:
         report.resumed = len(done)
     # A table on a terminal shows the error in its row; anywhere else stdout may be a file or

@@ -13,6 +13,7 @@ from conftest import SAMPLES, make_folder
 ELEPHANT = SAMPLES / "elephant.jpg"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine, count", [("local", 48), pytest.param("ray", 150, marks=pytest.mark.ray)])
 def test_sigint_then_resume_gives_every_file_exactly_once(classic_file, tmp_path, engine, count):
     if engine == "ray":

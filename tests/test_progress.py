@@ -1,4 +1,4 @@
-"""commands.progress: a log line every LOG_INTERVAL seconds off a terminal, none when asked."""
+"""progress: a log line every LOG_INTERVAL seconds off a terminal, none when asked."""
 
 import re
 
@@ -12,7 +12,7 @@ def test_progress_for_jobs_is_a_log_line_and_none_is_silent(classic_file, monkey
     """--progress auto off a terminal (a job's log) and log: a stderr line every LOG_INTERVAL
     seconds from the command's start — start-up included — with done/total, rate and the time
     since launch; none: nothing but the summary; stdout untouched."""
-    from resnet_cli.commands import progress
+    from resnet_cli import progress
 
     monkeypatch.setattr(progress, "LOG_INTERVAL", 0.05)
     for mode in ("auto", "log"):

@@ -8,8 +8,8 @@ import sys
 import threading
 import time
 
-from ..console import stderr_line
-from ..request import InputOptions
+from .console import stderr_line
+from .request import InputOptions
 
 LOG_INTERVAL = 10.0  # seconds between progress lines when stderr is not a terminal
 
