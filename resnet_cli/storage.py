@@ -5,6 +5,7 @@ cache), whole-or-nothing writes, and file digests memoised across runs. A leaf."
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -31,14 +32,24 @@ def local_path(path: str) -> str | None:
     return None
 
 
+class StoreError(ValueError):
+    """A URI no filesystem opens: ``reason`` is the store's own words."""
+
+    def __init__(self, uri: str, reason: str):
+        super().__init__(f"cannot open {uri} ({reason})")
+        self.reason = reason
+
+
+@functools.lru_cache(maxsize=64)
 def filesystem(uri: str):
-    """(pyarrow filesystem, path inside it) for a URI; a bad URI is a ValueError in words."""
+    """(pyarrow filesystem, path inside it) for a URI, made once per URI (asking what a URI
+    names, then reading it, is one store); a bad URI is a StoreError in words."""
     from pyarrow import fs
 
     try:
         return fs.FileSystem.from_uri(uri)
     except (OSError, ValueError) as error:
-        raise ValueError(f"cannot open {uri} ({error})") from None
+        raise StoreError(uri, str(error)) from None
 
 
 def split(path: str) -> tuple[str, str]:
@@ -56,10 +67,31 @@ def join(folder: str, name: str) -> str:
 def isdir(path: str) -> bool:
     if not is_uri(path):
         return os.path.isdir(path)
+    return kind(path) == "folder"
+
+
+def kind(uri: str) -> str:
+    """ "file", "folder" or "missing": what a URI names (one request to its store)."""
     from pyarrow import fs
 
-    store, inner = filesystem(path)
-    return store.get_file_info(inner.rstrip("/")).type == fs.FileType.Directory
+    store, inner = filesystem(uri)
+    found = store.get_file_info(inner.rstrip("/") or inner).type
+    return {fs.FileType.NotFound: "missing", fs.FileType.Directory: "folder"}.get(found, "file")
+
+
+def entries(folder: str) -> list[tuple[str, str, bool]]:
+    """(name, URI, is a folder) of what a URI folder holds, sorted by name: one listing of
+    one prefix, never the whole bucket's."""
+    from pyarrow import fs
+
+    store, inner = filesystem(folder)
+    scheme = folder.split("://", 1)[0]
+    infos = sorted(store.get_file_info(fs.FileSelector(inner.rstrip("/") or inner)), key=lambda i: i.path)
+    return [
+        (info.base_name, f"{scheme}://{info.path}", info.type == fs.FileType.Directory)
+        for info in infos
+        if info.type in (fs.FileType.File, fs.FileType.Directory)
+    ]
 
 
 def exists(path: str) -> bool:

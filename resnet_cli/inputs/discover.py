@@ -9,9 +9,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import storage
 from ..storage import is_uri, is_url
 from .decode import sniff
-from .fetch import STDIN, ImageError, hold_stdin_image, open_error, pyarrow_fs
+from .fetch import STDIN, hold_stdin_image, open_error
 
 
 @dataclass(frozen=True)
@@ -163,31 +164,28 @@ def _walk_uri(uri: str, recursive: bool, include_hidden: bool) -> Iterator[Sourc
     folder (a prefix) at a time, as the local walk is, so the driver holds one folder's names,
     never the whole bucket's."""
     try:
-        fs = pyarrow_fs()
-        filesystem, root = fs.FileSystem.from_uri(uri)
-        if filesystem.get_file_info(root).type != fs.FileType.Directory:
+        if storage.kind(uri) != "folder":
             yield Source(uri, explicit=True)
             return
-    except (ImageError, OSError, ValueError):
+    except (OSError, ValueError):
         yield Source(uri, explicit=True)  # becomes an error record naming the URI
         return
-    scheme = uri.split("://", 1)[0]
 
     def walk(folder: str) -> Iterator[Source]:
         try:
-            infos = sorted(filesystem.get_file_info(fs.FileSelector(folder)), key=lambda i: i.path)
+            listed = storage.entries(folder)
         except (OSError, ValueError) as error:
-            yield Source(f"{scheme}://{folder}", explicit=True, error=f"cannot list the folder ({error})")
+            yield Source(folder, explicit=True, error=f"cannot list the folder ({getattr(error, 'reason', error)})")
             return
         folders = []
-        for info in infos:
-            if not include_hidden and _is_hidden(info.base_name):
+        for name, path, is_folder in listed:
+            if not include_hidden and _is_hidden(name):
                 continue
-            if info.type == fs.FileType.File:
-                yield Source(f"{scheme}://{info.path}", explicit=False)
-            elif info.type == fs.FileType.Directory and recursive:
-                folders.append(info.path)
+            if not is_folder:
+                yield Source(path, explicit=False)
+            elif recursive:
+                folders.append(path)
         for sub in folders:
             yield from walk(sub)
 
-    yield from walk(root)
+    yield from walk(uri)

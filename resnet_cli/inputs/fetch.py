@@ -9,6 +9,7 @@ import io
 import os
 import stat
 
+from .. import storage
 from ..storage import is_uri, is_url
 
 MAX_DOWNLOAD_BYTES = 100 * 2**20  # more than any photo; a bigger answer is not one
@@ -20,14 +21,6 @@ class ImageError(Exception):
 
 class NotAnImage(ImageError):
     """A file found in a folder that is no image and is not named like one: skipped quietly."""
-
-
-def pyarrow_fs():
-    try:
-        from pyarrow import fs
-    except ImportError:
-        raise ImageError('reading URIs needs pyarrow: pip install "resnet-cli[ray]"') from None
-    return fs
 
 
 STDIN = "-"  # the path of the image whose bytes came on stdin (curl … | resnet-classify -)
@@ -119,15 +112,12 @@ def _body(response, deadline: float, timeout: float) -> io.BytesIO:
 
 
 def read_uri(uri: str) -> io.BytesIO:
-    fs = pyarrow_fs()
     try:
-        filesystem, inner = fs.FileSystem.from_uri(uri)
-        kind = filesystem.get_file_info(inner).type
-        if kind == fs.FileType.NotFound:
+        found = storage.kind(uri)
+        if found == "missing":
             raise ImageError("no such file")
-        if kind == fs.FileType.Directory:
+        if found == "folder":
             raise ImageError("is a folder (use --recursive, or name the folder)")
-        with filesystem.open_input_file(inner) as handle:
-            return io.BytesIO(handle.read())
+        return io.BytesIO(storage.read_bytes(uri))
     except (OSError, ValueError) as error:
-        raise ImageError(f"cannot read the file ({error})") from None
+        raise ImageError(f"cannot read the file ({getattr(error, 'reason', error)})") from None
