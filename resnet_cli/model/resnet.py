@@ -124,6 +124,17 @@ def conv_block(x, kernel_size, filters, stage, block, strides=2, bn_epsilon=DEFA
     return _v1_block(x, Block(stage, index, filters[0], strides, True, True), kernel_size, bn_epsilon)
 
 
+def _block(x, block: Block, version: int, bn_epsilon):
+    """One block of the stage table: ResNet50's as the walkthrough wrote them (``conv_block``
+    opens a stage, ``identity_block`` the rest), the other members' by version."""
+    if block.classic:
+        letter, filters = BLOCK_LETTERS[block.index - 1], (block.width, block.width, 4 * block.width)
+        if block.projection:
+            return conv_block(x, 3, filters, block.stage, letter, block.stride, bn_epsilon)
+        return identity_block(x, 3, filters, block.stage, letter, bn_epsilon)
+    return (_v1_block if version == 1 else _v2_block)(x, block, 3, bn_epsilon)
+
+
 def resnet(
     model: str = DEFAULT_MODEL,
     include_top: bool = True,
@@ -173,9 +184,8 @@ def resnet(
         inputs = layers.Input(shape=input_shape, dtype="uint8" if preprocessing else "float32", name="input")
         x = _preprocess(inputs, preprocessing, mean_bgr)
         x = _stem(x, arch, pool1_padding, bn_epsilon)
-        block_fn = _v1_block if arch.version == 1 else _v2_block
         for block in blocks(arch):
-            x = block_fn(x, block, 3, bn_epsilon)
+            x = _block(x, block, arch.version, bn_epsilon)
         if arch.version == 2:
             x = layers.BatchNormalization(axis=-1, epsilon=bn_epsilon, name="post_bn")(x)
             x = layers.Activation("relu", name="post_relu")(x)
