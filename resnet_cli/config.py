@@ -2,30 +2,24 @@
 
 The way timm's ``pretrained_cfg`` + ``resolve_data_config`` work: everything that belongs to
 the weights (input size, preprocessing, pool1 padding, BN epsilon, resize, interpolation, crop
-ratio, classes) comes from their spec unless the user overrode it; the runtime and precision
-are settled against what this machine can do. The builder, the exporter, the decoder, the
-runtimes and the engines only read the result.
+ratio, classes) comes from their spec unless the user overrode it; the device, runtime,
+precision and threads are settled against what this machine can do. ``resolve`` does the I/O
+(locate or download the weights, read the head, probe the ``Machine``) in one place, then
+``settle`` — a pure function — decides. The builder, the exporter, the decoder, the runtimes
+and the engines only read the result.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from typing import Literal
 
-from .backend import (
-    GPU_INSTALL_HINT,
-    cpu_flags,
-    cpu_has_bf16,
-    gpu_problem,
-    onnxruntime_available,
-    onnxruntime_has_cuda,
-    openvino_available,
-)
+from .backend import GPU_INSTALL_HINT, cpu_flags
 from .console import stderr_line
 from .errors import UserError
 from .inputs.decode import DecodeOptions
+from .machine import Machine, probe
 from .model.head import FEATURE_OPTIONS, Head, check_fits, read_head
 from .model.imagenet import class_index
 from .model.spec import (
@@ -41,7 +35,7 @@ from .model.spec import (
     architecture,
     default_weights,
 )
-from .model.weights import locate
+from .model.weights import ResolvedWeights, locate
 from .request import Device, ModelRequest, Precision
 
 
@@ -68,7 +62,7 @@ class ModelConfig:
     precision: Precision = "fp32"
     weight_bits: int | None = 8  # int8's weights (int8_weight_bits); None: each Ray node's CPU decides
     device: Device = "auto"  # "cpu" or "gpu" once resolved for this machine; a Ray run leaves it as asked
-    threads: int = 0
+    threads: int = 0  # inference threads; settled to the core count on this machine (Ray: each actor's plan)
     calibration: str | None = None
     head: Head | None = None  # the user's classes in place of fc1000
 
@@ -112,21 +106,30 @@ def _numerics(request: ModelRequest, spec: WeightsSpec, head: Head | None = None
     return {name: trained[name] if asked.get(name) is None else asked[name] for name in fields}
 
 
-def _device(request: ModelRequest) -> str:
+def gpu_questions(request: ModelRequest) -> frozenset[str]:
+    """The runtimes whose GPU the device decision needs to know about (asking costs imports:
+    ONNX Runtime's, or a Keras backend's)."""
+    if request.device == "cpu" or request.runtime == "openvino":
+        return frozenset()
+    if request.runtime == "onnx" or (request.precision == "int8" and request.runtime == "auto"):
+        return frozenset({"onnx"})
+    return frozenset({"keras"})
+
+
+def _device(request: ModelRequest, machine: Machine) -> str:
     """ "cpu" or "gpu". auto: the GPU where one is visible to the runtime that will run
     (Keras on a GPU backend; ONNX Runtime only with its CUDA build), else the CPU. gpu where
     that runtime has none: one line saying what is missing and what to install."""
-    if request.device == "cpu":
+    asked = gpu_questions(request)
+    if request.device == "gpu" and request.runtime == "openvino":
+        raise UserError(
+            "--device gpu: the openvino runtime runs on the CPU here (for a GPU: --runtime keras, or --runtime "
+            "onnx with onnxruntime-gpu)."
+        )
+    if not asked:
         return "cpu"
-    if request.runtime == "openvino":
-        if request.device == "gpu":
-            raise UserError(
-                "--device gpu: the openvino runtime runs on the CPU here (for a GPU: --runtime keras, or --runtime "
-                "onnx with onnxruntime-gpu)."
-            )
-        return "cpu"
-    if request.runtime == "onnx" or (request.precision == "int8" and request.runtime == "auto"):
-        if onnxruntime_has_cuda():
+    if "onnx" in asked:
+        if machine.onnxruntime_cuda:
             return "gpu"
         if request.device == "gpu":
             raise UserError(
@@ -135,12 +138,12 @@ def _device(request: ModelRequest) -> str:
                 "(pip install onnxruntime-gpu in place of onnxruntime, or run fp32/bf16 on the keras runtime)."
             )
         return "cpu"
-    problem = gpu_problem(request.device)
-    if problem is None:
+    if machine.keras_gpu_problem is None:
         return "gpu"
     if request.device == "gpu":
         raise UserError(
-            f"--device gpu: {problem}. For GPU support: {GPU_INSTALL_HINT}, on a machine with an NVIDIA driver."
+            f"--device gpu: {machine.keras_gpu_problem}. For GPU support: {GPU_INSTALL_HINT}, on a machine with an "
+            "NVIDIA driver."
         )
     return "cpu"
 
@@ -187,7 +190,7 @@ def for_this_node(config: ModelConfig) -> ModelConfig:
     return dataclasses.replace(config, weight_bits=int8_weight_bits(cpu_flags()))
 
 
-def _runtime(request: ModelRequest, precision: str, device: str, model: str = DEFAULT_MODEL) -> tuple[str, str]:
+def _runtime(request: ModelRequest, machine: Machine, precision: str, device: str, model: str) -> tuple[str, str]:
     """(runtime, why). "auto" → keras on a GPU for fp32/bf16 (Keras on JAX was the fastest GPU
     path), int8 on ONNX Runtime there; on the CPU by ``OPENVINO_FLAGS``, else ONNX Runtime when
     it is installed (it starts without TensorFlow), else keras. int8 exists on onnx and openvino
@@ -196,30 +199,31 @@ def _runtime(request: ModelRequest, precision: str, device: str, model: str = DE
         return request.runtime, ""
     if device == "gpu":
         return ("onnx" if precision == "int8" else "keras"), "auto: the GPU"
-    flags = cpu_flags()
-    found = [flag for flag in OPENVINO_FLAGS[precision] if flag in flags]
+    found = [flag for flag in OPENVINO_FLAGS[precision] if flag in machine.cpu_flags]
     if precision == "fp32" and architecture(model).version == 2:
         found = []  # the v2 graphs' pre-activation BNs: OpenVINO fp32 ran at 0.83-0.88 of ONNX Runtime
-    if found and openvino_available():
+    if found and machine.openvino:
         return "openvino", f"auto: {precision} on {found[0]}"
     if precision == "int8":
         return "onnx", "auto"
     if precision == "bf16":
         return "keras", "auto: OpenVINO is not installed"
-    return ("onnx", "auto") if onnxruntime_available() else ("keras", "auto: ONNX Runtime is not installed")
+    return ("onnx", "auto") if machine.onnxruntime else ("keras", "auto: ONNX Runtime is not installed")
 
 
-def _precision(request: ModelRequest, device: str) -> str:
-    """bf16 where the machine computes in bf16 (a GPU, or an AVX512-BF16/AMX CPU); elsewhere
-    it would be emulated (no faster, less exact), so fall back to fp32 and say so."""
-    if request.precision != "bf16":
-        return request.precision
-    if device == "gpu" or cpu_has_bf16():
-        return "bf16"
-    stderr_line(
+def _precision(request: ModelRequest, machine: Machine, device: str) -> tuple[str, str | None]:
+    """(precision, warning). bf16 where the machine computes in bf16 (a GPU, or an
+    AVX512-BF16/AMX CPU); elsewhere it would be emulated (no faster, less exact), so fp32."""
+    if request.precision != "bf16" or device == "gpu" or machine.bf16:
+        return request.precision, None
+    return "fp32", (
         "warning: --precision bf16: no bf16 arithmetic here (needs an AVX512-BF16/AMX CPU or a GPU); running fp32"
     )
-    return "fp32"
+
+
+def _model(request: ModelRequest, head: Head | None) -> str:
+    """The model asked for, else the head's, else ResNet50."""
+    return request.model or (head.option("model") if head is not None else DEFAULT_MODEL)
 
 
 def resolve(
@@ -229,38 +233,59 @@ def resolve(
     with_weights: bool = True,
     local: bool = True,
 ) -> ModelConfig:
-    """The run's one ModelConfig: weights located (and md5-known), every option settled.
-    The model is the one asked for, else the head's, else ResNet50. The device is settled
-    first (``local``: on this machine; a Ray run leaves "auto" to the cluster), then bf16
-    (where it falls back to fp32, "auto" picks the fp32 runtime).
-    A head is checked against the weights and options before anything is built."""
+    """The run's one ModelConfig. Its I/O, all here: the head read, the weights located (and
+    downloaded where allowed), this machine probed (``local``; a Ray run leaves the device to
+    the cluster); then ``settle`` decides and its warnings go to stderr."""
     head = read_head(request.head) if request.head else None
-    model = request.model or (head.option("model") if head is not None else DEFAULT_MODEL)
+    weights = None
     if with_weights:
-        found = locate(
+        weights = locate(
             request.weights,
             offline=request.offline,
             include_top=include_top,
             timeout=request.fetch_timeout,
-            model=model,
+            model=_model(request, head),
         )
-        spec, weights, md5 = found.spec, str(found.path), found.md5
-    else:
-        spec, weights, md5 = default_weights(model), None, None
+    machine = probe(gpu_questions(request) if local else frozenset(), request.device)
+    config, warnings = settle(request, machine, weights, head, include_top, pooling, local)
+    for warning in warnings:
+        stderr_line(warning)
+    return config
+
+
+def settle(
+    request: ModelRequest,
+    machine: Machine,
+    weights: ResolvedWeights | None = None,
+    head: Head | None = None,
+    include_top: bool = True,
+    pooling: str | None = None,
+    local: bool = True,
+) -> tuple[ModelConfig, tuple[str, ...]]:
+    """(the ModelConfig, warnings for the user): every option settled, no I/O. ``weights``:
+    the located file (None: a model without weights, its spec's defaults). The device first
+    (``local``: on ``machine``; a Ray run leaves it as asked), then bf16 (where it falls back
+    to fp32, "auto" picks the fp32 runtime), the runtime, int8's form and the threads. A head
+    is checked against the weights and options before anything is built."""
+    model = _model(request, head)
+    spec = weights.spec if weights is not None else default_weights(model)
+    md5 = weights.md5 if weights is not None else None
     if head is not None:
         check_fits(head, md5, _asked(request))
-    device = _device(request) if local else request.device
-    if local and request.threads > (os.cpu_count() or 1):
-        stderr_line(
-            f"warning: --threads {request.threads} on {os.cpu_count()} cores: threads wait for each other "
+    warnings = []
+    device = _device(request, machine) if local else request.device
+    if local and request.threads > machine.cores:
+        warnings.append(
+            f"warning: --threads {request.threads} on {machine.cores} cores: threads wait for each other "
             "(slower than one per core); 0 means one per core"
         )
-    precision = _precision(request, device)
-    runtime, reason = _runtime(request, precision, device, model)
+    precision, fallback = _precision(request, machine, device)
+    warnings += [fallback] if fallback else []
+    runtime, reason = _runtime(request, machine, precision, device, model)
     # int8's form, settled whatever the precision (a config changed to int8 later keeps it right)
-    weight_bits = None if not local else 8 if device == "gpu" else int8_weight_bits(cpu_flags())
-    return ModelConfig(
-        weights=weights,
+    weight_bits = None if not local else 8 if device == "gpu" else int8_weight_bits(machine.cpu_flags)
+    config = ModelConfig(
+        weights=str(weights.path) if weights is not None else None,
         weights_md5=md5,
         model=model,
         fast_decode=request.fast_decode,
@@ -272,8 +297,9 @@ def resolve(
         precision=precision,
         weight_bits=weight_bits,
         device=device,
-        threads=request.threads,
+        threads=request.threads or (machine.cores if local else 0),
         calibration=request.calibration,
         head=head,
         **_numerics(request, spec, head),
     )
+    return config, tuple(warnings)

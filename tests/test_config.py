@@ -3,6 +3,7 @@ runtime and precision that follow from it, and the batch a device gets."""
 
 import json
 import re
+import subprocess
 import sys
 
 import pytest
@@ -13,56 +14,122 @@ from conftest import ROOT, SAMPLES
 from resnet_cli.cli import main
 
 
-def _resolve(classic_file, **asked):
-    from resnet_cli.config import resolve
+def _settle(machine=None, local=True, **asked):
+    """``settle`` on a Machine of given facts: no weights file, no Keras, no probe."""
+    from resnet_cli.config import settle
+    from resnet_cli.machine import Machine
     from resnet_cli.request import ModelRequest
 
-    return resolve(ModelRequest(weights=str(classic_file), **asked))
+    return settle(ModelRequest(**asked), machine or Machine(cores=4, cpu_flags=frozenset({"avx2", "fma"})), local=local)
 
 
-@pytest.fixture
-def fake_gpu(monkeypatch):
-    """A machine where Keras sees a GPU (and ONNX Runtime has no CUDA build)."""
-    monkeypatch.setattr("resnet_cli.config.gpu_problem", lambda device="auto": None)
-    monkeypatch.setattr("resnet_cli.config.onnxruntime_has_cuda", lambda: False)
+AVX2 = frozenset({"avx", "avx2", "fma"})
+AMX = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "amx_tile"})
 
 
-def test_auto_takes_the_gpu_with_the_keras_runtime(classic_file, fake_gpu, capsys):
-    config = _resolve(classic_file)
+def _machine(**facts):
+    from resnet_cli.machine import Machine
+
+    return Machine(**{"cores": 4, "cpu_flags": AVX2, **facts})
+
+
+def test_settling_is_pure_and_needs_no_keras_or_weights():
+    """The config module and settle import no numeric backend; resolve's I/O is all before it."""
+    code = (
+        "import sys; from resnet_cli.config import settle; from resnet_cli.machine import Machine; "
+        "from resnet_cli.request import ModelRequest; "
+        "config, _ = settle(ModelRequest(precision='int8'), Machine(cores=3)); "
+        "print(config.runtime, config.device, config.threads, config.weight_bits, "
+        "[m for m in ('keras', 'tensorflow', 'onnxruntime', 'openvino', 'jax') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["onnx", "cpu", "3", "7", "[]"]
+
+
+@pytest.mark.parametrize(
+    "facts, precision, expected",
+    [
+        ({"cpu_flags": AMX}, "fp32", ("openvino", "auto: fp32 on avx512f")),
+        ({"cpu_flags": AMX}, "int8", ("openvino", "auto: int8 on amx_int8")),
+        ({"cpu_flags": AMX}, "bf16", ("openvino", "auto: bf16 on amx_bf16")),
+        ({"cpu_flags": AMX, "openvino": False}, "fp32", ("onnx", "auto")),
+        ({"cpu_flags": AMX, "openvino": False}, "bf16", ("keras", "auto: OpenVINO is not installed")),
+        ({}, "fp32", ("onnx", "auto")),
+        ({}, "int8", ("onnx", "auto")),
+        ({"onnxruntime": False}, "fp32", ("keras", "auto: ONNX Runtime is not installed")),
+    ],
+)
+def test_auto_takes_a_runtime_by_the_machines_facts(facts, precision, expected):
+    config, _ = _settle(_machine(**facts), precision=precision, device="cpu")
+    assert (config.runtime, config.runtime_reason) == expected
+
+
+def test_bf16_without_bf16_arithmetic_is_fp32_and_a_warning():
+    config, warnings = _settle(_machine(), precision="bf16")
+    assert config.precision == "fp32" and config.runtime == "onnx"
+    assert len(warnings) == 1 and warnings[0].startswith("warning: --precision bf16: no bf16 arithmetic here")
+    assert _settle(_machine(cpu_flags=AMX, openvino=False), precision="bf16")[0].precision == "bf16"
+
+
+def test_auto_takes_the_gpu_with_the_keras_runtime():
+    gpu = _machine(keras_gpu_problem=None)
+    config, warnings = _settle(gpu)
     assert (config.device, config.runtime, config.precision) == ("gpu", "keras", "fp32")
-    bf16 = _resolve(classic_file, precision="bf16")
-    assert (bf16.device, bf16.runtime, bf16.precision) == ("gpu", "keras", "bf16")
-    assert "warning" not in capsys.readouterr().err  # no fallback on a GPU
-    int8 = _resolve(classic_file, precision="int8")  # no CUDA ONNX Runtime: int8 on the CPU, as there
-    assert (int8.device, int8.runtime) == ("cpu", _resolve(classic_file, precision="int8", device="cpu").runtime)
-    assert _resolve(classic_file, device="cpu").device == "cpu"
+    bf16, warnings = _settle(gpu, precision="bf16")
+    assert (bf16.device, bf16.runtime, bf16.precision, warnings) == ("gpu", "keras", "bf16", ())  # no fallback
+    int8, _ = _settle(gpu, precision="int8")  # no CUDA ONNX Runtime: int8 on the CPU, as there
+    assert (int8.device, int8.runtime, int8.weight_bits) == ("cpu", "onnx", 7)
+    assert _settle(gpu, device="cpu")[0].device == "cpu"
 
 
-def test_onnx_runtime_uses_the_gpu_only_in_its_cuda_build(classic_file, fake_gpu, monkeypatch):
+def test_onnx_runtime_uses_the_gpu_only_in_its_cuda_build():
     from resnet_cli.errors import UserError
 
     with pytest.raises(UserError, match="this ONNX Runtime build has no CUDA provider .pip install onnxruntime-gpu"):
-        _resolve(classic_file, runtime="onnx", device="gpu")
-    assert _resolve(classic_file, runtime="onnx").device == "cpu"
-    monkeypatch.setattr("resnet_cli.config.onnxruntime_has_cuda", lambda: True)
-    assert (
-        _resolve(classic_file, runtime="onnx").device,
-        _resolve(classic_file, precision="int8", device="gpu").runtime,
-    ) == ("gpu", "onnx")
+        _settle(_machine(keras_gpu_problem=None), runtime="onnx", device="gpu")
+    assert _settle(_machine(keras_gpu_problem=None), runtime="onnx")[0].device == "cpu"
+    cuda = _machine(onnxruntime_cuda=True)
+    assert _settle(cuda, runtime="onnx")[0].device == "gpu"
+    int8, _ = _settle(cuda, precision="int8", device="gpu")
+    assert (int8.runtime, int8.weight_bits) == ("onnx", 8)
 
 
-def test_no_gpu_means_the_cpu_or_one_line_saying_what_to_install(classic_file, monkeypatch):
+def test_no_gpu_means_the_cpu_or_one_line_saying_what_to_install():
     from resnet_cli.errors import UserError
 
-    monkeypatch.setattr(
-        "resnet_cli.config.gpu_problem", lambda device="auto": "the Keras backend (tensorflow) sees no GPU"
-    )
-    config = _resolve(classic_file)
-    assert (config.device, config.runtime) == ("cpu", _resolve(classic_file, device="cpu").runtime)
+    blind = _machine(keras_gpu_problem="the Keras backend (tensorflow) sees no GPU")
+    assert _settle(blind)[0].device == "cpu"
     with pytest.raises(UserError, match=r'sees no GPU\. For GPU support: pip install "resnet-cli\[gpu\]"'):
-        _resolve(classic_file, device="gpu")
+        _settle(blind, device="gpu")
+    with pytest.raises(UserError, match="the openvino runtime runs on the CPU here"):
+        _settle(_machine(), runtime="openvino", device="gpu")
 
 
+def test_only_the_gpus_a_run_could_use_are_asked_about():
+    from resnet_cli.config import gpu_questions
+    from resnet_cli.request import ModelRequest
+
+    assert gpu_questions(ModelRequest(device="cpu")) == frozenset()
+    assert gpu_questions(ModelRequest(runtime="openvino")) == frozenset()
+    assert gpu_questions(ModelRequest(runtime="onnx")) == {"onnx"}
+    assert gpu_questions(ModelRequest(precision="int8")) == {"onnx"}
+    assert gpu_questions(ModelRequest()) == {"keras"}
+
+
+def test_threads_are_settled_to_the_cores_and_too_many_is_one_warning():
+    config, warnings = _settle(_machine(cores=6))
+    assert (config.threads, warnings) == (6, ())
+    assert _settle(_machine(cores=6), threads=2)[0].threads == 2
+    config, warnings = _settle(_machine(cores=6), threads=64)
+    assert config.threads == 64 and len(warnings) == 1 and warnings[0].startswith("warning: --threads 64 on 6 cores")
+
+
+def test_a_ray_run_leaves_device_threads_and_int8_form_to_the_cluster():
+    config, _ = _settle(_machine(cores=6), local=False, precision="int8")
+    assert (config.device, config.threads, config.weight_bits) == ("auto", 0, None)
+
+
+@pytest.mark.keras
 def test_gpu_problem_in_plain_words(monkeypatch):
     from resnet_cli import backend
 
@@ -120,15 +187,3 @@ def test_without_a_gpu(classic_file):
     assert re.search(r" on cpu \((onnx|openvino) fp32; auto[^)]*\); start-up [\d.]+ s$", auto.stderr.rstrip()), (
         auto.stderr
     )
-
-
-def test_threads_beyond_the_cores_is_one_warning(classic_file, capsys):
-    import os
-
-    from resnet_cli.config import resolve
-    from resnet_cli.request import ModelRequest
-
-    resolve(ModelRequest(weights=str(classic_file), threads=(os.cpu_count() or 1) * 32))
-    assert capsys.readouterr().err.count("warning: --threads") == 1
-    resolve(ModelRequest(weights=str(classic_file), threads=1))
-    assert capsys.readouterr().err == ""

@@ -64,6 +64,7 @@ def records(
         gpus = 0 if config.device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
         if config.device == "gpu" and not gpus:
             raise UserError("--device gpu: the Ray cluster has no GPUs.")
+        config = dataclasses.replace(config, device="gpu" if gpus else "cpu")  # the cluster's, settled once
         batch = plan.batch_size if plan.batch_asked else batch_size(None, "gpu" if gpus else "cpu")
         cluster = Plan.for_cluster(node_cpus, batch, plan.ray_actors, config.threads, gpus)
         cluster = fit(cluster, ray.cluster_resources(), sum(node_cpus), asked=plan.ray_actors is not None)

@@ -9,16 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backend import has_gpu, import_keras
-from ..errors import UserError
+from ..backend import import_keras
 from .base import Runtime
 
 
 def build_model(config):
     """Our ResNet for a resolved ``ModelConfig``, its weights loaded by layer name."""
-    keras = import_keras(config.device, config.threads)
-    if config.device == "gpu" and not has_gpu(keras):
-        raise UserError("--device gpu: no GPU is visible to the Keras backend.")
+    import_keras(config.device, config.threads)
     from ..model.head import with_head
     from ..model.resnet import from_config
     from ..model.weights import load_into, read_weights

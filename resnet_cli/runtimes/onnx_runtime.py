@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import cpu_flags
-from ..errors import UserError
 from ..storage import cache_lock, compiled_dir, hash_of, is_verified, write_atomic
 from .base import Runtime
 
@@ -30,27 +29,18 @@ class OnnxRuntime(Runtime):
         return self.session.run(None, {self._input: batch})[0]
 
 
-def _providers(device: str) -> list[str]:
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if device in ("gpu", "auto") and "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device == "gpu":
-        raise UserError("--device gpu: this ONNX Runtime build has no CUDA provider (try --runtime keras).")
-    return ["CPUExecutionProvider"]
-
-
-def open_session(model: Path, device: str = "auto", threads: int = 0):
-    """An ONNX Runtime session on ``threads`` intra-op threads (0: one per core). On the CPU
-    it loads ORT's own fully optimized form of the graph, cached per machine: optimizing
-    100 MB of graph costs 0.1-0.3 s of every cold start, loading the result ~0.06 s."""
+def open_session(model: Path, device: str = "cpu", threads: int = os.cpu_count() or 1):
+    """An ONNX Runtime session on ``device`` ("cpu" or "gpu", as settled) with ``threads``
+    intra-op threads. On the CPU it loads ORT's own fully optimized form of the graph, cached
+    per machine: optimizing 100 MB of graph costs 0.1-0.3 s of every cold start, loading the
+    result ~0.06 s."""
     import onnxruntime as ort
 
     ort.set_default_logger_severity(3)  # its environment's own lines (telemetry, colour codes) stay off stderr
-    providers = _providers(device)
-    if providers != ["CPUExecutionProvider"]:
-        return ort.InferenceSession(str(model), _options(ort, threads), providers=providers)
+    if device == "gpu":
+        return ort.InferenceSession(
+            str(model), _options(ort, threads), providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
+        )
     return _cpu_session(ort, Path(model), threads)
 
 
@@ -59,7 +49,7 @@ def _options(ort, threads: int, optimize: bool = True, save_to: Path | None = No
     options.graph_optimization_level = (
         ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     )
-    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.intra_op_num_threads = threads
     options.log_severity_level = 3
     if save_to is not None:
         options.optimized_model_filepath = str(save_to)

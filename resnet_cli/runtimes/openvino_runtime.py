@@ -33,9 +33,9 @@ class OpenVinoRuntime(Runtime):
         return self.request.infer({0: batch})[0]
 
 
-def compile_model(model: Path, precision: str = "fp32", threads: int = 0):
+def compile_model(model: Path, precision: str = "fp32", threads: int = os.cpu_count() or 1):
     """``model`` (an ONNX file or IR of the cache) compiled for the CPU at ``precision`` on
-    ``threads`` inference threads (0: one per core), one request at a time (latency hint).
+    ``threads`` inference threads, one request at a time (latency hint).
     Once a marker says this graph and precision were compiled here, OpenVINO loads its blob
     without the lock (whose import alone costs ~30 ms of a cold start). Where the cache cannot
     be written, it compiles for this run only."""
@@ -44,7 +44,7 @@ def compile_model(model: Path, precision: str = "fp32", threads: int = 0):
     config = {
         "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision],
         "PERFORMANCE_HINT": "LATENCY",
-        "INFERENCE_NUM_THREADS": threads or os.cpu_count() or 1,
+        "INFERENCE_NUM_THREADS": threads,
     }
     core = ov.Core()
     marker = folder / f"{Path(model).stem}-{precision}.compiled"

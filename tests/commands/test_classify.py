@@ -15,6 +15,7 @@ ELEPHANT = str(SAMPLES / "elephant.jpg")
 CAT = str(SAMPLES / "cat.jpg")
 
 
+@pytest.mark.keras
 @pytest.mark.parametrize(
     "runtime, photos",
     [("keras", [ELEPHANT, CAT]), ("onnx", [ELEPHANT, CAT]), ("keras", [CAT])],  # one photo: the eager path
@@ -62,6 +63,7 @@ def test_folder_skips_non_images_and_reports_bad_ones(classic_file, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_real_subprocess_keeps_stdout_clean(classic_file):
     """Keras/TensorFlow chatter never reaches stdout: it parses as JSON lines."""
     run = subprocess.run(
@@ -109,6 +111,7 @@ def test_bf16_is_refused_where_it_cannot_run(classic_file, tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+@pytest.mark.keras
 def test_the_keras_runtime_runs_on_the_jax_backend(weights, classic_file):
     """The model is Keras 3 only (keras.layers, keras.ops): under KERAS_BACKEND=jax, the CLI
     gives the TensorFlow-backend model's scores (a real subprocess: the backend is per process)."""
@@ -176,13 +179,14 @@ def test_no_images_found_is_exit_1(classic_file, tmp_path):
     assert "no images found" in result.stderr
 
 
+@pytest.mark.keras
 def test_runtime_auto_without_onnxruntime_is_keras(classic_file, monkeypatch):
-    from resnet_cli import config
+    from resnet_cli import backend, config
     from resnet_cli.request import ModelRequest
 
     keras_run = invoke("--weights", classic_file, "--runtime", "keras", "-f", "jsonl", CAT, ELEPHANT)
-    monkeypatch.setattr(config, "onnxruntime_available", lambda: False)
-    monkeypatch.setattr(config, "openvino_available", lambda: False)
+    monkeypatch.setattr(backend, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(backend, "openvino_available", lambda: False)
     assert config.resolve(ModelRequest(weights=str(classic_file))).runtime == "keras"
     auto = invoke("--weights", classic_file, "-f", "jsonl", CAT, ELEPHANT)
     assert auto.exit_code == 0 and auto.stdout == keras_run.stdout

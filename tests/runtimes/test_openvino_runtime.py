@@ -113,21 +113,21 @@ print(callable(ov.convert_model), "openvino.tools.ovc" in sys.modules)
         ({"avx512f", "amx_bf16", "amx_int8"}, {"fp32": "openvino", "int8": "openvino", "bf16": "openvino"}),
     ],
 )
-def test_auto_takes_the_runtime_the_cpu_flags_say(classic_file, monkeypatch, flags, expected):
+def test_auto_takes_the_runtime_the_cpu_flags_say(flags, expected):
     """The documented rule (config.OPENVINO_FLAGS), and the summary says why."""
     from resnet_cli import config
+    from resnet_cli.machine import Machine
     from resnet_cli.request import ModelRequest
 
-    monkeypatch.setattr(config, "cpu_flags", lambda: frozenset(flags))
-    monkeypatch.setattr(config, "cpu_has_bf16", lambda: bool(flags & {"avx512_bf16", "amx_bf16"}))
+    machine = Machine(cores=2, cpu_flags=frozenset(flags))
     for precision, runtime in expected.items():
-        resolved = config.resolve(ModelRequest(weights=str(classic_file), precision=precision))
+        resolved, _ = config.settle(ModelRequest(precision=precision), machine)
         assert (resolved.runtime, resolved.precision) == (runtime, precision)
         assert resolved.runtime_reason.startswith("auto") and (runtime == "onnx") != (" on " in resolved.runtime_reason)
-    v2 = config._runtime(ModelRequest(model="resnet50v2"), "fp32", "cpu", "resnet50v2")
-    assert v2[0] == "onnx"  # fp32 on the v2 graphs: ONNX Runtime whatever the flags
-    monkeypatch.setattr(config, "openvino_available", lambda: False)
-    assert config.resolve(ModelRequest(weights=str(classic_file))).runtime == "onnx"
+    v2, _ = config.settle(ModelRequest(model="resnet50v2"), machine)
+    assert v2.runtime == "onnx"  # fp32 on the v2 graphs: ONNX Runtime whatever the flags
+    without, _ = config.settle(ModelRequest(), Machine(cores=2, cpu_flags=frozenset(flags), openvino=False))
+    assert without.runtime == "onnx"
 
 
 def test_the_summary_names_the_runtime_auto_took(classic_file):
