@@ -27,6 +27,7 @@ from .onnx_export import EXPORTER_VERSION, OPSET, build_onnx
 from .quantize import (
     NNCF_MODELS,
     calibration_files,
+    calibration_percentile,
     decode_calibration,
     float_convolutions,
     quantize_int8,
@@ -64,6 +65,8 @@ def graph_options(config: ModelConfig, calibration_digest: str = "") -> dict:
     }
     if config.precision == "int8":
         payload["float_convolutions"] = float_convolutions(config.model)
+        if (percentile := calibration_percentile(config.model)) is not None:
+            payload["percentile"] = percentile
         payload["weight_bits"] = config.weight_bits  # a cache shared by AVX2 and VNNI machines keeps both
     if config.include_top and config.head is not None:
         payload["head"] = config.head.sha256
@@ -251,5 +254,6 @@ def _build(config: ModelConfig, calibration: list[Path], quiet: bool) -> bytes:
             images,
             float_convolutions(config.model),
             config.weight_bits,
+            calibration_percentile(config.model),
         )
         return (Path(scratch) / "int8.onnx").read_bytes()
