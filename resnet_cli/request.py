@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from .outputs import formats as output_formats
+
 Format = Literal["table", "json", "jsonl", "csv", "parquet", "html"]
 Device = Literal["auto", "cpu", "gpu"]
 Runtime = Literal["auto", "keras", "onnx", "openvino"]
@@ -14,6 +16,8 @@ Precision = Literal["fp32", "int8", "bf16"]
 Engine = Literal["local", "ray"]
 Progress = Literal["auto", "bar", "log", "none"]  # auto: a bar on a terminal, else log lines
 FORMATS: tuple[str, ...] = get_args(Format)
+if FORMATS != output_formats.NAMES:  # the Literal (for type checkers) and the formats' table agree
+    raise ImportError(f"request.Format {FORMATS} != outputs.formats.TABLE {output_formats.NAMES}")
 DEVICES: tuple[str, ...] = get_args(Device)
 RUNTIMES: tuple[str, ...] = get_args(Runtime)
 PRECISIONS: tuple[str, ...] = get_args(Precision)

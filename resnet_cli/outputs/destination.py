@@ -14,37 +14,30 @@ from pathlib import Path
 
 from .. import storage
 from ..errors import UsageProblem, UserError, user_file
+from . import formats
 from .claim import Claim, claim
 from .parquet import fold, journal_of, journaled_shards, parquet_rows, partial_of
 from .shards import ShardSink, is_shard_folder, shard_files
-from .sinks import (
-    CSV_COLUMNS,
-    LINE_FORMATS,
-    PARQUET_NEEDS_OUTPUT,
-    SHARD_FORMATS,
-    SUFFIX_FORMATS,
-    Sink,
-    file_sink,
-    make_sink,
-    needs_format,
-)
+from .sinks import Sink, file_sink, make_sink
 
 
-def prepare_output(path: str) -> None:
-    """Before any work: make ``path``'s missing parent folders (or the shard folder) and check
-    that a file can be written there. A problem is one UserError line."""
+def prepare_output(path: str, shard_folder: bool | None = None) -> None:
+    """Before any work: make ``path``'s missing parent folders (or the shard folder; None: as
+    ``path`` reads) and check that a file can be written there. A problem is one UserError line."""
     import tempfile
 
+    if shard_folder is None:
+        shard_folder = is_shard_folder(path)
     if storage.is_uri(path):  # an object store: made when written (folders are names there)
         try:
-            storage.makedirs(path if is_shard_folder(path) else path.rsplit("/", 1)[0])
+            storage.makedirs(path if shard_folder else path.rsplit("/", 1)[0])
         except (OSError, ValueError) as error:
             raise UserError(f"cannot write {path} ({error})") from None
         return
     target = os.path.abspath(path)
-    folder = target if is_shard_folder(path) else os.path.dirname(target)
+    folder = target if shard_folder else os.path.dirname(target)
     try:
-        if os.path.isdir(target) and not is_shard_folder(path):
+        if os.path.isdir(target) and not shard_folder:
             raise IsADirectoryError(21, "is a folder")
         os.makedirs(folder, exist_ok=True)
         if os.path.exists(target) and not os.path.isdir(target) and not os.access(target, os.W_OK):
@@ -57,29 +50,18 @@ def prepare_output(path: str) -> None:
         raise UserError(f"cannot write {path} ({error.strerror or error})") from None
 
 
-def written_format(output: str) -> str | None:
+def written_format(output: str, shard_folder: bool) -> str | None:
     """The format records already in ``output`` (a file or shard folder) were written in,
     from their first bytes; None when there are none yet."""
-    if is_shard_folder(output):
-        found = [p for fmt in LINE_FORMATS for p in shard_files(output, fmt)]
-        return written_format(sorted(found)[0]) if found else None
+    if shard_folder:
+        found = [p for fmt in formats.RESUMABLE for p in shard_files(output, fmt)]
+        return written_format(sorted(found)[0], False) if found else None
     try:
-        head = storage.read_bytes(output, 64).lstrip()
+        return formats.by_first_bytes(storage.read_bytes(output, 64))
     except FileNotFoundError:
         return None
     except OSError as error:
         raise ValueError(f"--resume: cannot read {output} ({error.strerror or error})") from None
-    if not head:
-        return None
-    if head.startswith(b"PAR1"):
-        return "parquet"
-    if head.startswith(b"{"):
-        return "jsonl"
-    if head.startswith(b"["):
-        return "json"
-    if head.startswith(",".join(CSV_COLUMNS[:2]).encode()):
-        return "csv"
-    return "table"
 
 
 def output_location(output: str | None) -> str | None:
@@ -94,26 +76,28 @@ def output_location(output: str | None) -> str | None:
     return output
 
 
-def output_format(fmt: str | None, output: str | None, resume: bool = False) -> str:
+def output_format(fmt: str | None, output: str | None, resume: bool = False, shard_folder: bool | None = None) -> str:
     """The run's format: -f as given, else what -o's records already are (with --resume), else
-    -o's extension (a shard folder: jsonl), else table. A choice that cannot work is a
-    ValueError, worded for a usage error."""
-    found = written_format(output) if resume and output else None
+    -o's extension (a shard folder: jsonl), else table — and whether it can do what the run
+    asks (``formats.TABLE``). A choice that cannot work is a ValueError, worded for a usage
+    error. ``shard_folder``: None: as ``output`` reads."""
+    if shard_folder is None:
+        shard_folder = output is not None and is_shard_folder(output)
+    found = written_format(output, shard_folder) if resume and output else None
     if fmt is None:
         if found is not None:
             fmt = found
         elif output is None:
             fmt = "table"
-        elif is_shard_folder(output):
-            fmt = "jsonl"
         else:
-            fmt = SUFFIX_FORMATS.get(os.path.splitext(output)[1].lower(), "table")
-    if fmt == "parquet" and output is None:
-        raise ValueError(PARQUET_NEEDS_OUTPUT)
-    if output is not None and is_shard_folder(output) and fmt not in SHARD_FORMATS:
-        raise ValueError(needs_format("a folder of shards", fmt, SHARD_FORMATS))
-    if resume and fmt not in LINE_FORMATS:
-        raise ValueError(needs_format("--resume", fmt))
+            fmt = formats.SHARD_DEFAULT if shard_folder else formats.by_suffix(output)
+    row = formats.BY_NAME[fmt]
+    if output is None and not row.stdout:
+        raise ValueError(formats.needs_output(fmt))
+    if shard_folder and not row.shards:
+        raise ValueError(formats.needs("a folder of shards", fmt, formats.SHARDABLE))
+    if resume and not row.resumes:
+        raise ValueError(formats.needs("--resume", fmt))
     if found is not None and found != fmt:
         raise ValueError(f"--resume: {output} holds {found} records; it is left as it is. Received: --format {fmt}")
     return fmt
@@ -129,19 +113,20 @@ def settle(output: str | None, fmt: str | None, resume: bool = False, overwrite:
     another run on the same output a UserError, all before any work."""
     try:
         output = output_location(output)
+        shard_folder = output is not None and is_shard_folder(output)  # asked once (a request on s3)
         asked = fmt
-        fmt = output_format(asked, output, resume)  # read-only: usage errors before anything is made
+        fmt = output_format(asked, output, resume, shard_folder)  # read-only: usage errors before anything is made
         if output is None:
             return Destination(None, fmt)
     except ValueError as error:
         raise UsageProblem(str(error)) from None
-    prepare_output(output)
-    shard_folder = is_shard_folder(output)
+    prepare_output(output, shard_folder)
     held = claim(output, shard_folder)
     try:
         with user_file(output):
             recover(output, shard_folder)
-        fmt = output_format(asked, output, resume)  # again: a killed run's journal is a file now
+        if resume:  # again: a killed run's journal has become records in the file now
+            fmt = output_format(asked, output, resume, shard_folder)
         if not (resume or overwrite) and holds_records(output, shard_folder):
             raise ValueError(f"{output} already holds records: {REPLACE_HINT}.")
     except ValueError as error:
@@ -150,7 +135,7 @@ def settle(output: str | None, fmt: str | None, resume: bool = False, overwrite:
     except BaseException:
         held.release()
         raise
-    return Destination(output, fmt, resume, overwrite, held)
+    return Destination(output, fmt, resume, overwrite, held, shard_folder)
 
 
 @dataclass
@@ -163,10 +148,7 @@ class Destination:
     resume: bool = False
     overwrite: bool = False
     held: Claim | None = None
-
-    @property
-    def shard_folder(self) -> bool:
-        return self.output is not None and is_shard_folder(self.output)
+    shard_folder: bool = False  # -o DIR/: shards of SHARD_RECORDS records
 
     @property
     def staging(self) -> str | None:
@@ -234,18 +216,19 @@ def holds_records(output: str, shard_folder: bool) -> bool:
     """Whether ``output`` holds at least one record (an empty file, a JSON ``[]`` or a CSV
     header alone do not)."""
     if shard_folder:
-        return any(holds_records(p, False) for f in SHARD_FORMATS for p in shard_files(output, f))
+        return any(holds_records(p, False) for f in formats.SHARDABLE for p in shard_files(output, f))
     try:
         head = storage.read_bytes(output, 1 << 16)
     except FileNotFoundError:
         return False
-    if head.startswith(b"PAR1"):
+    found = formats.by_first_bytes(head)
+    if found == "parquet":
         return bool(parquet_rows(output))
-    if head.lstrip().startswith(",".join(CSV_COLUMNS[:2]).encode()):
+    if found == "csv":
         return head.count(b"\n") > 1 or not head.endswith(b"\n")
-    if head.lstrip().startswith(b"["):
+    if found == "json":
         return b"{" in head
-    return bool(head.strip())
+    return found is not None
 
 
 def recover(output: str, shard_folder: bool) -> None:
@@ -269,7 +252,7 @@ def _commit(staging: str, output: str, shard_folder: bool) -> None:
     if not shard_folder:
         storage.move(staging, output)
         return
-    for fmt in SHARD_FORMATS:
+    for fmt in formats.SHARDABLE:
         for old in shard_files(output, fmt):
             storage.remove(old)
     for name in storage.listdir(staging):

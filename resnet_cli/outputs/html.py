@@ -115,7 +115,7 @@ class HtmlSink:
     """The page on ``stream`` (closed by ``close`` when the sink opened it). ``report``: the
     run's Report, whose counts and summary line the page shows once the run ends."""
 
-    def __init__(self, stream, report=None, title: str = "resnet-classify report"):
+    def __init__(self, stream, appending: bool = False, report=None, title: str = "resnet-classify report"):
         self.stream, self.report, self.owns_stream = stream, report, False
         self.nonce = secrets.token_urlsafe(16)
         self.count = self.tiles = 0

@@ -10,42 +10,47 @@ from collections.abc import Iterator
 
 from .. import storage
 from ..records import path_from_text
-from .parquet import parquet_paths
+from . import formats
 from .pathset import PathSet
 from .shards import is_shard_folder, shard_files
-from .sinks import LINE_FORMATS, needs_format
 
 
-def recorded_paths(path: str, fmt: str) -> PathSet:
+def recorded_paths(path: str, fmt: str, shard_folder: bool | None = None) -> PathSet:
     """Paths already recorded in an output file (or shard folder), read as a stream into an
-    on-disk set (flat memory for any count). A torn last line (a killed writer) does not count;
-    in a local file it is cut off so the appended records start on a clean line."""
-    if fmt not in LINE_FORMATS:
-        raise ValueError(needs_format("--resume", fmt))
-    files = shard_files(path, fmt) if is_shard_folder(path) else [path] if storage.exists(path) else []
+    on-disk set (flat memory for any count) by the format's reader (``formats.TABLE``). A torn
+    last line (a killed writer) does not count; in a local file it is cut off so the appended
+    records start on a clean line."""
+    row = formats.BY_NAME[fmt]
+    if not row.resumes:
+        raise ValueError(formats.needs("--resume", fmt))
+    if shard_folder is None:
+        shard_folder = is_shard_folder(path)
+    files = shard_files(path, fmt) if shard_folder else [path] if storage.exists(path) else []
     done = PathSet()
     for file in files:
-        done.add_all(_paths_in(file, fmt))
+        done.add_all(row.paths()(file))
     return done
 
 
-def _paths_in(path: str, fmt: str) -> Iterator[str]:
-    if fmt == "parquet":
-        yield from parquet_paths(path)
-        return
+def _lines(path: str) -> Iterator[str]:
+    """The whole lines of a text output, its torn tail (a killed writer's) cut off a local file."""
     local = storage.local_path(path)
     if local is not None:
         _cut_torn_tail(local)
     with storage.open_read(path) as handle:
-        lines = (line.decode("utf-8", errors="replace") for line in _whole_lines(handle))
-        if fmt == "jsonl":
-            for line in lines:
-                try:
-                    yield json.loads(line)["path"]
-                except (ValueError, KeyError, TypeError):
-                    continue
-        else:
-            yield from (path_from_text(row["path"]) for row in csv.DictReader(lines) if row.get("path"))
+        yield from (line.decode("utf-8", errors="replace") for line in _whole_lines(handle))
+
+
+def jsonl_paths(path: str) -> Iterator[str]:
+    for line in _lines(path):
+        try:
+            yield json.loads(line)["path"]
+        except (ValueError, KeyError, TypeError):
+            continue
+
+
+def csv_paths(path: str) -> Iterator[str]:
+    yield from (path_from_text(row["path"]) for row in csv.DictReader(_lines(path)) if row.get("path"))
 
 
 def _whole_lines(handle, chunk_size: int = 1 << 20) -> Iterator[bytes]:

@@ -1,5 +1,5 @@
 """Records → table / json / jsonl / csv text, each record written whole and flushed; the sink
-on a file or a URI object. Which formats there are, and what each can do."""
+of a format (``formats.TABLE``) on a stream, a file or a URI object."""
 
 from __future__ import annotations
 
@@ -8,32 +8,15 @@ import io
 
 from .. import storage
 from ..records import Record, path_display, path_text
-
-CSV_COLUMNS = ("path", "rank", "index", "wnid", "label", "score", "error")
-SUFFIX_FORMATS = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "json",
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".html": "html",
-    ".htm": "html",
-}
-LINE_FORMATS = ("jsonl", "csv", "parquet")  # formats a run can resume
-SHARD_FORMATS = (*LINE_FORMATS, "html")  # formats a shard folder can hold (a report per shard)
-PARQUET_NEEDS_OUTPUT = "--format parquet needs --output FILE or DIR/ (Parquet is binary, not for a terminal or a pipe)"
-
-
-def needs_format(what: str, fmt: str, formats: tuple[str, ...] = LINE_FORMATS) -> str:
-    """The usage message for ``what`` (a shard folder, --resume) asked of a format it cannot use."""
-    return f"{what} needs --format {', '.join(formats)}. Received: --format {fmt}"
+from .formats import BY_NAME, CSV_COLUMNS
 
 
 class Sink:
     """Writes records to a text stream; ``close`` finishes the document (and closes the file
-    when the sink opened it)."""
+    when the sink opened it). ``appending``: after records already there; ``report``: the
+    run's Report (a page shows its counts at the end)."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, appending: bool = False, report=None):
         self.stream = stream
         self.owns_stream = False
 
@@ -64,7 +47,7 @@ class JsonlSink(Sink):
 class JsonSink(Sink):
     """One JSON array, streamed: valid JSON once closed (also after Ctrl-C)."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, appending: bool = False, report=None):
         super().__init__(stream)
         self.count = 0
 
@@ -81,9 +64,9 @@ class JsonSink(Sink):
 class CsvSink(Sink):
     """One row per prediction (k rows per image), or one row with the error."""
 
-    def __init__(self, stream, header: bool = True):
+    def __init__(self, stream, appending: bool = False, report=None):
         super().__init__(stream)
-        if header:
+        if not appending:  # one header per file
             self.stream.write(",".join(CSV_COLUMNS) + "\r\n")
 
     def render(self, record: Record) -> str:
@@ -99,7 +82,7 @@ class CsvSink(Sink):
 class TableSink(Sink):
     """Human output: a small rich table per image (colour on a terminal, plain when piped)."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, appending: bool = False, report=None):
         super().__init__(stream)
         from rich.console import Console
 
@@ -132,27 +115,16 @@ class TableSink(Sink):
         self.stream.flush()
 
 
-SINKS = {"table": TableSink, "json": JsonSink, "jsonl": JsonlSink, "csv": CsvSink}
-
-
 def make_sink(fmt: str, stream, appending: bool = False, report=None) -> Sink:
-    """The sink of ``fmt`` on a text stream; an HTML report shows ``report``'s counts at its end."""
-    if fmt == "csv":
-        return CsvSink(stream, header=not appending)
-    if fmt == "html":
-        from .html import HtmlSink
-
-        return HtmlSink(stream, report)
-    return SINKS[fmt](stream)
+    """The sink of ``fmt`` on a text stream."""
+    return BY_NAME[fmt].sink()(stream, appending=appending, report=report)
 
 
 def file_sink(fmt: str, path: str, appending: bool = False, report=None) -> Sink:
     """A sink on a file it opens (and closes), on this machine's disk (a file:// URI too) or an
     object store; a CSV appended to keeps its one header."""
-    if fmt == "parquet":
-        from .parquet import ParquetSink
-
-        return ParquetSink(path, appending=appending)
+    if BY_NAME[fmt].binary:
+        return BY_NAME[fmt].sink()(path, appending=appending)
     local = storage.local_path(path)
     if local is None:
         return uri_sink(fmt, path, appending, report)
