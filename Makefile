@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-test run lint test bench gpu-check gpu-carry clean
+.PHONY: install install-test run lint test test-fast bench gpu-check gpu-carry clean
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,11 @@ lint: install-test
 # raylet dies, a hang past the timeout) fails alone; a fresh worker runs the rest.
 test: lint
 	$(BIN)/python -m pytest -q -n 1 --max-worker-restart=20
+
+# Everyday work: no TensorFlow or Keras in the process (importing them fails), no test marked
+# keras, slow or ray; the ONNX and OpenVINO paths on a weights file numpy and h5py write.
+test-fast: install-test
+	RESNET_CLI_TEST_LANE=fast $(BIN)/python -m pytest -q -n 2 --durations=10
 
 bench: install-test
 	-$(BIN)/pip install --quiet -e '.[test,ray,bench]'  # the PyTorch peer; the bench skips it if this fails

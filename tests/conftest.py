@@ -7,6 +7,7 @@ import contextlib
 import csv
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,35 @@ requires_real_weights = pytest.mark.skipif(
 )
 
 
+# The fast lane (make test-fast): no TensorFlow and no Keras in the process — importing either
+# fails — and the tests that need them (markers keras, slow, ray) are not collected.
+FAST_LANE = os.environ.get("RESNET_CLI_TEST_LANE") == "fast"
+
+
+class _Unimportable:
+    """A meta-path finder that refuses ``names`` (and their submodules)."""
+
+    def __init__(self, *names):
+        self.names = names
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.names:
+            raise ImportError(f"{name}: not in the fast lane (make test-fast); mark the test keras")
+        return None
+
+
+if FAST_LANE:
+    sys.meta_path.insert(0, _Unimportable("tensorflow", "keras"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if not FAST_LANE:
+        return
+    kept = [item for item in items if not any(item.get_closest_marker(m) for m in ("keras", "slow", "ray"))]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
+
+
 @pytest.fixture(autouse=True, scope="session")
 def isolated_environment(tmp_path_factory):
     """Own cache and Keras home for the whole session; no stray weights from the environment."""
@@ -47,17 +77,20 @@ def isolated_environment(tmp_path_factory):
     os.environ["KERAS_HOME"] = str(base / "keras")
     os.environ.pop("RESNET_CLI_WEIGHTS", None)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from resnet_cli.backend import import_keras
+    if FAST_LANE:  # the download goes through Keras, which cannot be imported here
+        yield
+    else:
+        from resnet_cli.backend import import_keras
 
-    keras = import_keras()
-    real_get_file = keras.utils.get_file
+        keras = import_keras()
+        real_get_file = keras.utils.get_file
 
-    def no_network(*args, **kwargs):
-        raise OSError("tests never touch the network (a test forgot --weights?)")
+        def no_network(*args, **kwargs):
+            raise OSError("tests never touch the network (a test forgot --weights?)")
 
-    keras.utils.get_file = no_network  # tests that exercise the download replace it themselves
-    yield
-    keras.utils.get_file = real_get_file
+        keras.utils.get_file = no_network  # tests that exercise the download replace it themselves
+        yield
+        keras.utils.get_file = real_get_file
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -88,11 +121,15 @@ def weights(keras, sample_arrays):
 
 
 @pytest.fixture(scope="session")
-def classic_file(weights, tmp_path_factory):
-    from weight_files import write_weights
+def classic_file(request, sample_arrays, tmp_path_factory):
+    """ResNet50 in the official file's classic layout: the ``weights`` fixture's (Keras-made);
+    in the fast lane, the same recipe by numpy and h5py alone."""
+    from weight_files import numpy_classic_file, write_weights
 
     path = tmp_path_factory.mktemp("classic") / "resnet50_weights_tf_dim_ordering_tf_kernels.h5"
-    return write_weights(path, weights, "classic", CLASSIC_NAMES)
+    if FAST_LANE:
+        return numpy_classic_file(path, sample_arrays, CLASSIC_NAMES, seed=7)
+    return write_weights(path, request.getfixturevalue("weights"), "classic", CLASSIC_NAMES)
 
 
 @pytest.fixture(scope="session")

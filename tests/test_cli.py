@@ -29,6 +29,7 @@ def test_no_input_is_a_usage_error():
     assert result.exit_code == 2 and "Missing argument 'PATHS…'" in result.stderr and result.stdout == ""
 
 
+@pytest.mark.keras
 def test_summary_prints_the_walkthrough_summary(keras):
     result = invoke("summary")
     assert result.exit_code == 0
@@ -79,6 +80,7 @@ def test_usage_errors_exit_2_before_any_work(args, says, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # nothing written, no folder made
 
 
+@pytest.mark.keras
 def test_option_before_the_subcommand_goes_to_it(classic_file, tmp_path):
     png = tmp_path / "h.png"
     result = invoke("--weights", classic_file, "explain", CAT, "-o", png)

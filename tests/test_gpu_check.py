@@ -5,9 +5,11 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_gpu_check_runs_on_the_cpu(classic_file, dev_images, tmp_path):
     out = tmp_path / "gpu.json"
     dev = tmp_path / "dev"

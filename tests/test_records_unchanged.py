@@ -9,6 +9,8 @@ import golden
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.keras  # the golden records were made with the Keras-made weights file
+
 GOLDEN = Path(__file__).parent / "data" / "golden"
 
 

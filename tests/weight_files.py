@@ -64,6 +64,48 @@ def random_weights(
     return model_weights(model)
 
 
+def numpy_classic_file(path: Path, images: np.ndarray, layer_names: list[str], seed: int = 0) -> Path:
+    """The fast lane's ResNet50 file in the classic layout, made by numpy and h5py alone (no
+    Keras): ``random_weights``' recipe, shapes from the stage table, and fc1000 centred on the
+    pooled features our own ONNX graph computes for ``images``."""
+    import dataclasses
+
+    from resnet_cli.config import resolve
+    from resnet_cli.model.spec import _convs, architecture, weighted_layers
+    from resnet_cli.request import ModelRequest
+    from resnet_cli.runtimes.model_cache import ensure_onnx_model
+    from resnet_cli.runtimes.onnx_runtime import open_session
+
+    arch = architecture("resnet50")
+    names = weighted_layers(arch, include_top=False)
+    convs, bns, width = _convs(arch, 224)
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for conv, bn, (_, size, channels_in, channels_out, _), channels in zip(names[0::2], names[1::2], convs, bns):
+        scale = np.sqrt(2.0 / (size * size * channels_in)) / (64.0 if conv == "conv1" else 1.0)
+        weights[conv] = [
+            rng.normal(0, scale, (size, size, channels_in, channels_out)),
+            rng.normal(0, 0.05, channels_out),
+        ]
+        low, high = (0.1, 0.3) if bn.endswith("2c") else (0.8, 1.2)
+        weights[bn] = [
+            rng.uniform(low, high, channels),
+            rng.normal(0, 0.1, channels),
+            rng.normal(0, 0.1, channels),
+            rng.uniform(0.8, 1.2, channels),
+        ]
+    weights["fc1000"] = [np.zeros((width, 1000)), np.zeros(1000)]
+    weights = {name: [a.astype(np.float32) for a in arrays] for name, arrays in weights.items()}
+    draft = write_weights(path.with_name("draft-" + path.name), weights, "classic", list(weights))
+    config = dataclasses.replace(
+        resolve(ModelRequest(weights=str(draft), runtime="onnx", device="cpu")).features(), precision="fp32"
+    )
+    features = open_session(ensure_onnx_model(config, quiet=True)).run(None, {"images": images})[0]
+    weights["fc1000"] = _centred_classifier(rng, features, 1000)
+    draft.unlink()
+    return write_weights(path, weights, "classic", layer_names)
+
+
 def _centred_classifier(rng, features: np.ndarray, classes: int) -> list[np.ndarray]:
     """A random classifier centred on the images' mean feature, scaled to their spread: the top
     classes differ from photo to photo instead of saturating."""

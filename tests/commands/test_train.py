@@ -73,6 +73,7 @@ def test_head_is_softmax_of_the_saved_weights_on_embed_features(
         assert record["predictions"][0]["index"] == int(np.argmax(by_path[record["path"]]))
 
 
+@pytest.mark.keras
 def test_head_on_keras_and_int8_agrees_with_onnx_fp32(head_records, trained_head, tinted, classic_file):
     head, _ = trained_head
     args = ("classify", "--head", head, "--weights", classic_file, "-f", "jsonl", "-k", 2, "-q", "-r", tinted / "test")
@@ -102,6 +103,7 @@ def test_top_k_beyond_the_classes_gives_all_of_them(trained_head, classic_file):
     assert sum(p["score"] for p in record["predictions"]) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_train_with_augmentation_and_no_validation(tinted, classic_file, tmp_path):
     result = invoke(
         "train",

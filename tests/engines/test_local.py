@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from conftest import SAMPLES, make_folder
 
@@ -36,6 +37,7 @@ def _peak_bytes(folder: Path) -> tuple[int, int]:
     return count, peak
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_with_the_number_of_files(tmp_path):
     small = make_folder(tmp_path / "small", 200, size=(32, 32))
     big_folder = tmp_path / "big"

@@ -1,11 +1,13 @@
 """inputs.decode: pixels equal Keras' own loading; crop mode; format sniffing."""
 
 import numpy as np
+import pytest
 from conftest import preprocess_caffe
 
 from resnet_cli.inputs.decode import DecodeOptions, decode, sniff
 
 
+@pytest.mark.keras
 def test_decode_equals_keras_load_img_on_real_photos(keras, dev_images):
     from keras.applications.imagenet_utils import preprocess_input
     from keras.utils import img_to_array, load_img
@@ -19,6 +21,7 @@ def test_decode_equals_keras_load_img_on_real_photos(keras, dev_images):
         np.testing.assert_array_equal(preprocess_caffe(ours), preprocess_input(theirs.copy()), err_msg=path)
 
 
+@pytest.mark.keras
 def test_crop_mode_is_resize_then_center_crop(keras, dev_images):
     from PIL import Image
 

@@ -62,6 +62,7 @@ def test_a_run_takes_the_head_options_unless_asked_otherwise(classic_file, tmp_p
         resolve(ModelRequest(weights=str(classic_file), head=str(head), resize="stretch"))
 
 
+@pytest.mark.keras
 def test_other_base_weights_are_one_line_naming_both_md5s(trained_head, keras_file, classic_file):
     from resnet_cli.storage import file_md5
 
@@ -90,6 +91,7 @@ def test_a_file_that_is_not_a_head_is_one_line(tmp_path, classic_file, content):
     assert missing.exit_code == 2 and "'--head': File" in missing.stderr and "does not exist" in missing.stderr
 
 
+@pytest.mark.keras
 def test_with_head_replaces_fc1000_only(weights, classic_file, tmp_path):
     from resnet_cli.model.head import read_head, with_head
 

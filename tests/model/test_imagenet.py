@@ -11,6 +11,7 @@ from conftest import preprocess_caffe
 from resnet_cli.model import imagenet
 
 
+@pytest.mark.keras
 def test_preprocess_is_exactly_keras_caffe(keras):
     from keras.applications.imagenet_utils import preprocess_input
 
@@ -29,6 +30,7 @@ def test_class_index_is_the_standard_file():
     assert classes[386] == ("n02504458", "African_elephant")
 
 
+@pytest.mark.keras
 def test_decode_top_k_matches_keras_decode_predictions(keras, monkeypatch):
     import keras.src.applications.imagenet_utils as utils
 

@@ -24,6 +24,7 @@ def test_every_member_has_its_official_files():
     assert len({s.md5 for s in S.OFFICIAL}) == len(S.OFFICIAL) == 14
 
 
+@pytest.mark.keras
 def test_the_md5s_are_keras_own():
     """The hashes are those keras.applications checks its downloads with."""
     from keras.src.applications.resnet import WEIGHTS_HASHES

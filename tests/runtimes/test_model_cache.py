@@ -39,6 +39,7 @@ def test_cached_onnx_run_imports_neither_tensorflow_nor_onnx(classic_file):
     assert run.stdout.strip().endswith("[]"), run.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_four_runs_at_once_on_an_empty_cache(classic_file, tmp_path, precision):
     """Bar 12-io-concurrent-cold-cache: four processes build the same model at once (int8 from
@@ -131,6 +132,7 @@ def _int8_weight_range(path) -> tuple[int, int]:
     return min(int(w.min()) for w in weights), max(int(w.max()) for w in weights)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["onnx", "openvino"])
 def test_one_cache_for_an_avx2_and_a_vnni_machine(classic_file, tmp_path, monkeypatch, runtime):
     """A cache shared by an AVX2 machine and a VNNI one (their flags stood in for): each builds
