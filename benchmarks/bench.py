@@ -118,13 +118,14 @@ def ray_engine_rates(
     from resnet_cli.engines import ray_cluster, ray_pool
     from resnet_cli.inputs.discover import discover
     from resnet_cli.plan import make_plan
-    from resnet_cli.request import InputOptions, ModelRequest
+    from resnet_cli.request import EngineOptions, InputOptions, ModelRequest
 
-    config = resolve(ModelRequest(weights=str(weights), runtime="onnx", precision="int8", threads=threads))
-    inputs = InputOptions(inputs=(str(folder),), batch_size=16, engine="ray", ray_actors=actors, quiet=True)
+    config = resolve(ModelRequest(weights=str(weights), runtime="onnx", precision="int8", threads=threads), local=False)
+    inputs = InputOptions(inputs=(str(folder),), quiet=True)
+    asked = EngineOptions(engine="ray", batch_size=16, ray_actors=actors)
     start = time.perf_counter()
     first, count = None, 0
-    for _ in ray_pool.records(make_plan(config, inputs), discover(inputs.inputs)):
+    for _ in ray_pool.records(make_plan(config, inputs, asked), discover(inputs.inputs)):
         count += 1
         first = first or time.perf_counter()
     end = time.perf_counter()

@@ -16,12 +16,14 @@ from .cli_options import (
     decode_options,
     device_option,
     engine_options,
+    engine_request,
     head_option,
     input_options,
     input_request,
     model_option,
     model_request,
     numerics_options,
+    output_request,
     quiet_option,
     report_format_option,
     report_page_option,
@@ -32,7 +34,7 @@ from .cli_options import (
     weights_options,
 )
 from .errors import ExitStatus
-from .request import FORMATS, PROGRESS, OutputOptions
+from .request import FORMATS, PROGRESS
 
 
 def _call(command, *args, **kwargs) -> None:
@@ -144,16 +146,20 @@ def main():
 def classify(**kwargs):
     """Classify images (the default command): files, folders, URLs, URIs, or - for paths on stdin
     (or for one image's bytes: curl -s URL | resnet-classify -)."""
-    request = model_request(kwargs)
-    inputs = input_request(kwargs)
+    request, inputs, asked, output = (
+        model_request(kwargs),
+        input_request(kwargs),
+        engine_request(kwargs),
+        output_request(kwargs),
+    )
     for flag in ("resume", "overwrite"):
-        if kwargs[flag] and not kwargs["output"]:
+        if getattr(output, flag) and not output.output:
             raise click.UsageError(f"--{flag} needs --output FILE or DIR/ (the records to continue or replace).")
-    if kwargs["resume"] and kwargs["overwrite"]:
+    if output.resume and output.overwrite:
         raise click.UsageError("--resume adds to the records there, --overwrite replaces them: choose one.")
     from .commands.classify import classify as command
 
-    _call(command, request, inputs, OutputOptions(**kwargs))
+    _call(command, request, inputs, asked, output, **kwargs)
 
 
 @main.command()
@@ -185,10 +191,10 @@ def summary(**kwargs):
 @engine_options
 def evaluate(**kwargs):
     """Top-1 / top-5 accuracy on labeled images (folders are searched recursively)."""
-    request, inputs = model_request(kwargs), input_request(kwargs)
+    request, inputs, asked = model_request(kwargs), input_request(kwargs), engine_request(kwargs)
     from .commands.evaluate import evaluate as command
 
-    _call(command, request, inputs, **kwargs)
+    _call(command, request, inputs, asked, **kwargs)
 
 
 @main.command()
@@ -210,10 +216,10 @@ def evaluate(**kwargs):
 @engine_options
 def embed(**kwargs):
     """2048-d pooled ResNet features of images, for search and clustering."""
-    request, inputs = model_request(kwargs), input_request(kwargs)
+    request, inputs, asked = model_request(kwargs), input_request(kwargs), engine_request(kwargs)
     from .commands.embed import embed as command
 
-    _call(command, request, inputs, **kwargs)
+    _call(command, request, inputs, asked, **kwargs)
 
 
 @main.command()
@@ -318,12 +324,12 @@ def train(directory, **kwargs):
     """Learn your own classes: a linear head on the pooled features of DIR/<class>/… photos."""
     request = model_request(kwargs)
     kwargs.update(inputs=(directory,), recursive=True)
-    inputs = input_request(kwargs)
-    if kwargs["augment"] and inputs.engine == "ray":
+    inputs, asked = input_request(kwargs), engine_request(kwargs)
+    if kwargs["augment"] and asked.engine == "ray":
         raise click.UsageError("--augment runs on the local engine. Received: --engine ray")
     from .commands.train import train as command
 
-    _call(command, request, inputs, **kwargs)
+    _call(command, request, inputs, asked, **kwargs)
 
 
 @main.command()

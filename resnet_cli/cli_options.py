@@ -9,7 +9,17 @@ import dataclasses
 import click
 
 from .model.spec import INTERPOLATIONS, MODEL_NAMES, POOL1_PADDINGS, RESIZES
-from .request import DEVICES, ENGINES, PRECISIONS, RUNTIMES, InputOptions, ModelRequest, conflicts
+from .request import (
+    DEVICES,
+    ENGINES,
+    PRECISIONS,
+    RUNTIMES,
+    EngineOptions,
+    InputOptions,
+    ModelRequest,
+    OutputOptions,
+    conflicts,
+)
 
 
 class DefaultGroup(click.Group):
@@ -278,10 +288,73 @@ head_option = click.option(
 )
 
 
+# The requests' fields, each fed by the Click parameter of the same name (its ``dest``): the
+# requests are built from these lists, and a field without its option (or an option of the
+# shared groups without its field) is an ImportError, so every test fails at once instead of
+# the one command that would have failed when run.
+MODEL_OPTIONS = (
+    "model",
+    "weights",
+    "offline",
+    "pool1_padding",
+    "bn_epsilon",
+    "resize",
+    "interpolation",
+    "fast_decode",
+    "fetch_timeout",
+    "runtime",
+    "precision",
+    "device",
+    "threads",
+    "calibration",
+    "head",
+)
+INPUT_OPTIONS = ("inputs", "recursive", "null", "include_hidden", "quiet", "verbose", "progress")
+ENGINE_OPTIONS = ("engine", "batch_size", "workers", "ray_address", "ray_actors")
+OUTPUT_OPTIONS = ("format", "output", "resume", "overwrite", "top_k")
+SHARED_GROUPS = (
+    weights_options,
+    numerics_options,
+    runtime_options,
+    decode_options,
+    input_options,
+    engine_options,
+    head_option,
+)
+
+
+def parameter_names(*decorators) -> set[str]:
+    """The ``dest`` names of the Click parameters some option decorators add."""
+
+    def probe():
+        pass
+
+    for decorator in decorators:
+        probe = decorator(probe)
+    return {param.name for param in getattr(probe, "__click_params__", [])}
+
+
+def _check_the_tables() -> None:
+    tables = ((MODEL_OPTIONS, ModelRequest), (INPUT_OPTIONS, InputOptions), (ENGINE_OPTIONS, EngineOptions))
+    for names, request in (*tables, (OUTPUT_OPTIONS, OutputOptions)):
+        fields = {field.name for field in dataclasses.fields(request)}
+        if set(names) != fields:
+            raise ImportError(f"{request.__name__}'s fields {sorted(fields)} != its options {sorted(names)}")
+    stray = parameter_names(*SHARED_GROUPS) - {name for names, _ in tables for name in names}
+    if stray:
+        raise ImportError(f"options {sorted(stray)} feed no request field")
+
+
+_check_the_tables()
+
+
+def _taken(kwargs: dict, names: tuple[str, ...]) -> dict:
+    return {name: kwargs.pop(name) for name in names if name in kwargs}
+
+
 def model_request(kwargs: dict, **fixed) -> ModelRequest:
-    """The ModelRequest fields out of a command's parsed options (the rest stay in kwargs)."""
-    names = {f.name for f in dataclasses.fields(ModelRequest)}
-    request = ModelRequest(**{name: kwargs.pop(name) for name in list(kwargs) if name in names}, **fixed)
+    """The ModelRequest out of a command's parsed options (the rest stay in kwargs)."""
+    request = ModelRequest(**_taken(kwargs, MODEL_OPTIONS), **fixed)
     problem = conflicts(request)
     if problem:
         raise click.UsageError(problem)
@@ -289,14 +362,22 @@ def model_request(kwargs: dict, **fixed) -> ModelRequest:
 
 
 def input_request(kwargs: dict) -> InputOptions:
-    """The InputOptions fields out of a command's parsed options; Ray's flags only with ray."""
-    names = {f.name for f in dataclasses.fields(InputOptions)}
-    inputs = InputOptions(**{name: kwargs.pop(name) for name in list(kwargs) if name in names})
-    if inputs.engine != "ray":
-        for flag, value in (("--ray-address", inputs.ray_address), ("--ray-actors", inputs.ray_actors)):
+    """The InputOptions out of a command's parsed options."""
+    return InputOptions(**_taken(kwargs, INPUT_OPTIONS))
+
+
+def engine_request(kwargs: dict) -> EngineOptions:
+    """The EngineOptions out of a command's parsed options; Ray's flags only with ray."""
+    asked = EngineOptions(**_taken(kwargs, ENGINE_OPTIONS))
+    if asked.engine != "ray":
+        for flag, value in (("--ray-address", asked.ray_address), ("--ray-actors", asked.ray_actors)):
             if value is not None:
-                raise click.UsageError(f"{flag} is for --engine ray. Received: --engine {inputs.engine}")
-    return inputs
+                raise click.UsageError(f"{flag} is for --engine ray. Received: --engine {asked.engine}")
+    return asked
+
+
+def output_request(kwargs: dict) -> OutputOptions:
+    return OutputOptions(**_taken(kwargs, OUTPUT_OPTIONS))
 
 
 def suffix(*suffixes: str):

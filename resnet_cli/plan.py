@@ -10,8 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .config import ModelConfig
-from .request import CPU_BATCH, GPU_BATCH, Engine, InputOptions
+from .request import CPU_BATCH, GPU_BATCH, Engine, EngineOptions, InputOptions
 from .storage import is_uri, is_url
+
+LOCAL = EngineOptions()  # the local engine, its settings left to the plan
 
 
 @dataclass(frozen=True)
@@ -33,25 +35,27 @@ class RunPlan:
 def make_plan(
     config: ModelConfig,
     inputs: InputOptions,
+    asked: EngineOptions = LOCAL,
     top_k: int = 5,
     thumbnails: bool = False,
     per_batch: Callable | None = None,
     cores: int | None = None,
 ) -> RunPlan:
-    """The plan of a run of ``config`` over ``inputs`` on a machine of ``cores`` cores."""
+    """The plan of a run of ``config`` over ``inputs`` on a machine of ``cores`` cores, the
+    engine settings ``asked``."""
     cores = cores or os.cpu_count() or 1
     return RunPlan(
         config=config,
-        engine=inputs.engine,
-        batch_size=batch_size(inputs.batch_size, config.device),
-        batch_asked=inputs.batch_size is not None,
-        decode_workers=decode_workers(inputs.workers, inputs.inputs, cores),
+        engine=asked.engine,
+        batch_size=batch_size(asked.batch_size, config.device),
+        batch_asked=asked.batch_size is not None,
+        decode_workers=decode_workers(asked.workers, inputs.inputs, cores),
         decode_ahead=decode_ahead(config, inputs.inputs, cores),
         top_k=top_k,
         thumbnails=thumbnails,
         per_batch=per_batch,
-        ray_address=inputs.ray_address,
-        ray_actors=inputs.ray_actors,
+        ray_address=asked.ray_address,
+        ray_actors=asked.ray_actors,
         quiet=inputs.quiet,
     )
 
@@ -79,4 +83,4 @@ def decode_ahead(config: ModelConfig, inputs: tuple[str, ...], cores: int) -> bo
     ahead: they wait on the network."""
     if any(i == "-" or is_uri(i) for i in inputs):
         return True
-    return config.runtime != "openvino" or 0 < config.threads < cores
+    return config.runtime != "openvino" or config.threads < cores  # threads: settled (config.settle)

@@ -63,18 +63,24 @@ def conflicts(request: ModelRequest) -> str | None:
 
 @dataclass(frozen=True)
 class InputOptions:
-    """Which inputs, and how they stream through an engine."""
+    """Which inputs, and what the user sees of them going by."""
 
     inputs: tuple[str, ...] = ()
     recursive: bool = False
     null: bool = False  # paths on stdin separated by NUL (find -print0), not newlines
     include_hidden: bool = False
-    batch_size: int | None = None  # None: the plan's (plan.batch_size)
-    workers: int = 0  # decode threads; 0: the plan's (plan.decode_workers)
     quiet: bool = False
     verbose: bool = False  # name each skipped (non-image) file on stderr
     progress: Progress = "auto"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the inputs stream through an engine, as asked; ``plan.make_plan`` settles them."""
+
     engine: Engine = "local"  # local: this process; ray: Ray tasks and actors on a cluster (or a local Ray)
+    batch_size: int | None = None  # None: the plan's (plan.batch_size)
+    workers: int = 0  # decode threads; 0: the plan's (plan.decode_workers)
     ray_address: str | None = None  # None: start a local Ray sized to this machine
     ray_actors: int | None = None  # model actors; None: engines.ray_plan.Plan sizes the pool
 

@@ -215,3 +215,39 @@ def test_a_missing_members_weights_name_its_file():
 def test_an_unknown_model_is_a_usage_error_listing_the_family():
     result = invoke("--model", "resnet18", SAMPLES / "cat.jpg")
     assert result.exit_code == 2 and "'resnet101v2'" in result.stderr and "'resnet152'" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["classify", "evaluate", "embed", "train", "explain", "export", "summary"])
+def test_each_option_reaches_its_request_or_its_commands_keyword(name):
+    """The shared options feed the requests (checked at import by cli_options); the rest of a
+    command's options must be keywords of its function, by name."""
+    import importlib
+    import inspect
+
+    from resnet_cli import cli_options
+    from resnet_cli.cli import main
+
+    requests = set(cli_options.MODEL_OPTIONS)
+    objects = {"request"}  # the requests themselves
+    if name in ("classify", "evaluate", "embed", "train"):
+        requests |= {*cli_options.INPUT_OPTIONS, *cli_options.ENGINE_OPTIONS}
+        objects |= {"inputs", "asked"}
+    if name == "classify":
+        requests |= set(cli_options.OUTPUT_OPTIONS)
+        objects.add("output")
+    own = {param.name for param in main.commands[name].params} - requests - {"directory"}  # train's: its inputs
+    function = getattr(importlib.import_module(f"resnet_cli.commands.{name}"), name)
+    assert own == set(inspect.signature(function).parameters) - objects
+
+
+def test_an_option_and_a_field_that_disagree_stop_the_import(monkeypatch):
+    from resnet_cli import cli_options
+
+    cli_options._check_the_tables()
+    monkeypatch.setattr(cli_options, "MODEL_OPTIONS", cli_options.MODEL_OPTIONS[:-1])  # a field without its option
+    with pytest.raises(ImportError, match=r"ModelRequest's fields .* != its options"):
+        cli_options._check_the_tables()
+    monkeypatch.undo()
+    monkeypatch.setattr(cli_options, "SHARED_GROUPS", (*cli_options.SHARED_GROUPS, cli_options.report_page_option))
+    with pytest.raises(ImportError, match=r"options \['report'\] feed no request field"):
+        cli_options._check_the_tables()

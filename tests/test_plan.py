@@ -7,15 +7,15 @@ import pytest
 
 from resnet_cli.config import ModelConfig
 from resnet_cli.plan import make_plan
-from resnet_cli.request import CPU_BATCH, GPU_BATCH, InputOptions
+from resnet_cli.request import CPU_BATCH, GPU_BATCH, EngineOptions, InputOptions
 
-CPU = ModelConfig(weights=None, weights_md5=None, runtime="onnx", device="cpu")
+CPU = ModelConfig(weights=None, weights_md5=None, runtime="onnx", device="cpu", threads=2)
 
 
 def test_the_batch_suits_the_device_unless_asked():
     assert make_plan(CPU, InputOptions()).batch_size == CPU_BATCH
     assert make_plan(dataclasses.replace(CPU, device="gpu"), InputOptions()).batch_size == GPU_BATCH
-    asked = make_plan(dataclasses.replace(CPU, device="gpu"), InputOptions(batch_size=7))
+    asked = make_plan(dataclasses.replace(CPU, device="gpu"), InputOptions(), EngineOptions(batch_size=7))
     assert asked.batch_size == 7 and asked.batch_asked
 
 
@@ -29,7 +29,9 @@ def test_the_batch_suits_the_device_unless_asked():
     ],
 )
 def test_decode_threads(inputs, workers, expected):
-    assert make_plan(CPU, InputOptions(inputs=inputs, workers=workers), cores=4).decode_workers == expected
+    assert (
+        make_plan(CPU, InputOptions(inputs=inputs), EngineOptions(workers=workers), cores=4).decode_workers == expected
+    )
     assert make_plan(CPU, InputOptions(inputs=("photos/",)), cores=1).decode_workers == 2  # at least two
 
 
@@ -43,7 +45,8 @@ def test_openvino_on_every_core_decodes_in_turns_with_the_model():
 
 
 def test_the_plan_carries_the_run_and_is_frozen():
-    plan = make_plan(CPU, InputOptions(engine="ray", ray_actors=3, quiet=True), top_k=3, thumbnails=True)
+    asked = EngineOptions(engine="ray", ray_actors=3)
+    plan = make_plan(CPU, InputOptions(quiet=True), asked, top_k=3, thumbnails=True)
     assert (plan.engine, plan.ray_actors, plan.quiet, plan.top_k, plan.thumbnails) == ("ray", 3, True, 3, True)
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.batch_size = 1

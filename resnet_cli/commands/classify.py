@@ -18,16 +18,16 @@ from ..outputs.report import Report
 from ..outputs.resume import recorded_paths
 from ..plan import make_plan
 from ..progress import progress_display
-from ..request import InputOptions, ModelRequest, OutputOptions
+from ..request import EngineOptions, InputOptions, ModelRequest, OutputOptions
 from ..signals import graceful_stop
 from .stream import count_in_background, counted, skipper, sources
 
 
-def classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions) -> ExitStatus:
+def classify(request: ModelRequest, inputs: InputOptions, asked: EngineOptions, output: OutputOptions) -> ExitStatus:
     destination = settle(output.output, output.format, output.resume, output.overwrite)
     completed = False
     try:
-        report = _classify(request, inputs, output, destination)
+        report = _classify(request, inputs, asked, output, destination)
         completed = not report.interrupted
     finally:
         note = destination.finish(completed)
@@ -36,7 +36,9 @@ def classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions)
     return report.exit_status
 
 
-def _classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions, destination: Destination) -> Report:
+def _classify(
+    request: ModelRequest, inputs: InputOptions, asked: EngineOptions, output: OutputOptions, destination: Destination
+) -> Report:
     report = Report()
     with user_file(output.output or "stdout"):
         done = (
@@ -52,7 +54,7 @@ def _classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions
     with contextlib.ExitStack() as stack:
         stop = stack.enter_context(graceful_stop())
         # Ray and its workers print (to fd 1) from threads and native code: keep stdout for records.
-        ray_to_stdout = inputs.engine == "ray" and destination.output is None
+        ray_to_stdout = asked.engine == "ray" and destination.output is None
         records_stdout = stack.enter_context(records_only_stdout()) if ray_to_stdout else None
         first, results = [], iter(())
         progress = stack.enter_context(progress_display(inputs, report.launched))  # from launch: start-up shows
@@ -60,11 +62,11 @@ def _classify(request: ModelRequest, inputs: InputOptions, output: OutputOptions
         if progress:
             count_in_background(inputs, progress, task, skip=done)
         try:
-            config = resolve(request, local=inputs.engine != "ray")
+            config = resolve(request, local=asked.engine != "ray")
             report.model = f"{architecture(config.model).title}, {len(config.labels)} classes" + (
                 f" of the head {config.head.path}" if config.head else " (ImageNet)"
             )
-            plan = make_plan(config, inputs, top_k=output.top_k, thumbnails=destination.format == "html")
+            plan = make_plan(config, inputs, asked, top_k=output.top_k, thumbnails=destination.format == "html")
             engine = stack.enter_context(engines.open(plan))
             found = engine.records(sources(inputs, done), skipper(inputs, report))
             results = counted(engine, found, report, echo_errors)

@@ -16,20 +16,22 @@ from ..model.spec import FEATURES
 from ..outputs.destination import prepare_output
 from ..outputs.report import Report
 from ..plan import make_plan
-from ..request import InputOptions, ModelRequest
+from ..request import EngineOptions, InputOptions, ModelRequest
 from ..storage import write_atomic
 from .stream import counted, skipper, sources
 
 
-def embed(request: ModelRequest, inputs: InputOptions, output: str, normalize: bool = False) -> ExitStatus:
+def embed(
+    request: ModelRequest, inputs: InputOptions, asked: EngineOptions, output: str, normalize: bool = False
+) -> ExitStatus:
     paths_file = Path(output).with_suffix(".txt") if output.endswith(".npy") else None
     prepare_output(output)
     if paths_file:
         prepare_output(str(paths_file))
-    config = resolve(request, include_top=False, pooling="avg", local=inputs.engine != "ray")
+    config = resolve(request, include_top=False, pooling="avg", local=asked.engine != "ray")
     report = Report(verb="embedded")
     paths, vectors = [], []
-    with engines.open(make_plan(config, inputs)) as engine:
+    with engines.open(make_plan(config, inputs, asked)) as engine:
         for record in counted(engine, engine.records(sources(inputs), skipper(inputs, report)), report):
             if record.ok:
                 paths.append(record.path)

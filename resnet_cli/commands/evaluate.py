@@ -14,7 +14,7 @@ from ..outputs.destination import prepare_output
 from ..outputs.html_report import AccuracyPage, share
 from ..outputs.report import Report
 from ..plan import make_plan
-from ..request import InputOptions, ModelRequest
+from ..request import EngineOptions, InputOptions, ModelRequest
 from ..training.labels import label_for, read_label_csv, read_label_rows
 from ..training.metrics import Accuracy
 from .stream import counted, skipper, sources
@@ -23,6 +23,7 @@ from .stream import counted, skipper, sources
 def evaluate(
     request: ModelRequest,
     inputs: InputOptions,
+    asked: EngineOptions,
     labels: str | None = None,
     fmt: str = "table",
     report: str | None = None,
@@ -34,7 +35,7 @@ def evaluate(
     except (OSError, ValueError) as error:
         raise UserError(f"--labels: {error}") from None
     inputs = dataclasses.replace(inputs, recursive=True)  # folder-per-class layouts are trees
-    config = resolve(request, local=inputs.engine != "ray")
+    config = resolve(request, local=asked.engine != "ray")
     classes = config.labels if config.head is not None else None  # None: ImageNet's
     try:
         csv_labels = read_label_csv(labels, classes, rows) if labels else None
@@ -43,7 +44,7 @@ def evaluate(
     _check_some_labeled(inputs, csv_labels, classes)
     run, accuracy = Report(), Accuracy(labels=classes)
     page = AccuracyPage(report, config.labels, "resnet-classify evaluate") if report else None
-    with engines.open(make_plan(config, inputs, thumbnails=page is not None)) as engine:
+    with engines.open(make_plan(config, inputs, asked, thumbnails=page is not None)) as engine:
         for record in counted(engine, engine.records(sources(inputs), skipper(inputs, run)), run):
             if not record.ok:
                 continue

@@ -17,7 +17,7 @@ from ..outputs.destination import prepare_output
 from ..outputs.html_report import ThumbnailStore, write_validation_page
 from ..outputs.report import Report
 from ..plan import make_plan
-from ..request import InputOptions, ModelRequest
+from ..request import EngineOptions, InputOptions, ModelRequest
 from ..storage import write_atomic
 from ..training import fit as fitting
 from ..training.labels import check_counts, labeled_sources, read_label_rows
@@ -45,6 +45,7 @@ def _warn_if_too_few(held_targets: np.ndarray, classes: int) -> None:
 def train(
     request: ModelRequest,
     inputs: InputOptions,
+    asked: EngineOptions,
     output: str,
     labels: str | None = None,
     val_fraction: float = 0.2,
@@ -66,12 +67,12 @@ def train(
     if unlabeled:
         where = "in --labels" if labels else "in a class sub-folder"
         stderr_line(f"warning: {unlabeled} image file(s) under {directory} not {where}: left out")
-    config = resolve(request, include_top=False, pooling="avg", local=inputs.engine != "ray")
+    config = resolve(request, include_top=False, pooling="avg", local=asked.engine != "ray")
     class_of = dict(zip((s.path for s in sources), names))
     wrap = (lambda predict: fitting.augmenting(predict, augment, seed)) if augment else None
     run, paths, vectors = Report(verb="embedded"), [], []
     pictures = ThumbnailStore() if report else None
-    plan = make_plan(config, inputs, thumbnails=report is not None, per_batch=wrap)
+    plan = make_plan(config, inputs, asked, thumbnails=report is not None, per_batch=wrap)
     with engines.open(plan) as engine:
         for record in counted(engine, engine.records(sources, skipper(inputs, run)), run):
             if record.ok:

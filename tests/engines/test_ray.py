@@ -15,6 +15,7 @@ from conftest import DEV, SAMPLES
 
 from resnet_cli.cli import main
 from resnet_cli.plan import make_plan
+from resnet_cli.request import EngineOptions
 
 pytestmark = pytest.mark.ray
 
@@ -45,14 +46,15 @@ def folder(tmp_path_factory):
     return d
 
 
+RAY = EngineOptions(engine="ray", batch_size=4)
+
+
 def _ray_run(classic_file, folder):
     """The resolved config and input options of a default ray run over ``folder``."""
     from resnet_cli.config import resolve
     from resnet_cli.request import InputOptions, ModelRequest
 
-    return resolve(ModelRequest(weights=str(classic_file))), InputOptions(
-        inputs=(str(folder),), batch_size=4, engine="ray"
-    )
+    return resolve(ModelRequest(weights=str(classic_file)), local=False), InputOptions(inputs=(str(folder),))
 
 
 def classify(*args):
@@ -114,7 +116,7 @@ def test_every_record_exactly_once_when_an_actor_dies(ray_cluster, folder, class
     config, inputs = _ray_run(classic_file, folder)
     skipped = []
     records = ray_pool.records(
-        make_plan(config, inputs), discover(inputs.inputs), on_skip=skipped.append, predictor=CrashOnce
+        make_plan(config, inputs, RAY), discover(inputs.inputs), on_skip=skipped.append, predictor=CrashOnce
     )
     records = [r.as_dict() for r in records]
     assert os.path.exists(marker), "the actor never crashed: the test proved nothing"
@@ -217,7 +219,7 @@ def test_a_failure_ray_gives_up_on_is_one_user_error(ray_cluster, classic_file):
 
     config, inputs = _ray_run(classic_file, SAMPLES)
     with pytest.raises(UserError, match="^the ray engine failed: OSError: weights file vanished on this node$"):
-        list(ray_pool.records(make_plan(config, inputs), discover(inputs.inputs), predictor=Broken))
+        list(ray_pool.records(make_plan(config, inputs, RAY), discover(inputs.inputs), predictor=Broken))
 
 
 def test_relative_paths_work_though_workers_run_elsewhere(ray_cluster, folder, classic_file, monkeypatch):
@@ -245,7 +247,7 @@ def test_inputs_read_a_window_at_a_time_give_the_same_records(
     inputs = dataclasses.replace(inputs, batch_size=2, ray_actors=2)  # window 5: 5 rows read ahead
     blocks = list(ray_plan.blocks_of(discover(inputs.inputs), ray_plan.Plan(2, actors=2, cpus_per_actor=0.5)))
     assert len(blocks) > 5 and {len(block) for block in blocks} == {1, 2}
-    records = [r.as_dict() for r in ray_pool.records(make_plan(config, inputs), discover(inputs.inputs))]
+    records = [r.as_dict() for r in ray_pool.records(make_plan(config, inputs, RAY), discover(inputs.inputs))]
     assert_same_records(records, local_records)
 
 
@@ -358,7 +360,7 @@ def test_a_worker_that_cannot_see_the_weights_stops_the_run_naming_its_node(ray_
 
     config, inputs = _ray_run(classic_file, SAMPLES)
     with pytest.raises(UserError, match=message):
-        list(ray_pool.records(make_plan(dataclasses.replace(config, **change), inputs), discover(inputs.inputs)))
+        list(ray_pool.records(make_plan(dataclasses.replace(config, **change), inputs, RAY), discover(inputs.inputs)))
 
 
 def test_a_worker_with_other_versions_or_settings_is_named(ray_cluster, classic_file, monkeypatch):
@@ -422,7 +424,7 @@ def test_the_driver_reads_a_bounded_window_ahead(ray_cluster, classic_file, tmp_
             yield Source(str(tmp_path / f"missing{i:03d}.jpg"), explicit=True, error=known)
 
     records = []
-    for record in ray_pool.records(make_plan(config, inputs), sources()):
+    for record in ray_pool.records(make_plan(config, inputs, RAY), sources()):
         records.append(record)
         ahead.append(len(read) - len(records))
     assert [r.path for r in records] == [str(tmp_path / f"missing{i:03d}.jpg") for i in range(300)]
@@ -455,7 +457,7 @@ def test_an_actor_the_cluster_cannot_place_holds_no_work(ray_cluster, folder, cl
     records = []
     run = threading.Thread(
         target=lambda: records.extend(
-            r.as_dict() for r in ray_pool.records(make_plan(config, inputs), discover(inputs.inputs))
+            r.as_dict() for r in ray_pool.records(make_plan(config, inputs, RAY), discover(inputs.inputs))
         ),
         daemon=True,
     )
