@@ -2,12 +2,13 @@
 
 One run, top to bottom (each stage a sub-package; imports only point down):
 
-    cli (Click) → request (what was asked) → commands/<name> → config (one frozen ModelConfig)
-      → plan (one frozen RunPlan) → engines.open(plan).records(sources)
+    cli (Click) → request (what was asked) → commands/<name> → config (one frozen ModelConfig:
+      the I/O, then a pure settle against the probed Machine) → plan (one frozen RunPlan)
+      → engines.open(plan).records(sources)
       inputs/   paths, folders, stdin, URIs → Sources → bytes → RGB uint8 at the input size
       engines/  batches of pixels → a runtime → records, in input order (local threads or Ray)
       runtimes/ keras, onnx or openvino: uint8 batch → scores or features (ONNX exported and cached once)
       model/    the network as data: stage table, weight files, head, class index, Grad-CAM
       records   Record / Prediction: the one schema every sink writes
-      outputs/  sinks (table, json, jsonl, csv, parquet), shards, resume → the Report → ExitStatus
+      outputs/  formats (one table), sinks, shards, destination, resume → the Report → ExitStatus
 """
