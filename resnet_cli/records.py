@@ -31,11 +31,15 @@ def path_from_text(text: str) -> str:
 
 
 def path_display(path: str) -> str:
-    """A path for a table row, on one line: control characters and undecodable bytes escaped
-    as JSON escapes them (``\\n``, ``\\udcff``); a printable name is left as it is."""
+    """A path for people (a table row, a page, a line on stderr), on one line and in the order
+    its characters are stored: control characters, undecodable bytes and the invisible format
+    characters — the bidirectional overrides (U+202E shows ``\\u202eevil.jpg`` as ``gpj.live``)
+    and zero-width ones — escaped as JSON escapes them (``\\n``, ``\\udcff``, ``\\u202e``); a
+    printable name is left as it is."""
     if path.isprintable():
         return path
-    return path_text(json.dumps(path, ensure_ascii=False)[1:-1])
+    text = json.dumps(path, ensure_ascii=False)[1:-1]
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in text)
 
 
 def _has_surrogates(text: str) -> bool:

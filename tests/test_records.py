@@ -3,6 +3,8 @@
 import json
 import os
 
+import pytest
+
 from resnet_cli.records import Prediction, Record, path_display, path_from_text, path_text
 
 
@@ -32,3 +34,33 @@ def test_a_table_row_shows_control_characters_escaped_on_one_line():
     assert path_display("tab\there.jpg") == "tab\\there.jpg"
     assert path_display("éléphant.jpg") == "éléphant.jpg"
     assert "\n" not in path_display(os.fsdecode(b"a\n\xff.jpg"))
+
+
+@pytest.mark.parametrize(
+    "name, shown",
+    [
+        ("\u202eevil\u202c.jpg", "\\u202eevil\\u202c.jpg"),  # a right-to-left override: would read "gpj.live"
+        ("a\u200bb.jpg", "a\\u200bb.jpg"),  # zero-width space
+        ("a\nb.jpg", "a\\nb.jpg"),
+        ("x\udcff.jpg", "x\\udcff.jpg"),  # an undecodable byte
+        ("plain name.jpg", "plain name.jpg"),
+    ],
+)
+def test_a_name_shows_as_the_characters_it_holds(name, shown):
+    from resnet_cli.records import path_display
+
+    assert path_display(name) == shown
+
+
+def test_an_override_in_a_file_name_is_escaped_in_the_table_the_page_and_the_error_line(classic_file, tmp_path):
+    from conftest import SAMPLES, invoke
+
+    photo, broken = tmp_path / "\u202eevil\u202c.jpg", tmp_path / "\u202ebad\u202c.jpg"
+    photo.write_bytes((SAMPLES / "cat.jpg").read_bytes())
+    broken.write_bytes(b"not an image")
+    table = invoke("--weights", classic_file, "-f", "table", photo, broken)
+    page = invoke("--weights", classic_file, "-f", "html", photo, broken)
+    for result in (table, page):
+        assert result.exit_code == 1 and "\u202e" not in result.stdout + result.stderr
+    assert "\\u202eevil\\u202c.jpg" in table.stdout and "\\u202eevil\\u202c.jpg" in page.stdout
+    assert "error: " + str(tmp_path) + "/\\u202ebad\\u202c.jpg: " in table.stderr

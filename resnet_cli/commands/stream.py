@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..console import stderr_line
 from ..inputs.discover import discover
-from ..records import Record
+from ..records import Record, path_display
 from ..request import InputOptions
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def counted(engine: Engine, records: Iterator[Record], report: Report, echo_erro
             report.ran_on, report.started = engine.ran_on, engine.started or report.started
             report.add(record)
             if record.error is not None and echo_errors:
-                stderr_line(f"error: {record.path}: {record.error}")
+                stderr_line(f"error: {path_display(record.path)}: {record.error}")
             yield record
     finally:
         report.ran_on, report.started = engine.ran_on or report.ran_on, engine.started or report.started
@@ -57,6 +57,6 @@ def skipper(inputs: InputOptions, report: Report):
     def skip(source) -> None:
         report.skip(source)
         if inputs.verbose:
-            stderr_line(f"skipped: {source.path} (not an image)")
+            stderr_line(f"skipped: {path_display(source.path)} (not an image)")
 
     return skip
