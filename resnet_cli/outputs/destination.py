@@ -96,6 +96,11 @@ def output_format(fmt: str | None, output: str | None, resume: bool = False, sha
         raise ValueError(formats.needs_output(fmt))
     if shard_folder and not row.shards:
         raise ValueError(formats.needs("a folder of shards", fmt, formats.SHARDABLE))
+    if found is not None and not formats.BY_NAME[found].resumes:
+        raise ValueError(
+            f"--resume: {output} holds {found} records, which cannot be continued ({', '.join(formats.RESUMABLE)} "
+            "can); --overwrite replaces them"
+        )
     if resume and not row.resumes:
         raise ValueError(formats.needs("--resume", fmt))
     if found is not None and found != fmt:
@@ -103,9 +108,13 @@ def output_format(fmt: str | None, output: str | None, resume: bool = False, sha
     return fmt
 
 
-REPLACE_HINT = (
-    "add --resume to continue it, or --overwrite to start again (the old records stay until the new run completes)"
-)
+def replace_hint(fmt: str) -> str:
+    """What to do with an output that already holds records, as far as its format allows."""
+    overwrite = "--overwrite to start again (the old records stay until the new run completes)"
+    if formats.BY_NAME[fmt].resumes:
+        return f"add --resume to continue it, or {overwrite}"
+    resumable = ", ".join(f"-o FILE{formats.BY_NAME[name].suffixes[0]}" for name in formats.RESUMABLE)
+    return f"add {overwrite}; a {fmt} output cannot be continued ({resumable} can, with --resume)"
 
 
 def settle(output: str | None, fmt: str | None, resume: bool = False, overwrite: bool = False) -> Destination:
@@ -128,7 +137,7 @@ def settle(output: str | None, fmt: str | None, resume: bool = False, overwrite:
         if resume:  # again: a killed run's journal has become records in the file now
             fmt = output_format(asked, output, resume, shard_folder)
         if not (resume or overwrite) and holds_records(output, shard_folder):
-            raise ValueError(f"{output} already holds records: {REPLACE_HINT}.")
+            raise ValueError(f"{output} already holds records: {replace_hint(fmt)}.")
     except ValueError as error:
         held.release()
         raise UsageProblem(str(error)) from None

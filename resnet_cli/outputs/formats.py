@@ -44,7 +44,7 @@ TABLE = (
     OutputFormat(
         "parquet", (".parquet",), False, True, True, b"PAR1", "parquet:ParquetSink", "parquet:parquet_paths", True
     ),
-    OutputFormat("html", (".html", ".htm"), True, False, True, None, "html:HtmlSink"),
+    OutputFormat("html", (".html", ".htm"), True, False, True, b"<!DOCTYPE html", "html:HtmlSink"),
 )
 BY_NAME = {f.name: f for f in TABLE}
 NAMES = tuple(BY_NAME)

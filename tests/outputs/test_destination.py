@@ -102,3 +102,18 @@ def test_missing_parent_folders_are_made_by_every_command(classic_file, tmp_path
         result = invoke(command, "--weights", classic_file, "-q", *args, target)
         assert result.exit_code == 0, result.stderr
         assert target.stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", ["r.json", "r.html"])
+def test_advice_on_an_output_that_cannot_be_continued_is_never_resume(classic_file, tmp_path, name):
+    """A json or html output that holds records: --overwrite is the way, and --resume says why
+    it is not (no advice to add --resume, then a refusal of it; no format the user never asked)."""
+    out = tmp_path / name
+    assert invoke("--weights", classic_file, "-q", "-o", out, SAMPLES / "cat.jpg").exit_code == 0
+    again = invoke("--weights", classic_file, "-q", "-o", out, SAMPLES / "cat.jpg")
+    assert again.exit_code == 2 and "add --overwrite" in again.stderr and "add --resume" not in again.stderr
+    fmt = name.split(".")[1]
+    resumed = invoke("--weights", classic_file, "-q", "-o", out, "--resume", SAMPLES / "cat.jpg")
+    assert resumed.exit_code == 2 and f"holds {fmt} records, which cannot be continued" in resumed.stderr
+    assert "Received: --format table" not in resumed.stderr
+    assert invoke("--weights", classic_file, "-q", "-o", out, "--overwrite", SAMPLES / "cat.jpg").exit_code == 0
