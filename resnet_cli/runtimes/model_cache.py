@@ -125,6 +125,8 @@ def _cached(path: Path, suffixes: tuple[str, ...], options: dict, build) -> Path
     with cache_lock(path.with_suffix(".lock")):
         if is_verified(path, *parts):  # built by another process while this one waited
             return _used(path)
+        if path.exists():
+            stderr_line(f"the cached model {path.name} is damaged or incomplete: building it again")
         return _store(path, build(), options)
 
 
@@ -220,7 +222,7 @@ def clear_cache() -> tuple[int, int]:
 
 def compiled_files() -> list[Path]:
     """The runtimes' compiled forms of the cached graphs (OpenVINO's blobs, ORT's optimized
-    graphs, their markers and digests), lock files aside."""
+    graphs, their digests), lock files aside."""
     return [
         path
         for folder in map(compiled_dir, COMPILED_FOLDERS)

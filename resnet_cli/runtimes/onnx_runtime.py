@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import cpu_flags
+from ..console import stderr_line
 from ..storage import cache_lock, compiled_dir, hash_of, is_verified, write_atomic
 from .base import Runtime
 
@@ -79,6 +80,8 @@ def _cpu_session(ort, model: Path, threads: int):
             return ort.InferenceSession(str(model), _options(ort, threads), providers=["CPUExecutionProvider"])
         if (session := _load_optimized(ort, optimized, threads)) is not None:  # written while this one waited
             return session
+        if optimized.exists():
+            stderr_line(f"the cached optimized graph {optimized.name} is damaged: optimizing it again")
         temporary = optimized.with_name(f".{optimized.name}.{os.getpid()}.tmp")
         try:
             session = ort.InferenceSession(

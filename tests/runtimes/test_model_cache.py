@@ -161,3 +161,41 @@ def test_one_cache_for_an_avx2_and_a_vnni_machine(classic_file, tmp_path, monkey
         assert low >= -64 and high <= 64  # |2 · 255 · 64| ≤ 32,767: every pair's sum within 16 bits
         low, high = _int8_weight_range(int8[8])
         assert max(-low, high) > 64
+
+
+def _flip(path) -> None:
+    """3 × 64 bytes inverted across ``path``, as a bad disk or a stray write would leave it."""
+    data = bytearray(path.read_bytes())
+    for start in (len(data) // 4, len(data) // 2, 3 * len(data) // 4):
+        data[start : start + 64] = bytes(b ^ 0xFF for b in data[start : start + 64])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "runtime, precision, kind",
+    [
+        ("onnx", "fp32", "onnx/*.onnx"),  # the exported graph
+        ("onnx", "fp32", "onnxruntime/*.onnx"),  # ONNX Runtime's optimized form of it
+        ("onnx", "int8", "onnx/*.onnx"),  # the quantized graph (and its fp32 source)
+        ("openvino", "fp32", "openvino/*.blob"),  # OpenVINO's compiled model
+        ("openvino", "int8", "onnx/*.bin"),  # NNCF's IR (its weights)
+        ("openvino", "int8", "openvino/*.blob"),
+    ],
+)
+def test_a_damaged_cached_file_is_rebuilt_with_one_line_and_the_records_stay_right(
+    classic_file, tmp_path, monkeypatch, runtime, precision, kind
+):
+    monkeypatch.setenv("RESNET_CLI_CACHE", str(tmp_path / "cache"))
+    run = ["--weights", classic_file, "--runtime", runtime, "--precision", precision, "-f", "jsonl"]
+    photos = [SAMPLES / "cat.jpg", SAMPLES / "elephant.jpg"]
+    first = invoke(*run, *photos)
+    assert first.exit_code == 0, first.stderr
+    damaged = sorted((tmp_path / "cache").glob(kind))
+    assert damaged, kind
+    for path in damaged:
+        _flip(path)
+    again = invoke(*run, *photos)
+    assert again.exit_code == 0 and again.stdout == first.stdout
+    assert again.stderr.count("is damaged") >= 1 and "Traceback" not in again.stderr
+    third = invoke(*run, *photos)  # rebuilt whole: no word of damage any more
+    assert third.stdout == first.stdout and "damaged" not in third.stderr
