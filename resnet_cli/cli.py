@@ -127,7 +127,13 @@ def main():
 @click.option(
     "--resume",
     is_flag=True,
-    help="With --output (jsonl, csv, parquet; a file or DIR/): skip the inputs already there, add the rest.",
+    help="With --output (jsonl, csv, parquet; a file or DIR/): skip the inputs already there, add the rest; "
+    "inputs whose record is an error run again (their old records replaced) unless --keep-errors.",
+)
+@click.option(
+    "--retry-errors/--keep-errors",
+    default=True,
+    help="With --resume: run again the inputs whose record is an error (default), or count them as done.",
 )
 @click.option(
     "--overwrite",
@@ -155,6 +161,8 @@ def classify(**kwargs):
     for flag in ("resume", "overwrite"):
         if getattr(output, flag) and not output.output:
             raise click.UsageError(f"--{flag} needs --output FILE or DIR/ (the records to continue or replace).")
+    if not output.retry_errors and not output.resume:
+        raise click.UsageError("--keep-errors is for --resume (which errors count as done).")
     if output.resume and output.overwrite:
         raise click.UsageError("--resume adds to the records there, --overwrite replaces them: choose one.")
     from .commands.classify import classify as command

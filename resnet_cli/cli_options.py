@@ -311,7 +311,7 @@ MODEL_OPTIONS = (
 )
 INPUT_OPTIONS = ("inputs", "recursive", "null", "include_hidden", "quiet", "verbose", "progress")
 ENGINE_OPTIONS = ("engine", "batch_size", "workers", "ray_address", "ray_actors")
-OUTPUT_OPTIONS = ("format", "output", "resume", "overwrite", "top_k")
+OUTPUT_OPTIONS = ("format", "output", "resume", "retry_errors", "overwrite", "top_k")
 SHARED_GROUPS = (
     weights_options,
     numerics_options,

@@ -92,5 +92,6 @@ class OutputOptions:
     format: Format | None = None  # None: from the records already there, -o's extension, else table
     output: str | None = None
     resume: bool = False
+    retry_errors: bool = True  # --resume runs the inputs whose record is an error again
     overwrite: bool = False
     top_k: int = 5

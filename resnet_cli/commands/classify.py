@@ -15,7 +15,7 @@ from ..errors import ExitStatus, user_file
 from ..model.spec import architecture
 from ..outputs.destination import Destination, settle
 from ..outputs.report import Report
-from ..outputs.resume import recorded_paths
+from ..outputs.resume import drop_errors, recorded_paths
 from ..plan import make_plan
 from ..progress import progress_display
 from ..request import EngineOptions, InputOptions, ModelRequest, OutputOptions
@@ -40,12 +40,12 @@ def _classify(
     request: ModelRequest, inputs: InputOptions, asked: EngineOptions, output: OutputOptions, destination: Destination
 ) -> Report:
     report = Report()
-    with user_file(output.output or "stdout"):
-        done = (
-            recorded_paths(destination.output, destination.format, destination.shard_folder)
-            if destination.resume
-            else None
-        )
+    done = None
+    if destination.resume:
+        with user_file(destination.output):
+            if output.retry_errors:
+                report.retried = drop_errors(destination.output, destination.format, destination.shard_folder)
+            done = recorded_paths(destination.output, destination.format, destination.shard_folder)
     if done is not None:
         report.resumed = len(done)
     # A table on a terminal shows the error in its row; anywhere else stdout may be a file or

@@ -22,6 +22,7 @@ class OutputFormat:
     magic: bytes | None  # how its first bytes (spaces stripped) begin; None: not recognised
     writer: str  # "module:Sink": on a text stream (stream, appending, report), or on a path (path, appending)
     reader: str | None = None  # "module:function": the paths an output holds, for --resume
+    dropper: str | None = None  # "module:function": an output rewritten without its error records
     binary: bool = False  # the writer takes a path, not a text stream
 
     def sink(self):
@@ -29,6 +30,9 @@ class OutputFormat:
 
     def paths(self):
         return _load(self.reader)
+
+    def drop_errors(self):
+        return _load(self.dropper)
 
 
 def _load(where: str):
@@ -39,10 +43,31 @@ def _load(where: str):
 TABLE = (
     OutputFormat("table", (), True, False, False, None, "sinks:TableSink"),
     OutputFormat("json", (".json",), True, False, False, b"[", "sinks:JsonSink"),
-    OutputFormat("jsonl", (".jsonl", ".ndjson"), True, True, True, b"{", "sinks:JsonlSink", "resume:jsonl_paths"),
-    OutputFormat("csv", (".csv",), True, True, True, _CSV_HEADER, "sinks:CsvSink", "resume:csv_paths"),
     OutputFormat(
-        "parquet", (".parquet",), False, True, True, b"PAR1", "parquet:ParquetSink", "parquet:parquet_paths", True
+        "jsonl",
+        (".jsonl", ".ndjson"),
+        True,
+        True,
+        True,
+        b"{",
+        "sinks:JsonlSink",
+        "resume:jsonl_paths",
+        "resume:jsonl_drop_errors",
+    ),
+    OutputFormat(
+        "csv", (".csv",), True, True, True, _CSV_HEADER, "sinks:CsvSink", "resume:csv_paths", "resume:csv_drop_errors"
+    ),
+    OutputFormat(
+        "parquet",
+        (".parquet",),
+        False,
+        True,
+        True,
+        b"PAR1",
+        "parquet:ParquetSink",
+        "parquet:parquet_paths",
+        "parquet:parquet_drop_errors",
+        True,
     ),
     OutputFormat("html", (".html", ".htm"), True, False, True, b"<!DOCTYPE html", "html:HtmlSink"),
 )

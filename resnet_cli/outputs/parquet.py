@@ -156,3 +156,25 @@ def parquet_paths(path: str) -> Iterator[str]:
     with storage.open_read(path) as handle:
         for batch in pq.ParquetFile(handle).iter_batches(columns=["path"], batch_size=65_536):
             yield from (path_from_text(p) for p in batch.column(0).to_pylist() if p is not None)
+
+
+def parquet_drop_errors(path: str) -> int:
+    """``path`` rewritten whole without its error rows (a row group at a time); how many."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    with storage.open_read(path) as handle:
+        source = pq.ParquetFile(handle)
+        batches = source.iter_batches(columns=["error"], batch_size=65_536)
+        dropped = sum(len(batch) - batch.column(0).null_count for batch in batches)
+    if not dropped:
+        return 0
+    partial, schema = partial_of(path), parquet_schema()
+    filesystem, where = storage.parquet_target(partial)
+    with storage.open_read(path) as handle, pq.ParquetWriter(where, schema, filesystem=filesystem) as writer:
+        source = pq.ParquetFile(handle)
+        for group in range(source.num_row_groups):
+            table = source.read_row_group(group).cast(schema)
+            writer.write_table(table.filter(pc.is_null(table.column("error"))))
+    storage.move(partial, path)
+    return dropped

@@ -33,6 +33,7 @@ class Report:
     failed: int = 0
     skipped: int = 0
     resumed: int = 0
+    retried: int = 0  # earlier error records dropped for their inputs to run again (--resume)
     interrupted: bool = False
     terminated: bool = False  # stopped by SIGTERM (a job scheduler), not by Ctrl-C
     launched: float = field(default_factory=lambda: launched_at())  # the process's start
@@ -69,6 +70,8 @@ class Report:
         parts = [f"{self.classified} {self.verb}", f"{self.failed} failed", f"{self.skipped} skipped"]
         if self.resumed:
             parts.append(f"{self.resumed} already done")
+        if self.retried:
+            parts.append(f"{self.retried} earlier errors retried")
         head = "terminated: " if self.terminated else "interrupted: " if self.interrupted else ""
         if self.classified + self.failed + self.resumed == 0 and not (self.interrupted or self.terminated):
             head = "no images found: "

@@ -4,13 +4,15 @@ set; a torn last line (a killed writer) does not count and is cut off a local fi
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from .. import storage
 from ..records import path_from_text
 from . import formats
+from .formats import CSV_COLUMNS
 from .pathset import PathSet
 from .shards import is_shard_folder, shard_files
 
@@ -30,6 +32,62 @@ def recorded_paths(path: str, fmt: str, shard_folder: bool | None = None) -> Pat
     for file in files:
         done.add_all(row.paths()(file))
     return done
+
+
+def drop_errors(path: str, fmt: str, shard_folder: bool) -> int:
+    """The error records out of an output that --resume continues (each file rewritten whole,
+    and only where it holds one), so their inputs run again and the output ends with one
+    record per input, the latest. How many were dropped."""
+    row = formats.BY_NAME[fmt]
+    files = shard_files(path, fmt) if shard_folder else [path] if storage.exists(path) else []
+    return sum(row.drop_errors()(file) for file in files)
+
+
+def rewrite(path: str, chunks: Iterable[bytes]) -> None:
+    """``path`` replaced by ``chunks``, whole or not at all (a temporary beside it, moved over it)."""
+    folder, name = storage.split(path)
+    temporary = storage.join(folder, f".{name}.retry")
+    local = storage.local_path(temporary)
+    with open(local, "wb") if local is not None else storage.open_write(temporary) as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+    storage.move(temporary, path)
+
+
+def jsonl_drop_errors(path: str) -> int:
+    dropped = sum(1 for line in _lines(path) if _is_error_line(line))
+    if dropped:
+        rewrite(path, (line.encode() for line in _lines(path) if not _is_error_line(line)))
+    return dropped
+
+
+def _is_error_line(line: str) -> bool:
+    try:
+        return json.loads(line).get("error") is not None
+    except (ValueError, AttributeError):
+        return False
+
+
+def csv_drop_errors(path: str) -> int:
+    def rows():
+        return csv.reader(_lines(path))
+
+    error = CSV_COLUMNS.index("error")
+
+    def is_error(row: list[str]) -> bool:
+        return len(row) > error and bool(row[error]) and row != list(CSV_COLUMNS)
+
+    def kept() -> Iterator[bytes]:
+        for row in rows():
+            if not is_error(row):
+                buffer = io.StringIO()
+                csv.writer(buffer).writerow(row)
+                yield buffer.getvalue().encode()
+
+    dropped = sum(1 for row in rows() if is_error(row))
+    if dropped:
+        rewrite(path, kept())
+    return dropped
 
 
 def _lines(path: str) -> Iterator[str]:
