@@ -135,3 +135,59 @@ def test_ctrl_c_while_stdin_is_empty_is_an_interrupt_with_a_whole_document(class
     assert run.returncode == 130, stderr
     assert json.loads(stdout) == []
     assert "interrupted: 0 classified" in stderr and "no images found" not in stderr and "Traceback" not in stderr
+
+
+@pytest.fixture
+def drip():
+    """(URL, requested): a server on 127.0.0.1 that sends a photo a byte a second, and an Event
+    set once a client is waiting on it."""
+    import http.server
+    import threading
+
+    requested = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            requested.set()
+            try:
+                for byte in ELEPHANT.read_bytes()[:600]:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(1)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/drip.jpg", requested
+    server.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_the_first_signal_ends_a_run_waiting_on_a_download_within_two_seconds(
+    classic_file, tmp_path, drip, sig, status
+):
+    """A run whose next record waits on a download that drips (--timeout 600 would let it):
+    the first SIGTERM or Ctrl-C ends it within 2 s, the records made before it whole."""
+    url, requested = drip
+    out = tmp_path / "out.jsonl"
+    run = _classify_process(classic_file, "-b", 1, "--timeout", 600, "-o", out, ELEPHANT, url, ELEPHANT)
+    assert requested.wait(120), "the run never asked for the dripping photo"
+    _wait_for_lines(out, 1)
+    time.sleep(0.5)  # the run is waiting on the download now
+    sent = time.monotonic()
+    run.send_signal(sig)
+    _, stderr = run.communicate(timeout=60)
+    took = time.monotonic() - sent
+    assert run.returncode == status and took < 2.0, (took, stderr)
+    assert "Traceback" not in stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records[0]["path"] == str(ELEPHANT) and records[0]["predictions"]
+    assert all(r["path"] in (str(ELEPHANT), url) for r in records)

@@ -12,6 +12,7 @@ from .. import engines
 from ..config import resolve
 from ..console import records_only_stdout, stderr_line
 from ..errors import ExitStatus, user_file
+from ..inputs.fetch import abort_downloads
 from ..model.spec import architecture
 from ..outputs.destination import Destination, settle
 from ..outputs.report import Report
@@ -52,7 +53,7 @@ def _classify(
     # jq, so the terminal gets each error line on stderr.
     echo_errors = destination.format != "table" or destination.output is not None or not sys.stdout.isatty()
     with contextlib.ExitStack() as stack:
-        stop = stack.enter_context(graceful_stop())
+        stop = stack.enter_context(graceful_stop(on_force=abort_downloads))
         # Ray and its workers print (to fd 1) from threads and native code: keep stdout for records.
         ray_to_stdout = asked.engine == "ray" and destination.output is None
         records_stdout = stack.enter_context(records_only_stdout()) if ray_to_stdout else None

@@ -4,10 +4,13 @@ plain-words ImageError."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
+import re
 import stat
+import threading
 
 from .. import storage
 from ..storage import is_uri, is_url
@@ -87,6 +90,11 @@ def fetch_url(url: str, timeout: float) -> io.BytesIO:
         raise ImageError(f"no answer within {timeout:g} s (--timeout)") from None
     except requests.exceptions.TooManyRedirects:
         raise ImageError("too many redirects") from None
+    except (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema) as error:
+        # a server's redirect to file://, ftp://…: requests says "No connection adapters were found for '…'"
+        target = re.search(r"'([^']*)'", str(error))
+        where = f"redirected to {target.group(1)}" if target else "redirected to a URL that is not http(s)"
+        raise ImageError(f"{where}: only http(s) is followed") from None
     except requests.exceptions.ConnectionError as error:
         text = str(error)
         unknown = "Name or service not known" in text or "getaddrinfo" in text
@@ -97,18 +105,66 @@ def fetch_url(url: str, timeout: float) -> io.BytesIO:
 
 
 def _body(response, deadline: float, timeout: float) -> io.BytesIO:
-    """The response's body, within the size cap and the download's deadline."""
+    """The response's body, within the size cap and the download's deadline — the whole of it:
+    a server that sends a byte a second never lets a read time out, so at the deadline a timer
+    shuts the connection's socket and the read blocked on it ends."""
+    import threading
     import time
 
+    cut = threading.Timer(max(0.0, deadline - time.monotonic()), _shut, [response])
+    cut.daemon = True
+    cut.start()
     body = io.BytesIO()
-    for chunk in response.iter_content(1 << 16):
-        body.write(chunk)
-        if body.tell() > MAX_DOWNLOAD_BYTES:
-            raise ImageError(f"larger than {MAX_DOWNLOAD_BYTES >> 20} MiB: not downloaded")
-        if time.monotonic() > deadline:
-            raise ImageError(f"download took longer than {timeout:g} s (--timeout)")
+    with _READING_LOCK:
+        _READING.add(response)
+    try:
+        for chunk in response.iter_content(1 << 16):
+            body.write(chunk)
+            if body.tell() > MAX_DOWNLOAD_BYTES:
+                raise ImageError(f"larger than {MAX_DOWNLOAD_BYTES >> 20} MiB: not downloaded")
+            if time.monotonic() > deadline:
+                break
+    except Exception as error:  # noqa: BLE001 - the shut socket's error, whichever layer raises it
+        if time.monotonic() < deadline:
+            raise
+        if isinstance(error, ImageError):
+            raise
+    finally:
+        cut.cancel()
+        with _READING_LOCK:
+            _READING.discard(response)
+        if getattr(response, "aborted", False):
+            raise ImageError("interrupted while downloading")
+    if time.monotonic() > deadline:
+        raise ImageError(f"download took longer than {timeout:g} s (--timeout)")
     body.seek(0)
     return body
+
+
+_READING: set = set()  # the responses whose bodies are being read now
+_READING_LOCK = threading.Lock()
+
+
+def abort_downloads() -> None:
+    """End every download in progress now (a run told to stop: Ctrl-C, SIGTERM); each becomes
+    an error record, so the threads reading them are free at once."""
+    with _READING_LOCK:
+        for response in list(_READING):
+            response.aborted = True
+            _shut(response)
+
+
+def _shut(response) -> None:
+    """End the reads on ``response``'s connection now (shutdown wakes a recv another thread is
+    blocked in; close alone would not)."""
+    import socket
+
+    raw = response.raw
+    sock = getattr(getattr(raw, "_connection", None), "sock", None)
+    if sock is None:  # urllib3 1.x: the socket under http.client's response
+        sock = getattr(getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None), "_sock", None)
+    with contextlib.suppress(OSError, AttributeError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def read_uri(uri: str) -> io.BytesIO:

@@ -1,11 +1,12 @@
 """inputs.fetch: URIs (pyarrow.fs) and http(s) URLs from a local server, each failure one error record."""
 
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, invoke
 
 from resnet_cli.inputs.decode import decode
 from resnet_cli.inputs.discover import discover
@@ -44,12 +45,15 @@ def test_uris_decode_like_paths_and_fail_in_plain_words(tmp_path):
 @pytest.fixture
 def web(tmp_path):
     """An HTTP server on 127.0.0.1 serving the sample photos, a text file named .jpg, a 404, a
-    redirect; and a second port that accepts connections and never answers."""
+    redirect, a photo sent a byte a second, a redirect to file://; and a second port that
+    accepts connections and never answers."""
+    import contextlib
     import functools
     import http.server
     import shutil
     import socket
     import threading
+    import time
 
     root = tmp_path / "site"
     root.mkdir()
@@ -59,6 +63,21 @@ def web(tmp_path):
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def do_GET(self):
+            if self.path == "/drip.jpg":  # a byte a second: no read ever times out
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    for byte in (SAMPLES / "cat.jpg").read_bytes()[:120]:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(1)
+                return
+            if self.path == "/to-file.jpg":
+                self.send_response(302)
+                self.send_header("Location", "file:///etc/passwd")
+                self.end_headers()
+                return
             if self.path == "/moved.jpg":
                 self.send_response(302)
                 self.send_header("Location", "/cat.jpg")
@@ -134,3 +153,24 @@ def test_a_url_from_stdin_and_a_refused_connection(classic_file, web):
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert result.exit_code == 1 and records[0]["predictions"]
     assert records[1]["error"] == "cannot connect (ConnectionError)"
+
+
+def test_the_timeout_bounds_a_whole_download_however_slowly_it_comes(classic_file, web):
+    """A server that sends a byte a second never lets a read time out: --timeout 3 still ends
+    that download at 3 s with its error record, and the run goes on."""
+    import time
+
+    site, _ = web
+    started = time.monotonic()
+    result = invoke("--weights", classic_file, "--timeout", 3, "-f", "jsonl", f"{site}/drip.jpg", f"{site}/cat.jpg")
+    took = time.monotonic() - started
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 1 and took < 20, took
+    assert records[0]["error"] == "download took longer than 3 s (--timeout)" and records[1]["predictions"]
+
+
+def test_a_redirect_to_a_file_is_refused_in_plain_words(classic_file, web):
+    site, _ = web
+    result = invoke("--weights", classic_file, "-f", "jsonl", f"{site}/to-file.jpg")
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 1 and record["error"] == "redirected to file:///etc/passwd: only http(s) is followed"
