@@ -17,6 +17,7 @@ from ..model.spec import architecture
 from ..outputs.destination import Destination, settle
 from ..outputs.report import Report
 from ..outputs.resume import drop_errors, recorded_paths
+from ..outputs.settings import describe
 from ..plan import make_plan
 from ..progress import progress_display
 from ..request import EngineOptions, InputOptions, ModelRequest, OutputOptions
@@ -41,6 +42,12 @@ def _classify(
     request: ModelRequest, inputs: InputOptions, asked: EngineOptions, output: OutputOptions, destination: Destination
 ) -> Report:
     report = Report()
+    config = resolve(request, local=asked.engine != "ray")
+    report.settings = describe(config, output.top_k)
+    destination.adopt(report.settings)  # --resume on records made otherwise: exit 2
+    report.model = f"{architecture(config.model).title}, {len(config.labels)} classes" + (
+        f" of the head {config.head.path}" if config.head else " (ImageNet)"
+    )
     done = None
     if destination.resume:
         with user_file(destination.output):
@@ -63,10 +70,6 @@ def _classify(
         if progress:
             count_in_background(inputs, progress, task, skip=done)
         try:
-            config = resolve(request, local=asked.engine != "ray")
-            report.model = f"{architecture(config.model).title}, {len(config.labels)} classes" + (
-                f" of the head {config.head.path}" if config.head else " (ImageNet)"
-            )
             plan = make_plan(config, inputs, asked, top_k=output.top_k, thumbnails=destination.format == "html")
             engine = stack.enter_context(engines.open(plan))
             found = engine.records(sources(inputs, done), skipper(inputs, report))

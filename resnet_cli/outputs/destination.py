@@ -15,6 +15,7 @@ from pathlib import Path
 from .. import storage
 from ..errors import UsageProblem, UserError, user_file
 from . import formats
+from . import settings as run_settings
 from .claim import Claim, claim
 from .parquet import fold, journal_of, journaled_shards, parquet_rows, partial_of
 from .shards import ShardSink, is_shard_folder, shard_files
@@ -158,6 +159,25 @@ class Destination:
     overwrite: bool = False
     held: Claim | None = None
     shard_folder: bool = False  # -o DIR/: shards of SHARD_RECORDS records
+    settings: dict | None = None  # what this run's records are made with (outputs.settings)
+
+    def adopt(self, settings: dict) -> None:
+        """This run's settings, before any work: --resume on an output whose records were made
+        otherwise is a usage problem naming each difference."""
+        self.settings = settings
+        if self.output is None or not self.resume:
+            return
+        with user_file(self.output):
+            made = run_settings.read(self.output, self.shard_folder)
+        if made is not None and (changed := run_settings.differences(made, settings)):
+            raise UsageProblem(
+                f"--resume: the records in {self.output} were made with other settings ({'; '.join(changed)}); "
+                "run with theirs to continue, or --overwrite to replace them with this run's"
+            )
+
+    def _record_settings(self) -> None:
+        if self.settings is not None and self.output is not None:
+            run_settings.write(self.output, self.shard_folder, self.settings)
 
     @property
     def staging(self) -> str | None:
@@ -176,6 +196,8 @@ class Destination:
             return UserFileSink(make_sink(self.format, stdout or sys.stdout, report=report), "stdout")
         target = self.staging or self.output
         with user_file(self.output):
+            if self.staging is None:  # an --overwrite records its settings once it has replaced the old
+                self._record_settings()
             if self.shard_folder:
                 return UserFileSink(ShardSink(target, self.format, report=report), self.output)
             return UserFileSink(file_sink(self.format, target, appending=self.resume, report=report), self.output)
@@ -190,6 +212,7 @@ class Destination:
                 with user_file(self.output):
                     if completed:
                         _commit(self.staging, self.output, self.shard_folder)
+                        self._record_settings()
                     else:
                         storage.remove(self.staging)
                         note = f"{self.output} was left as it was (--overwrite replaces it when a run completes)"

@@ -183,5 +183,10 @@ class HtmlSink:
                 *([("already done", report.resumed)] if report.resumed else []),
                 ("ran on", report.ran_on or "—"),
                 ("summary", report.summary()),
+                *(
+                    [("made with", ", ".join(f"{k} {v}" for k, v in report.settings.items() if v is not None))]
+                    if report.settings
+                    else []
+                ),
             ]
         return facts_section(facts)

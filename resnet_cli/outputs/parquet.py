@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 from .. import storage
 from ..records import Record, path_from_text, path_text
+from . import settings as run_settings
 from .pathset import PathSet
 
 ROWS_PER_GROUP = 10_000
@@ -84,8 +85,8 @@ class ParquetSink:
     """Records into the journal of ``path`` as they come; ``close`` folds them into the file
     (after the rows it already holds: a resumed run adds to it)."""
 
-    def __init__(self, path: str, appending: bool = False):
-        self.path, self.appending = path, appending
+    def __init__(self, path: str, appending: bool = False, settings: dict | None = None):
+        self.path, self.appending, self.settings = path, appending, settings
         self.journal_path = journal_of(path)
         os.makedirs(os.path.dirname(self.journal_path), exist_ok=True)
         self.journal = open(self.journal_path, "a", encoding="utf-8", newline="")
@@ -96,13 +97,14 @@ class ParquetSink:
 
     def close(self) -> None:
         self.journal.close()
-        fold(self.path, keep=self.appending)
+        fold(self.path, keep=self.appending, settings=self.settings)
 
 
-def fold(path: str, keep: bool = True) -> bool:
+def fold(path: str, keep: bool = True, settings: dict | None = None) -> bool:
     """The rows of ``path`` (if any, and ``keep``) and then those of its journal not already
     there, into one whole file that replaces ``path``; the journal removed. False when there
-    was no journal."""
+    was no journal. ``settings`` (else those recorded beside the output) go into the file's
+    key-value metadata."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -110,6 +112,9 @@ def fold(path: str, keep: bool = True) -> bool:
     if not os.path.exists(journal):
         return False
     partial, schema = partial_of(path), parquet_schema()
+    settings = settings or run_settings.read(path, False) or run_settings.read(storage.split(path)[0], True)
+    if settings:
+        schema = schema.with_metadata({run_settings.KEY: json.dumps(settings, sort_keys=True)})
     filesystem, where = storage.parquet_target(partial)
     with PathSet() as there, pq.ParquetWriter(where, schema, filesystem=filesystem) as writer:
         if keep and storage.exists(path):
@@ -169,7 +174,9 @@ def parquet_drop_errors(path: str) -> int:
         dropped = sum(len(batch) - batch.column(0).null_count for batch in batches)
     if not dropped:
         return 0
-    partial, schema = partial_of(path), parquet_schema()
+    with storage.open_read(path) as handle:
+        schema = parquet_schema().with_metadata(pq.ParquetFile(handle).schema_arrow.metadata or {})
+    partial = partial_of(path)
     filesystem, where = storage.parquet_target(partial)
     with storage.open_read(path) as handle, pq.ParquetWriter(where, schema, filesystem=filesystem) as writer:
         source = pq.ParquetFile(handle)

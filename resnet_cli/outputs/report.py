@@ -34,6 +34,7 @@ class Report:
     skipped: int = 0
     resumed: int = 0
     retried: int = 0  # earlier error records dropped for their inputs to run again (--resume)
+    settings: dict | None = None  # what the records are made with (outputs.settings), for a page
     interrupted: bool = False
     terminated: bool = False  # stopped by SIGTERM (a job scheduler), not by Ctrl-C
     launched: float = field(default_factory=lambda: launched_at())  # the process's start

@@ -124,7 +124,7 @@ def file_sink(fmt: str, path: str, appending: bool = False, report=None) -> Sink
     """A sink on a file it opens (and closes), on this machine's disk (a file:// URI too) or an
     object store; a CSV appended to keeps its one header."""
     if BY_NAME[fmt].binary:
-        return BY_NAME[fmt].sink()(path, appending=appending)
+        return BY_NAME[fmt].sink()(path, appending=appending, settings=getattr(report, "settings", None))
     local = storage.local_path(path)
     if local is None:
         return uri_sink(fmt, path, appending, report)

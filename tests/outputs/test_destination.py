@@ -62,7 +62,8 @@ def test_output_to_a_uri_file_and_shards_with_resume(classic_file, twenty_photos
     for chunk, resume in ((photos[:3], []), (photos, ["--resume"])):
         result = CliRunner().invoke(main, [*common, "-o", folder, *resume, *chunk])
         assert result.exit_code == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == [f"part-00000.{fmt}", f"part-00001.{fmt}"]
+    shards = sorted(p.name for p in (tmp_path / "shards").iterdir())
+    assert shards == [f"part-00000.{fmt}", f"part-00001.{fmt}", "settings.json"]
     assert held(recorded_paths(folder, fmt), photos) == set(photos)
 
 

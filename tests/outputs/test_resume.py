@@ -72,7 +72,7 @@ def test_resume_runs_the_failed_inputs_again_and_keeps_one_record_each(classic_f
     photos.mkdir()
     (photos / "a.jpg").write_bytes((SAMPLES / "cat.jpg").read_bytes())
     (photos / "b.jpg").write_bytes(b"half a photo")
-    out = tmp_path / target
+    out = f"{tmp_path}/{target}"
     run = ["--weights", classic_file, "-f", fmt, "-o", out]
     assert invoke(*run, photos).exit_code == 1
     assert sorted(_records(out, fmt)) == [(str(photos / "a.jpg"), True), (str(photos / "b.jpg"), False)]
