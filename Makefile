@@ -28,8 +28,8 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	touch $@
 
 run: install
-	$(BIN)/resnet-classify sample_images/
-	@echo "resnet-classify is in $(BIN)/: run 'source $(BIN)/activate' to put it on your PATH." >&2
+	@$(BIN)/resnet-classify sample_images/; status=$$?; \
+	echo "resnet-classify is in $(BIN)/: run 'source $(BIN)/activate' to put it on your PATH." >&2; exit $$status
 
 lint: install-test
 	$(BIN)/ruff check .

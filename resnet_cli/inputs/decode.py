@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..model.spec import DEFAULT, Interpolation, Resize
-from .fetch import ImageError, NotAnImage, open_input
+from .fetch import DeadLink, ImageError, NotAnImage, open_input
 
 __all__ = ["IMAGE_EXTENSIONS", "DecodeOptions", "ImageError", "NotAnImage", "decode", "sniff", "to_rgb"]
 
@@ -207,7 +207,13 @@ def decode(path: str, options: DecodeOptions = DecodeOptions(), explicit: bool =
     """
     from PIL import Image, UnidentifiedImageError
 
-    with open_input(path, explicit, options.fetch_timeout) as handle:
+    try:
+        opened = open_input(path, explicit, options.fetch_timeout)
+    except DeadLink as error:  # a folder's link to nothing: skipped as its other non-images are,
+        if explicit or Path(path).suffix.lower() in IMAGE_EXTENSIONS:  # unless it is named like a photo
+            raise ImageError(str(error)) from None
+        raise NotAnImage(str(error)) from None
+    with opened as handle:
         _check_signature(handle, path, explicit)
         try:
             array = _pixels(handle, options)

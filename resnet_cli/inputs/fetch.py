@@ -54,13 +54,17 @@ def open_input(path: str, explicit: bool, timeout: float = 30.0):
         raise open_error(path, error) from None
 
 
+class DeadLink(ImageError):
+    """A symbolic link that leads nowhere (broken, or a loop)."""
+
+
 def open_error(path: str, error: OSError) -> ImageError:
     if error.errno == errno.ENOENT:
         if os.path.islink(path):
-            return ImageError("broken symbolic link")
+            return DeadLink("broken symbolic link")
         return ImageError("no such file")
     if error.errno == errno.ELOOP:
-        return ImageError("symbolic link loop")
+        return DeadLink("symbolic link loop")
     if error.errno in (errno.EACCES, errno.EPERM):
         return ImageError("permission denied")
     if error.errno == errno.EISDIR:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLES
+from conftest import SAMPLES, invoke
 from PIL import Image
 
 from resnet_cli.cli import main
@@ -220,3 +220,20 @@ def test_every_format_pillow_opens_is_classified_and_skips_are_named(classic_fil
     assert f"resnet-classify: skipped: {tmp_path / 'notes.txt'} (not an image)" in result.stderr.splitlines()
     named = CliRunner().invoke(main, ["--weights", str(classic_file), "-f", "jsonl", str(tmp_path / "e.avif")])
     assert named.exit_code == 0 and "predictions" in _records(named)["e.avif"]
+
+
+def test_a_folders_links_to_nothing_are_skipped_as_its_other_non_images_are(classic_file, tmp_path):
+    """A link to itself or to nothing, not named like a photo, is one of a folder's other files:
+    skipped and counted (named with -v), not an error that fails the run."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "cat.jpg").write_bytes((SAMPLES / "cat.jpg").read_bytes())
+    (folder / "self").symlink_to(folder / "self")
+    (folder / "gone").symlink_to(folder / "nowhere")
+    (folder / "notes.txt").write_text("not a photo")
+    result = invoke("--weights", classic_file, "-f", "jsonl", "-v", folder)
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 1, result.stderr
+    assert "3 skipped" in result.stderr and f"skipped: {folder / 'self'}" in result.stderr
+    (folder / "loop.jpg").symlink_to(folder / "loop.jpg")  # named like a photo: its error record
+    named = invoke("--weights", classic_file, "-f", "jsonl", folder)
+    assert named.exit_code == 1 and '"error": "symbolic link loop"' in named.stdout
