@@ -15,7 +15,7 @@ from ..outputs.html_report import AccuracyPage, share
 from ..outputs.report import Report
 from ..plan import make_plan
 from ..request import EngineOptions, InputOptions, ModelRequest
-from ..training.labels import label_for, read_label_csv, read_label_rows
+from ..training.labels import csv_key, label_for, read_label_csv, read_label_rows, unmatched_entries
 from ..training.metrics import Accuracy
 from .stream import counted, skipper, sources
 
@@ -42,10 +42,12 @@ def evaluate(
     except ValueError as error:
         raise UserError(f"--labels: {error}") from None
     _check_some_labeled(inputs, csv_labels, classes)
-    run, accuracy = Report(), Accuracy(labels=classes)
+    run, accuracy, used = Report(), Accuracy(labels=classes), set()
     page = AccuracyPage(report, config.labels, "resnet-classify evaluate") if report else None
     with engines.open(make_plan(config, inputs, asked, thumbnails=page is not None)) as engine:
         for record in counted(engine, engine.records(sources(inputs), skipper(inputs, run)), run):
+            if csv_labels:
+                used.add(csv_key(record.path, csv_labels))
             if not record.ok:
                 continue
             truth = label_for(record.path, csv_labels, classes)
@@ -55,6 +57,9 @@ def evaluate(
             accuracy.add(truth, [p.index for p in record.predictions])
             if page:
                 page.add(record, truth)
+    if csv_labels and (missing := unmatched_entries(rows, labels, used)):
+        shown = ", ".join(missing[:3]) + (", …" if len(missing) > 3 else "")
+        stderr_line(f"warning: {len(missing)} file(s) in {labels} name none of the inputs (not counted): {shown}")
     result = accuracy.as_dict()
     if page:
         facts = [("images", result["images"]), ("top-1", share(result["top1"])), ("top-5", share(result["top5"]))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import os
 import re
 from pathlib import Path
 
@@ -62,22 +63,41 @@ def read_label_csv(path: str, labels=None, rows=None) -> dict[str, int]:
     mapped = {}
     for line, name, value in read_label_rows(path) if rows is None else rows:
         try:
-            mapped[name] = _class_of(value, labels)
+            mapped[name] = mapped[absolute_entry(name, path)] = _class_of(value, labels)
         except ValueError as error:
             raise ValueError(f"{path}, line {line}: {error}") from None
     return mapped
 
 
+def absolute_entry(name: str, csv_path: str) -> str:
+    """A CSV entry as an absolute path: as written when absolute, else from the CSV's own folder."""
+    return os.path.normpath(
+        name if os.path.isabs(name) else os.path.join(os.path.dirname(os.path.abspath(csv_path)), name)
+    )
+
+
+def csv_key(path: str, csv_labels: dict[str, int]) -> str | None:
+    """The CSV entry that names the input ``path``: as given, as the absolute path it is (an
+    entry absolute or relative to the CSV's folder), or by its file name."""
+    for key in (path, os.path.normpath(os.path.abspath(path)), Path(path).name):
+        if key in csv_labels:
+            return key
+    return None
+
+
+def unmatched_entries(rows, csv_path: str, used: set[str]) -> list[str]:
+    """The CSV's entries that named none of the inputs (a file missing, a path mistyped)."""
+    return [name for _, name, _ in rows if name not in used and absolute_entry(name, csv_path) not in used]
+
+
 def label_for(path: str, csv_labels: dict[str, int] | None = None, labels=None) -> int | None:
-    """The true class of an image: from the CSV (by relative path or file name); else, for a
-    head, the nearest folder named like one of its classes; for ImageNet, its folder's wnid
-    (ImageNet train layout), else a wnid prefix of its file name."""
+    """The true class of an image: from the CSV (``csv_key``); else, for a head, the nearest
+    folder named like one of its classes; for ImageNet, its folder's wnid (ImageNet train
+    layout), else a wnid prefix of its file name."""
     p = Path(path)
     if csv_labels:
-        for key in (path, p.name):
-            if key in csv_labels:
-                return csv_labels[key]
-        return None
+        key = csv_key(path, csv_labels)
+        return None if key is None else csv_labels[key]
     lookup = _lookup(labels)
     if labels is not None:
         return next((lookup[folder.name] for folder in p.parents if folder.name in lookup), None)

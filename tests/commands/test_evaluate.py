@@ -122,3 +122,18 @@ def test_folders_that_match_no_class_are_named_before_the_model_runs(classic_fil
         "resnet-classify: error: none of the 2 inputs has a label: their folders are cats, dogs; labels come from "
         "ImageNet wnid folders (n01440764/…) or n01440764_… file names.\n"
     )
+
+
+def test_csv_entries_absolute_or_missing(classic_file, tmp_path):
+    """Absolute paths in the labels CSV match their inputs, as do paths relative to the CSV's
+    own folder; an entry that names no input is one warning line naming it, not silence."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (photos / name).write_bytes((SAMPLES / "cat.jpg").read_bytes())
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"file,class_index\n{photos / 'a.jpg'},1\nphotos/b.jpg,2\nphotos/gone.jpg,3\n")
+    result = invoke("evaluate", "--weights", classic_file, "--labels", labels, "-f", "json", photos)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["images"] == 2
+    assert f"warning: 1 file(s) in {labels} name none of the inputs (not counted): photos/gone.jpg" in result.stderr

@@ -32,7 +32,12 @@ def test_label_csv_with_a_heads_class_names(tmp_path):
 
     labels = ((None, "cat"), (None, "dog"))
     (tmp_path / "l.csv").write_text("file,label\na.jpg,dog\nb.jpg,0\n")
-    assert read_label_csv(str(tmp_path / "l.csv"), labels) == {"a.jpg": 1, "b.jpg": 0}
+    assert read_label_csv(str(tmp_path / "l.csv"), labels) == {  # each entry as written, and where it is
+        "a.jpg": 1,
+        "b.jpg": 0,
+        str(tmp_path / "a.jpg"): 1,
+        str(tmp_path / "b.jpg"): 0,
+    }
     (tmp_path / "bad.csv").write_text("file,label\na.jpg,dog\nb.jpg,n01440764\n")
     with pytest.raises(ValueError, match="line 3: not a class index or class of the head"):
         read_label_csv(str(tmp_path / "bad.csv"), labels)
