@@ -57,3 +57,13 @@ def test_an_output_from_before_settings_were_recorded_resumes(classic_file, tmp_
     (tmp_path / "r.jsonl.settings.json").unlink()
     resumed = invoke(*run, "--resume", "-k", "2", CAT, ELEPHANT)
     assert resumed.exit_code == 0 and (tmp_path / "r.jsonl.settings.json").is_file()
+
+
+def test_resume_with_a_head_on_imagenet_records_is_refused(classic_file, trained_head, tmp_path):
+    """The issue's first case: ImageNet records, then --resume --head: never one file of both."""
+    head, _ = trained_head
+    out = tmp_path / "r.jsonl"
+    assert invoke("--weights", classic_file, "-q", "-o", out, CAT).exit_code == 0
+    mixed = invoke("--weights", classic_file, "-q", "-o", out, "--resume", "--head", head, CAT, ELEPHANT)
+    assert mixed.exit_code == 2 and "--head: none there, " in mixed.stderr, mixed.stderr
+    assert len(out.read_text().splitlines()) == 1
