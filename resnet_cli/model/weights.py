@@ -233,10 +233,60 @@ def _socket_timeout(seconds: float):
         socket.setdefaulttimeout(previous)
 
 
+MIN_PACE = 64 << 10  # bytes: a weights download that gains less in one --timeout window has stalled
+
+
+class Stalled(TimeoutError):
+    pass
+
+
+@contextlib.contextmanager
+def _pace_guard(partial: Path, timeout: float):
+    """End a download that stalls — under MIN_PACE bytes written to ``partial`` in any
+    ``timeout`` window, however steadily a byte a second comes (a per-read timeout never fires
+    then) — by interrupting the main thread's read (a real signal wakes it). The main thread
+    only: elsewhere the per-read timeout is all."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    done = threading.Event()
+
+    def size() -> int:
+        try:
+            return partial.stat().st_size
+        except OSError:
+            return 0
+
+    def watch() -> None:
+        last = size()
+        while not done.wait(timeout):
+            now = size()
+            if now - last < MIN_PACE:
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGALRM)
+                return
+            last = now
+
+    def stalled(signum, frame):
+        raise Stalled(f"the download stalled: under {MIN_PACE >> 10} KiB in {timeout:g} s (--timeout)")
+
+    previous = signal.signal(signal.SIGALRM, stalled)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _download(spec: WeightsSpec, timeout: float = DOWNLOAD_TIMEOUT) -> Path:
     """The network boundary: Keras' get_file with its md5 check, within ``timeout`` to connect
-    and per read, tried twice. Its "Downloading data from …" line and progress bar go to stderr:
-    stdout carries only records.
+    and per read, ended if it stalls (``_pace_guard``), tried twice. Its "Downloading data
+    from …" line and progress bar go to stderr: stdout carries only records.
 
     Several runs at once download once: the others wait on a lock file, then find the file.
     get_file writes to a name of this process's own, renamed into place when whole, so no run
@@ -257,7 +307,11 @@ def _download(spec: WeightsSpec, timeout: float = DOWNLOAD_TIMEOUT) -> Path:
         keras = import_keras()
         for attempt in (1, 2):
             try:
-                with _socket_timeout(timeout), contextlib.redirect_stdout(sys.stderr):
+                with (
+                    _socket_timeout(timeout),
+                    _pace_guard(folder / partial, timeout),
+                    contextlib.redirect_stdout(sys.stderr),
+                ):
                     got = Path(keras.utils.get_file(partial, spec.url, file_hash=spec.md5, cache_subdir="models"))
                 break
             except Exception as error:  # noqa: BLE001 - whatever failed, once more, then the one line
