@@ -262,6 +262,8 @@ def _pace_guard(partial: Path, timeout: float):
 
     def watch() -> None:
         last = size()
+        if done.wait(timeout):  # the first window is the per-read timeout's (a server that never answers)
+            return
         while not done.wait(timeout):
             now = size()
             if now - last < MIN_PACE:

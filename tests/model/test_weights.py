@@ -318,5 +318,5 @@ def test_a_weights_download_that_drips_ends_at_the_timeout(tmp_path, monkeypatch
     with pytest.raises(W.Stalled, match=r"the download stalled: under 64 KiB in 2 s \(--timeout\)"):
         W._download(spec, timeout=2)
     server.shutdown()
-    assert time.monotonic() - started < 15  # two tries, each ended at its first stalled window
+    assert time.monotonic() - started < 20  # two tries, each ended at its second window
     assert not list((tmp_path / "keras" / "models").glob("*.part"))
