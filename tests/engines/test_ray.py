@@ -244,10 +244,10 @@ def test_inputs_read_a_window_at_a_time_give_the_same_records(
 
     monkeypatch.setattr(ray_plan, "ROWS_PER_TASK", 1)
     config, inputs = _ray_run(classic_file, folder)
-    inputs = dataclasses.replace(inputs, batch_size=2, ray_actors=2)  # window 5: 5 rows read ahead
+    asked = EngineOptions(engine="ray", batch_size=2, ray_actors=2)  # window 5: 5 rows read ahead
     blocks = list(ray_plan.blocks_of(discover(inputs.inputs), ray_plan.Plan(2, actors=2, cpus_per_actor=0.5)))
     assert len(blocks) > 5 and {len(block) for block in blocks} == {1, 2}
-    records = [r.as_dict() for r in ray_pool.records(make_plan(config, inputs, RAY), discover(inputs.inputs))]
+    records = [r.as_dict() for r in ray_pool.records(make_plan(config, inputs, asked), discover(inputs.inputs))]
     assert_same_records(records, local_records)
 
 
@@ -352,7 +352,6 @@ def test_the_driver_settings_reach_the_actors(ray_cluster, folder, classic_file,
 )
 def test_a_worker_that_cannot_see_the_weights_stops_the_run_naming_its_node(ray_cluster, classic_file, change, message):
     """Checked in each actor before its first batch: one line naming the node, never a download."""
-    import dataclasses
 
     from resnet_cli.engines import ray_pool
     from resnet_cli.errors import UserError
@@ -413,7 +412,7 @@ def test_the_driver_reads_a_bounded_window_ahead(ray_cluster, classic_file, tmp_
 
     monkeypatch.setattr(ray_plan, "ROWS_PER_TASK", 4)
     config, inputs = _ray_run(classic_file, tmp_path)
-    inputs = dataclasses.replace(inputs, batch_size=4, ray_actors=1)
+    asked = EngineOptions(engine="ray", batch_size=4, ray_actors=1)
     window = ray_plan.Plan.for_cluster([2], 4, actors=1).window
     read, ahead = [], []
 
@@ -424,7 +423,7 @@ def test_the_driver_reads_a_bounded_window_ahead(ray_cluster, classic_file, tmp_
             yield Source(str(tmp_path / f"missing{i:03d}.jpg"), explicit=True, error=known)
 
     records = []
-    for record in ray_pool.records(make_plan(config, inputs, RAY), sources()):
+    for record in ray_pool.records(make_plan(config, inputs, asked), sources()):
         records.append(record)
         ahead.append(len(read) - len(records))
     assert [r.path for r in records] == [str(tmp_path / f"missing{i:03d}.jpg") for i in range(300)]
