@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 # What an example needs that a test machine has not: each such example is left out, and why.
 NOT_HERE = {
-    "curl ": "fetches from the web",
+    "curl ": "the web",
     "s3://": "an object store",
     "--engine ray": "a Ray cluster",
     "--model resnet152": "ResNet152's weights (a 230 MB download)",
