@@ -176,10 +176,10 @@ def _flip(path) -> None:
     [
         ("onnx", "fp32", "onnx/*.onnx"),  # the exported graph
         ("onnx", "fp32", "onnxruntime/*.onnx"),  # ONNX Runtime's optimized form of it
-        ("onnx", "int8", "onnx/*.onnx"),  # the quantized graph (and its fp32 source)
+        pytest.param("onnx", "int8", "onnx/*.onnx", marks=pytest.mark.slow),  # the quantized graph, its fp32 source
         ("openvino", "fp32", "openvino/*.blob"),  # OpenVINO's compiled model
-        ("openvino", "int8", "onnx/*.bin"),  # NNCF's IR (its weights)
-        ("openvino", "int8", "openvino/*.blob"),
+        pytest.param("openvino", "int8", "onnx/*.bin", marks=pytest.mark.slow),  # NNCF's IR (its weights)
+        pytest.param("openvino", "int8", "openvino/*.blob", marks=pytest.mark.slow),
     ],
 )
 def test_a_damaged_cached_file_is_rebuilt_with_one_line_and_the_records_stay_right(
