@@ -265,13 +265,21 @@ def holds_records(output: str, shard_folder: bool) -> bool:
 
 def recover(output: str, shard_folder: bool) -> None:
     """What a killed run left on ``output``: its Parquet journals folded into their files, an
-    unfinished --overwrite's staging removed. Idempotent; the caller holds the lock."""
+    unfinished --overwrite's staging and half-written settings removed. Idempotent; the caller
+    holds the lock."""
     if shard_folder:
+        if (local := storage.local_path(output)) is not None and os.path.isdir(local):
+            for stale in Path(local).glob(f".{run_settings.NAME}.*.tmp"):  # a killed run's half-written settings
+                stale.unlink(missing_ok=True)
         storage.remove(storage.join(output, ".overwrite/"))
         for shard in journaled_shards(output):
             fold(shard)
         return
     folder, name = storage.split(output)
+    local = storage.local_path(folder)
+    if local is not None:  # a killed run's half-written settings (write_atomic's temporary)
+        for stale in Path(local).glob(f".{name}.{run_settings.NAME}.*.tmp"):
+            stale.unlink(missing_ok=True)
     staging = storage.join(folder, f".{name}.overwrite")
     storage.remove(staging)
     storage.remove(partial_of(staging))

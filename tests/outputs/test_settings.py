@@ -67,3 +67,16 @@ def test_resume_with_a_head_on_imagenet_records_is_refused(classic_file, trained
     mixed = invoke("--weights", classic_file, "-q", "-o", out, "--resume", "--head", head, CAT, ELEPHANT)
     assert mixed.exit_code == 2 and "--head: none there, " in mixed.stderr, mixed.stderr
     assert len(out.read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("target", ["r.jsonl", "shards/"])
+def test_a_killed_runs_half_written_settings_are_removed(classic_file, tmp_path, target):
+    """kill -9 between write_atomic's temporary and its rename leaves a hidden file: the next
+    run on that output removes it."""
+    out = f"{tmp_path}/{target}"
+    assert invoke("--weights", classic_file, "-q", "-o", out, CAT).exit_code == 0
+    folder = tmp_path / "shards" if target.endswith("/") else tmp_path
+    stale = folder / (".settings.json.999.tmp" if target.endswith("/") else ".r.jsonl.settings.json.999.tmp")
+    stale.write_text("{")
+    assert invoke("--weights", classic_file, "-q", "-o", out, "--resume", CAT, ELEPHANT).exit_code == 0
+    assert not stale.exists()

@@ -40,7 +40,7 @@ def _lines_written(folder: Path) -> int:
         return 0
     total = 0
     for path in folder.iterdir():
-        if path.is_file() and not path.name.endswith((".lock", "settings.json")):
+        if path.is_file() and not path.name.endswith(".lock") and "settings.json" not in path.name:
             total += path.read_bytes().count(b"\n") - (path.suffix == ".csv")
     return total
 
