@@ -97,6 +97,7 @@ def _run(classic_file, *args):
     return subprocess.run(command, capture_output=True)
 
 
+@pytest.mark.slow
 def test_the_report_renders_in_a_browser_with_every_tile_label_and_error(classic_file, photos, tmp_path):
     report = tmp_path / "report.html"
     run = _run(classic_file, "-o", report, photos)
@@ -147,6 +148,7 @@ def test_a_report_is_whole_after_ctrl_c_and_per_shard_in_a_folder(classic_file, 
     assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["part-00000.html", "settings.json"]
 
 
+@pytest.mark.slow
 def test_evaluate_and_train_reports_render_with_their_numbers(classic_file, tinted, dev_images, tmp_path):
     from conftest import invoke
 

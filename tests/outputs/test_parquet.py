@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 
 def _parquet_rows(path):
     import pyarrow.parquet as pq
@@ -9,6 +11,7 @@ def _parquet_rows(path):
     return pq.read_table(path).to_pylist()
 
 
+@pytest.mark.slow
 def test_parquet_rows_equal_the_json_records(classic_file, twenty_photos, tmp_path):
     """Bar 12-io-parquet: -f parquet -o FILE and -o file:///…: one row per input (21), the
     JSON records' top-5 indices and error texts; readable by pyarrow (and so pandas, DuckDB)."""

@@ -15,7 +15,7 @@ CAT, ELEPHANT = str(SAMPLES / "cat.jpg"), str(SAMPLES / "elephant.jpg")
         (["-k", "3"], "-k/--top-k: 5 there, 3 now"),
         (["--resize", "crop"], "--resize: stretch there, crop now"),
         (["--pool1-padding", "pad1"], "--pool1-padding: same there, pad1 now"),
-        (["--precision", "int8"], "--precision: fp32 there, int8 now"),
+        pytest.param(["--precision", "int8"], "--precision: fp32 there, int8 now", marks=pytest.mark.slow),
     ],
 )
 def test_resume_with_other_settings_is_a_usage_error_naming_each(classic_file, tmp_path, target, change, named):
