@@ -63,7 +63,12 @@ if FAST_LANE:
 def pytest_collection_modifyitems(config, items):
     if not FAST_LANE:
         return
-    kept = [item for item in items if not any(item.get_closest_marker(m) for m in ("keras", "slow", "ray"))]
+    kept = [
+        item
+        for item in items
+        if not any(item.get_closest_marker(m) for m in ("keras", "slow", "ray"))
+        and not {"trained_head", "tinted"} & set(getattr(item, "fixturenames", ()))  # training a head: ~20 s a worker
+    ]
     config.hook.pytest_deselected(items=[item for item in items if item not in kept])
     items[:] = kept
 
