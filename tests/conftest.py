@@ -403,3 +403,37 @@ def family(keras, dev_arrays, tmp_path_factory):
 def judged_photos(dev_arrays):
     """Photos the family's BatchNorm statistics were not taken on."""
     return dev_arrays[16:28]
+
+
+@pytest.fixture
+def drip():
+    """(URL, requested): a server on 127.0.0.1 that sends the elephant photo a byte a second
+    (a Content-Length of 100 MB, so it never ends on its own: no read ever times out), and an
+    Event set once a client is waiting on it."""
+    import http.server
+    import threading
+    import time
+
+    requested = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "100000000")
+            self.end_headers()
+            requested.set()
+            try:
+                for byte in (SAMPLES / "elephant.jpg").read_bytes()[:600]:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(1)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/drip.jpg", requested
+    server.shutdown()

@@ -137,38 +137,6 @@ def test_ctrl_c_while_stdin_is_empty_is_an_interrupt_with_a_whole_document(class
     assert "interrupted: 0 classified" in stderr and "no images found" not in stderr and "Traceback" not in stderr
 
 
-@pytest.fixture
-def drip():
-    """(URL, requested): a server on 127.0.0.1 that sends a photo a byte a second, and an Event
-    set once a client is waiting on it."""
-    import http.server
-    import threading
-
-    requested = threading.Event()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", "100000")
-            self.end_headers()
-            requested.set()
-            try:
-                for byte in ELEPHANT.read_bytes()[:600]:
-                    self.wfile.write(bytes([byte]))
-                    self.wfile.flush()
-                    time.sleep(1)
-            except OSError:
-                pass
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/drip.jpg", requested
-    server.shutdown()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_the_first_signal_ends_a_run_waiting_on_a_download_within_two_seconds(

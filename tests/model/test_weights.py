@@ -279,44 +279,24 @@ def test_a_server_that_never_answers_is_the_one_line_within_the_timeout(monkeypa
     server.close()
 
 
-def test_a_weights_download_that_drips_ends_at_the_timeout(tmp_path, monkeypatch):
+def test_a_weights_download_that_drips_ends_at_the_timeout(tmp_path, monkeypatch, drip):
     """A server that sends a byte a second never lets a read time out: the weights download
     still ends, as stalled, within a --timeout window or two, and says so."""
     import dataclasses
-    import http.server
-    import threading
     import time
+
+    import keras
+    from keras.src.utils.file_utils import get_file
 
     from resnet_cli.model import weights as W
     from resnet_cli.model.spec import default_weights
 
-    class Drip(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", "100000000")
-            self.end_headers()
-            try:
-                for _ in range(600):
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
-                    time.sleep(1)
-            except OSError:
-                pass
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    import keras
-    from keras.src.utils.file_utils import get_file
-
+    url, _ = drip
     monkeypatch.setattr(keras.utils, "get_file", get_file)  # the real one, to 127.0.0.1 only
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    spec = dataclasses.replace(default_weights(), url=f"http://127.0.0.1:{server.server_address[1]}/w.h5")
+    spec = dataclasses.replace(default_weights(), url=url)
     started = time.monotonic()
     with pytest.raises(W.Stalled, match=r"the download stalled: under 64 KiB in 2 s \(--timeout\)"):
         W._download(spec, timeout=2)
-    server.shutdown()
     assert time.monotonic() - started < 20  # two tries, each ended at its second window
     assert not list((tmp_path / "keras" / "models").glob("*.part"))
