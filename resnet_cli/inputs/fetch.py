@@ -112,7 +112,6 @@ def _body(response, deadline: float, timeout: float) -> io.BytesIO:
     """The response's body, within the size cap and the download's deadline — the whole of it:
     a server that sends a byte a second never lets a read time out, so at the deadline a timer
     shuts the connection's socket and the read blocked on it ends."""
-    import threading
     import time
 
     cut = threading.Timer(max(0.0, deadline - time.monotonic()), _shut, [response])

@@ -27,11 +27,16 @@ def recorded_paths(path: str, fmt: str, shard_folder: bool | None = None) -> Pat
         raise ValueError(formats.needs("--resume", fmt))
     if shard_folder is None:
         shard_folder = is_shard_folder(path)
-    files = shard_files(path, fmt) if shard_folder else [path] if storage.exists(path) else []
+    files = _files(path, fmt, shard_folder)
     done = PathSet()
     for file in files:
         done.add_all(row.paths()(file))
     return done
+
+
+def _files(path: str, fmt: str, shard_folder: bool) -> list[str]:
+    """The files of an output: its shards of ``fmt``, or the file itself where it exists."""
+    return shard_files(path, fmt) if shard_folder else [path] if storage.exists(path) else []
 
 
 def drop_errors(path: str, fmt: str, shard_folder: bool) -> int:
@@ -39,7 +44,7 @@ def drop_errors(path: str, fmt: str, shard_folder: bool) -> int:
     and only where it holds one), so their inputs run again and the output ends with one
     record per input, the latest. How many were dropped."""
     row = formats.BY_NAME[fmt]
-    files = shard_files(path, fmt) if shard_folder else [path] if storage.exists(path) else []
+    files = _files(path, fmt, shard_folder)
     return sum(row.drop_errors()(file) for file in files)
 
 
