@@ -265,27 +265,33 @@ def holds_records(output: str, shard_folder: bool) -> bool:
 
 def recover(output: str, shard_folder: bool) -> None:
     """What a killed run left on ``output``: its Parquet journals folded into their files, an
-    unfinished --overwrite's staging and half-written settings removed. Idempotent; the caller
-    holds the lock."""
+    unfinished --overwrite's staging, half-written settings and --resume's half-rewritten files
+    removed. Idempotent; the caller holds the lock."""
     if shard_folder:
-        if (local := storage.local_path(output)) is not None and os.path.isdir(local):
-            for stale in Path(local).glob(f".{run_settings.NAME}.*.tmp"):  # a killed run's half-written settings
-                stale.unlink(missing_ok=True)
+        _remove_leftovers(output, f".{run_settings.NAME}.*.tmp", ".part-*.retry")
         storage.remove(storage.join(output, ".overwrite/"))
         for shard in journaled_shards(output):
             fold(shard)
         return
     folder, name = storage.split(output)
-    local = storage.local_path(folder)
-    if local is not None:  # a killed run's half-written settings (write_atomic's temporary)
-        for stale in Path(local).glob(f".{name}.{run_settings.NAME}.*.tmp"):
-            stale.unlink(missing_ok=True)
+    _remove_leftovers(folder, f".{name}.{run_settings.NAME}.*.tmp", f".{name}.retry")
     staging = storage.join(folder, f".{name}.overwrite")
     storage.remove(staging)
     storage.remove(partial_of(staging))
     with contextlib.suppress(FileNotFoundError):
         os.unlink(journal_of(staging))
     fold(output)
+
+
+def _remove_leftovers(folder: str, *patterns: str) -> None:
+    """A killed run's temporaries in a local ``folder`` (write_atomic's for the settings,
+    resume.rewrite's); on an object store an unfinished object never appears."""
+    local = storage.local_path(folder)
+    if local is None or not os.path.isdir(local):
+        return
+    for pattern in patterns:
+        for stale in Path(local).glob(pattern):
+            stale.unlink(missing_ok=True)
 
 
 def _commit(staging: str, output: str, shard_folder: bool) -> None:

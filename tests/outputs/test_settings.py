@@ -70,7 +70,7 @@ def test_resume_with_a_head_on_imagenet_records_is_refused(classic_file, trained
 
 
 @pytest.mark.parametrize("target", ["r.jsonl", "shards/"])
-def test_a_killed_runs_half_written_settings_are_removed(classic_file, tmp_path, target):
+def test_a_killed_runs_half_written_files_are_removed(classic_file, tmp_path, target):
     """kill -9 between write_atomic's temporary and its rename leaves a hidden file: the next
     run on that output removes it."""
     out = f"{tmp_path}/{target}"
@@ -78,5 +78,7 @@ def test_a_killed_runs_half_written_settings_are_removed(classic_file, tmp_path,
     folder = tmp_path / "shards" if target.endswith("/") else tmp_path
     stale = folder / (".settings.json.999.tmp" if target.endswith("/") else ".r.jsonl.settings.json.999.tmp")
     stale.write_text("{")
+    half = folder / (".part-00000.jsonl.retry" if target.endswith("/") else ".r.jsonl.retry")  # a killed rewrite
+    half.write_text('{"path": ')
     assert invoke("--weights", classic_file, "-q", "-o", out, "--resume", CAT, ELEPHANT).exit_code == 0
-    assert not stale.exists()
+    assert not stale.exists() and not half.exists()
