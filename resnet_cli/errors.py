@@ -54,6 +54,15 @@ class UsageProblem(UserError):
     exit_status = ExitStatus.USAGE
 
 
+class InputError(UserError, ValueError):
+    """An input that cannot be classified, raised by the Python API when asked to
+    (``errors="raise"``) instead of returning its error record."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
 class WeightsError(UserError):
     """A problem with the weight file: missing, corrupt, another md5, shapes that do not fit."""
 

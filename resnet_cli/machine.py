@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from . import backend
+from .backend import cpu_flags, gpu_problem, onnxruntime_available, onnxruntime_has_cuda, openvino_available
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,9 @@ def probe(gpu_questions: frozenset[str] = frozenset(), device: str = "auto") -> 
     there is a GPU driver)."""
     return Machine(
         cores=os.cpu_count() or 1,
-        cpu_flags=backend.cpu_flags(),
-        onnxruntime=backend.onnxruntime_available(),
-        onnxruntime_cuda="onnx" in gpu_questions and backend.onnxruntime_has_cuda(),
-        openvino=backend.openvino_available(),
-        keras_gpu_problem=backend.gpu_problem(device) if "keras" in gpu_questions else "not probed",
+        cpu_flags=cpu_flags(),
+        onnxruntime=onnxruntime_available(),
+        onnxruntime_cuda="onnx" in gpu_questions and onnxruntime_has_cuda(),
+        openvino=openvino_available(),
+        keras_gpu_problem=gpu_problem(device) if "keras" in gpu_questions else "not probed",
     )

@@ -27,6 +27,7 @@ class RunPlan:
     top_k: int = 5
     thumbnails: bool = False  # each record also carries a small JPEG of what the model saw (-f html)
     per_batch: Callable | None = None  # wraps the runtime's predict (train's augmented features)
+    variable_batch: bool = False  # run each batch at its own size, unpadded (a server's, the API's)
     ray_address: str | None = None
     ray_actors: int | None = None
     quiet: bool = False
@@ -40,6 +41,7 @@ def make_plan(
     thumbnails: bool = False,
     per_batch: Callable | None = None,
     cores: int | None = None,
+    variable_batch: bool = False,
 ) -> RunPlan:
     """The plan of a run of ``config`` over ``inputs`` on a machine of ``cores`` cores, the
     engine settings ``asked``."""
@@ -54,6 +56,7 @@ def make_plan(
         top_k=top_k,
         thumbnails=thumbnails,
         per_batch=per_batch,
+        variable_batch=variable_batch,
         ray_address=asked.ray_address,
         ray_actors=asked.ray_actors,
         quiet=inputs.quiet,

@@ -19,8 +19,15 @@ class Engine(Protocol):
     ran_on: str  # the device and runtime that ran, for the summary line ("" until known)
     started: float  # perf_counter when the model was ready (0.0 until then)
 
-    def records(self, sources: Iterable[Source], on_skip: Callable[[Source], None] | None = None) -> Iterator[Record]:
-        """A record per source, in input order; a folder's non-image file goes to ``on_skip``."""
+    def start(self, batch_size: int | None = None) -> None:
+        """Open the model now rather than at the first ``records`` call (a server's warm-up)."""
+        ...
+
+    def records(
+        self, sources: Iterable[Source], on_skip: Callable[[Source], None] | None = None, top_k: int | None = None
+    ) -> Iterator[Record]:
+        """A record per source, in input order; a folder's non-image file goes to ``on_skip``;
+        ``top_k``: this call's classes per record (default: the plan's)."""
         ...
 
     def close(self) -> None: ...

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..inputs.decode import DecodeOptions, ImageError, NotAnImage, decode, thumbnail
+from ..inputs.decode import DecodeOptions, ImageError, NotAnImage, decode, decode_held, thumbnail
 from ..inputs.discover import Source
 from ..records import Record
 
@@ -39,6 +39,8 @@ def decode_source(source: Source, options: DecodeOptions):
     if source.error is not None:
         return ImageError(source.error)
     try:
+        if source.data is not None:
+            return decode_held(source.data, options, source.path)
         return decode(source.path, options, explicit=source.explicit)
     except NotAnImage:
         return Skipped
@@ -120,21 +122,21 @@ def run(
     also carries a small JPEG of its pixels (for -f html); ``decode_ahead``: see
     ``decoded_batches``."""
     for chunk, decoded in decoded_batches(sources, options, batch_size, workers, decode_ahead):
-        good = [(s, d) for s, d in zip(chunk, decoded) if isinstance(d, np.ndarray)]
-        results = {}
+        good = [i for i, d in enumerate(decoded) if isinstance(d, np.ndarray)]
+        results = {}  # by position in the chunk: two inputs may share a path (in-memory ones do)
         if good:
-            outputs = predict(np.stack([d for _, d in good]))
-            for record, (_, pixels) in zip(to_records([s for s, _ in good], outputs), good):
+            outputs = predict(np.stack([decoded[i] for i in good]))
+            for i, record in zip(good, to_records([chunk[i] for i in good], outputs)):
                 if thumbnails:
-                    record.thumbnail = thumbnail(pixels)
-                results[record.path] = record
-        for source, item in zip(chunk, decoded):
+                    record.thumbnail = thumbnail(decoded[i])
+                results[i] = record
+        for i, (source, item) in enumerate(zip(chunk, decoded)):
             if item is Skipped:
                 on_skip(source)
             elif isinstance(item, ImageError):
                 yield Record(source.path, error=str(item))
             else:
-                yield results[source.path]
+                yield results[i]
 
 
 def prediction_records(top_k: int, labels=None) -> Callable[[list[Source], np.ndarray], list[Record]]:
@@ -152,24 +154,35 @@ def vector_records(sources: list[Source], vectors: np.ndarray) -> list[Record]:
 
 
 class LocalEngine:
-    """The plan's runtime in this process, opened at the first ``records`` call: a run over
-    fewer inputs than a batch opens it at that batch (one photo: batch 1), later calls reuse it."""
+    """The plan's runtime in this process, opened at the first ``records`` call (or by
+    ``start``): a run over fewer inputs than a batch opens it at that batch (one photo: batch
+    1), later calls reuse it. Thread-safe: calls from several threads decode side by side and
+    take turns at the model (one runtime, its threads already fill the cores)."""
 
     def __init__(self, plan: RunPlan):
         self.plan = plan
         self.runtime = None
         self.ran_on = ""
         self.started = 0.0
+        self._model_turn = threading.Lock()
 
-    def records(self, sources: Iterable[Source], on_skip: Callable[[Source], None] | None = None) -> Iterator[Record]:
+    def start(self, batch_size: int | None = None) -> None:
+        """Open the runtime now, at ``batch_size`` (default: the plan's), unless it is open."""
+        with self._model_turn:
+            if self.runtime is None:
+                self._open(batch_size or self.plan.batch_size)
+
+    def records(
+        self, sources: Iterable[Source], on_skip: Callable[[Source], None] | None = None, top_k: int | None = None
+    ) -> Iterator[Record]:
         plan, config = self.plan, self.plan.config
         sources = iter(sources)
         if self.runtime is None:
             head = list(itertools.islice(sources, plan.batch_size + 1))
             sources = itertools.chain(head, sources)
-            self._open(max(1, min(plan.batch_size, len(head))))
-        to_records = prediction_records(plan.top_k, config.labels) if config.include_top else vector_records
-        predict = plan.per_batch(self.runtime.predict) if plan.per_batch else self.runtime.predict
+            self.start(plan.batch_size if plan.variable_batch else max(1, min(plan.batch_size, len(head))))
+        to_records = prediction_records(top_k or plan.top_k, config.labels) if config.include_top else vector_records
+        predict = plan.per_batch(self._predict) if plan.per_batch else self._predict
         yield from run(
             sources,
             predict,
@@ -182,6 +195,10 @@ class LocalEngine:
             decode_ahead=plan.decode_ahead,
         )
 
+    def _predict(self, images: np.ndarray) -> np.ndarray:
+        with self._model_turn:
+            return self.runtime.predict(images)
+
     def _open(self, batch_size: int) -> None:
         import time
 
@@ -189,10 +206,12 @@ class LocalEngine:
         from ..runtimes.factory import open_runtime
 
         config = self.plan.config
-        self.runtime = open_runtime(config, batch_size=batch_size, quiet=self.plan.quiet)
+        runtime = open_runtime(config, batch_size=batch_size, quiet=self.plan.quiet)
+        runtime.pad = not self.plan.variable_batch
         reason = f"; {config.runtime_reason}" if config.runtime_reason else ""
         self.ran_on = f"{_device_name(config)} ({config.runtime} {precision_shown(config)}{reason})"
         self.started = time.perf_counter()
+        self.runtime = runtime
 
     def close(self) -> None:
         self.runtime = None

@@ -92,11 +92,18 @@ class RayEngine:
         self.ran_on = f"Ray ({config.runtime} {precision_shown(config)}, device {config.device})"
         self.started = 0.0
 
-    def records(self, sources: Iterable[Source], on_skip: Callable[[Source], None] | None = None) -> Iterator[Record]:
+    def start(self, batch_size: int | None = None) -> None:
+        """Nothing to open ahead: each ``records`` call connects and starts its actors."""
+
+    def records(
+        self, sources: Iterable[Source], on_skip: Callable[[Source], None] | None = None, top_k: int | None = None
+    ) -> Iterator[Record]:
+        import dataclasses
         import time
 
         import_ray()  # "how to install" before anything else
-        results = records(self.plan, sources, on_skip or (lambda source: None))
+        plan = dataclasses.replace(self.plan, top_k=top_k) if top_k else self.plan
+        results = records(plan, sources, on_skip or (lambda source: None))
         for record in results:  # start-up ends with the first result (Ray, actors, their model)
             self.started = time.perf_counter()
             yield record

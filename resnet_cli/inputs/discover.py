@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import storage
-from ..storage import is_uri, is_url
+from ..storage import entries, is_uri, is_url, kind
 from .decode import sniff
 from .fetch import STDIN, hold_stdin_image, open_error
 
@@ -18,11 +17,14 @@ from .fetch import STDIN, hold_stdin_image, open_error
 @dataclass(frozen=True)
 class Source:
     """One input: its path as the user will see it, whether the user named it, and the reason
-    it cannot be read when discovery already knows (a folder that cannot be listed)."""
+    it cannot be read when discovery already knows (a folder that cannot be listed). ``data``:
+    an image already in memory (encoded bytes, a Pillow image, a uint8 array — the Python API's
+    and the server's inputs), decoded in place of reading ``path``."""
 
     path: str
     explicit: bool = True
     error: str | None = None
+    data: object = field(default=None, compare=False, repr=False)
 
 
 def _is_hidden(name: str) -> bool:
@@ -164,7 +166,7 @@ def _walk_uri(uri: str, recursive: bool, include_hidden: bool) -> Iterator[Sourc
     folder (a prefix) at a time, as the local walk is, so the driver holds one folder's names,
     never the whole bucket's."""
     try:
-        if storage.kind(uri) != "folder":
+        if kind(uri) != "folder":
             yield Source(uri, explicit=True)
             return
     except (OSError, ValueError):
@@ -173,7 +175,7 @@ def _walk_uri(uri: str, recursive: bool, include_hidden: bool) -> Iterator[Sourc
 
     def walk(folder: str) -> Iterator[Source]:
         try:
-            listed = storage.entries(folder)
+            listed = entries(folder)
         except (OSError, ValueError) as error:
             yield Source(folder, explicit=True, error=f"cannot list the folder ({getattr(error, 'reason', error)})")
             return

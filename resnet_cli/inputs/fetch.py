@@ -12,8 +12,7 @@ import re
 import stat
 import threading
 
-from .. import storage
-from ..storage import is_uri, is_url
+from ..storage import is_uri, is_url, kind, read_bytes
 
 MAX_DOWNLOAD_BYTES = 100 * 2**20  # more than any photo; a bigger answer is not one
 
@@ -172,11 +171,11 @@ def _shut(response) -> None:
 
 def read_uri(uri: str) -> io.BytesIO:
     try:
-        found = storage.kind(uri)
+        found = kind(uri)
         if found == "missing":
             raise ImageError("no such file")
         if found == "folder":
             raise ImageError("is a folder (use --recursive, or name the folder)")
-        return io.BytesIO(storage.read_bytes(uri))
+        return io.BytesIO(read_bytes(uri))
     except (OSError, ValueError) as error:
         raise ImageError(f"cannot read the file ({getattr(error, 'reason', error)})") from None

@@ -8,23 +8,23 @@ import hashlib
 import os
 from dataclasses import dataclass
 
-from .. import storage
 from ..errors import UserError
+from ..storage import cache_dir, local_path, split
 
 
 def lock_path(target: str, shard_folder: bool) -> str:
     """Beside the output on a local disk (``.NAME.lock``, or ``DIR/.lock`` for a shard folder), so
     runs on other machines sharing the disk see it too; for an object store, in this machine's
     cache."""
-    local = storage.local_path(target)
+    local = local_path(target)
     if local is None:
         key = hashlib.sha256(target.rstrip("/").encode("utf-8", "surrogatepass")).hexdigest()[:24]
-        folder = storage.cache_dir() / "locks"
+        folder = cache_dir() / "locks"
         folder.mkdir(parents=True, exist_ok=True)
         return str(folder / f"{key}.lock")
     if shard_folder:
         return os.path.join(local, ".lock")
-    folder, name = storage.split(local)
+    folder, name = split(local)
     return os.path.join(folder, f".{name}.lock")
 
 

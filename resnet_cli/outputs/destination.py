@@ -12,8 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import storage
 from ..errors import UsageProblem, UserError, user_file
+from ..storage import filesystem, is_uri, join, listdir, local_path, makedirs, move, read_bytes, remove, split
 from . import formats
 from . import settings as run_settings
 from .claim import Claim, claim
@@ -29,9 +29,9 @@ def prepare_output(path: str, shard_folder: bool | None = None) -> None:
 
     if shard_folder is None:
         shard_folder = is_shard_folder(path)
-    if storage.is_uri(path):  # an object store: made when written (folders are names there)
+    if is_uri(path):  # an object store: made when written (folders are names there)
         try:
-            storage.makedirs(path if shard_folder else path.rsplit("/", 1)[0])
+            makedirs(path if shard_folder else path.rsplit("/", 1)[0])
         except (OSError, ValueError) as error:
             raise UserError(f"cannot write {path} ({error})") from None
         return
@@ -58,7 +58,7 @@ def written_format(output: str, shard_folder: bool) -> str | None:
         found = [p for fmt in formats.RESUMABLE for p in shard_files(output, fmt)]
         return written_format(sorted(found)[0], False) if found else None
     try:
-        return formats.by_first_bytes(storage.read_bytes(output, 64))
+        return formats.by_first_bytes(read_bytes(output, 64))
     except FileNotFoundError:
         return None
     except OSError as error:
@@ -68,10 +68,10 @@ def written_format(output: str, shard_folder: bool) -> str | None:
 def output_location(output: str | None) -> str | None:
     """``-o`` as given: a path, or a URI pyarrow.fs can write (s3://, gs://, hdfs://,
     file://); any other scheme is a usage error in words."""
-    if output is None or not storage.is_uri(output):
+    if output is None or not is_uri(output):
         return output
     try:
-        storage.filesystem(output)
+        filesystem(output)
     except ValueError as error:
         raise ValueError(f"-o: {error}. Received: -o {output}") from None
     return output
@@ -185,9 +185,9 @@ class Destination:
         if not self.overwrite or self.output is None:
             return None
         if self.shard_folder:
-            return storage.join(self.output, ".overwrite/")
-        folder, name = storage.split(self.output)
-        return storage.join(folder, f".{name}.overwrite")
+            return join(self.output, ".overwrite/")
+        folder, name = split(self.output)
+        return join(folder, f".{name}.overwrite")
 
     def open_sink(self, stdout=None, report=None) -> UserFileSink:
         """The sink for the records: stdout (or the records' own ``stdout``, see
@@ -214,7 +214,7 @@ class Destination:
                         _commit(self.staging, self.output, self.shard_folder)
                         self._record_settings()
                     else:
-                        storage.remove(self.staging)
+                        remove(self.staging)
                         note = f"{self.output} was left as it was (--overwrite replaces it when a run completes)"
         finally:
             if self.held is not None:
@@ -250,7 +250,7 @@ def holds_records(output: str, shard_folder: bool) -> bool:
     if shard_folder:
         return any(holds_records(p, False) for f in formats.SHARDABLE for p in shard_files(output, f))
     try:
-        head = storage.read_bytes(output, 1 << 16)
+        head = read_bytes(output, 1 << 16)
     except FileNotFoundError:
         return False
     found = formats.by_first_bytes(head)
@@ -269,15 +269,15 @@ def recover(output: str, shard_folder: bool) -> None:
     removed. Idempotent; the caller holds the lock."""
     if shard_folder:
         _remove_leftovers(output, f".{run_settings.NAME}.*.tmp", ".part-*.retry")
-        storage.remove(storage.join(output, ".overwrite/"))
+        remove(join(output, ".overwrite/"))
         for shard in journaled_shards(output):
             fold(shard)
         return
-    folder, name = storage.split(output)
+    folder, name = split(output)
     _remove_leftovers(folder, f".{name}.{run_settings.NAME}.*.tmp", f".{name}.retry")
-    staging = storage.join(folder, f".{name}.overwrite")
-    storage.remove(staging)
-    storage.remove(partial_of(staging))
+    staging = join(folder, f".{name}.overwrite")
+    remove(staging)
+    remove(partial_of(staging))
     with contextlib.suppress(FileNotFoundError):
         os.unlink(journal_of(staging))
     fold(output)
@@ -286,7 +286,7 @@ def recover(output: str, shard_folder: bool) -> None:
 def _remove_leftovers(folder: str, *patterns: str) -> None:
     """A killed run's temporaries in a local ``folder`` (write_atomic's for the settings,
     resume.rewrite's); on an object store an unfinished object never appears."""
-    local = storage.local_path(folder)
+    local = local_path(folder)
     if local is None or not os.path.isdir(local):
         return
     for pattern in patterns:
@@ -296,11 +296,11 @@ def _remove_leftovers(folder: str, *patterns: str) -> None:
 
 def _commit(staging: str, output: str, shard_folder: bool) -> None:
     if not shard_folder:
-        storage.move(staging, output)
+        move(staging, output)
         return
     for fmt in formats.SHARDABLE:
         for old in shard_files(output, fmt):
-            storage.remove(old)
-    for name in storage.listdir(staging):
-        storage.move(storage.join(staging, name), storage.join(output, name))
-    storage.remove(staging)
+            remove(old)
+    for name in listdir(staging):
+        move(join(staging, name), join(output, name))
+    remove(staging)

@@ -18,8 +18,8 @@ import json
 import os
 from collections.abc import Iterator
 
-from .. import storage
 from ..records import Record, path_from_text, path_text
+from ..storage import cache_dir, exists, join, local_path, move, open_read, parquet_target, split
 from . import settings as run_settings
 from .pathset import PathSet
 
@@ -45,40 +45,36 @@ def journal_of(path: str) -> str:
     """Where the journal of the Parquet file ``path`` lives: beside it on a local disk (a file://
     URI too), else — object stores cannot append — in the tool's cache on this machine, in a
     folder of the object's folder."""
-    local = storage.local_path(path)
-    folder, name = storage.split(local or path)
+    local = local_path(path)
+    folder, name = split(local or path)
     return os.path.join(folder if local is not None else _remote_journals(folder), f".{name}.journal")
 
 
 def _remote_journals(folder: str) -> str:
     key = hashlib.sha256(folder.rstrip("/").encode("utf-8", "surrogatepass")).hexdigest()[:24]
-    return str(storage.cache_dir() / "journals" / key)
+    return str(cache_dir() / "journals" / key)
 
 
 def journaled_shards(folder: str) -> list[str]:
     """The shards of a shard folder that have a journal (a killed run's, to be folded)."""
-    local = storage.local_path(folder)
+    local = local_path(folder)
     where = local if local is not None else _remote_journals(folder)
     names = sorted(os.listdir(where)) if os.path.isdir(where) else []
-    return [
-        storage.join(folder, n[1 : -len(".journal")])
-        for n in names
-        if n.startswith(".part-") and n.endswith(".journal")
-    ]
+    return [join(folder, n[1 : -len(".journal")]) for n in names if n.startswith(".part-") and n.endswith(".journal")]
 
 
 def parquet_rows(path: str) -> int:
     """The rows a Parquet file holds (from its footer)."""
     import pyarrow.parquet as pq
 
-    with storage.open_read(path) as handle:
+    with open_read(path) as handle:
         return pq.ParquetFile(handle).metadata.num_rows
 
 
 def partial_of(path: str) -> str:
     """Where a fold writes the new file before it is renamed into place."""
-    folder, name = storage.split(path)
-    return storage.join(folder, f".{name}.partial")
+    folder, name = split(path)
+    return join(folder, f".{name}.partial")
 
 
 class ParquetSink:
@@ -112,13 +108,13 @@ def fold(path: str, keep: bool = True, settings: dict | None = None) -> bool:
     if not os.path.exists(journal):
         return False
     partial, schema = partial_of(path), parquet_schema()
-    settings = settings or run_settings.read(path, False) or run_settings.read(storage.split(path)[0], True)
+    settings = settings or run_settings.read(path, False) or run_settings.read(split(path)[0], True)
     if settings:
         schema = schema.with_metadata({run_settings.KEY: json.dumps(settings, sort_keys=True)})
-    filesystem, where = storage.parquet_target(partial)
+    filesystem, where = parquet_target(partial)
     with PathSet() as there, pq.ParquetWriter(where, schema, filesystem=filesystem) as writer:
-        if keep and storage.exists(path):
-            with storage.open_read(path) as handle:  # a row group at a time
+        if keep and exists(path):
+            with open_read(path) as handle:  # a row group at a time
                 existing = pq.ParquetFile(handle)
                 for group in range(existing.num_row_groups):
                     table = existing.read_row_group(group).cast(schema)
@@ -126,7 +122,7 @@ def fold(path: str, keep: bool = True, settings: dict | None = None) -> bool:
                     writer.write_table(table)
         for rows in _journal_rows(journal, there):
             writer.write_table(pa.Table.from_pylist(rows, schema=schema))
-    storage.move(partial, path)
+    move(partial, path)
     os.unlink(journal)
     return True
 
@@ -158,7 +154,7 @@ def parquet_paths(path: str) -> Iterator[str]:
     """The paths a Parquet file holds, as the runs that wrote them saw them."""
     import pyarrow.parquet as pq
 
-    with storage.open_read(path) as handle:
+    with open_read(path) as handle:
         for batch in pq.ParquetFile(handle).iter_batches(columns=["path"], batch_size=65_536):
             yield from (path_from_text(p) for p in batch.column(0).to_pylist() if p is not None)
 
@@ -168,20 +164,20 @@ def parquet_drop_errors(path: str) -> int:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    with storage.open_read(path) as handle:
+    with open_read(path) as handle:
         source = pq.ParquetFile(handle)
         batches = source.iter_batches(columns=["error"], batch_size=65_536)
         dropped = sum(len(batch) - batch.column(0).null_count for batch in batches)
     if not dropped:
         return 0
-    with storage.open_read(path) as handle:
+    with open_read(path) as handle:
         schema = parquet_schema().with_metadata(pq.ParquetFile(handle).schema_arrow.metadata or {})
     partial = partial_of(path)
-    filesystem, where = storage.parquet_target(partial)
-    with storage.open_read(path) as handle, pq.ParquetWriter(where, schema, filesystem=filesystem) as writer:
+    filesystem, where = parquet_target(partial)
+    with open_read(path) as handle, pq.ParquetWriter(where, schema, filesystem=filesystem) as writer:
         source = pq.ParquetFile(handle)
         for group in range(source.num_row_groups):
             table = source.read_row_group(group).cast(schema)
             writer.write_table(table.filter(pc.is_null(table.column("error"))))
-    storage.move(partial, path)
+    move(partial, path)
     return dropped

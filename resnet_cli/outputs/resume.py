@@ -9,8 +9,8 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 
-from .. import storage
 from ..records import path_from_text
+from ..storage import exists, join, local_path, move, open_read, open_write, split
 from . import formats
 from .formats import CSV_COLUMNS
 from .pathset import PathSet
@@ -36,7 +36,7 @@ def recorded_paths(path: str, fmt: str, shard_folder: bool | None = None) -> Pat
 
 def _files(path: str, fmt: str, shard_folder: bool) -> list[str]:
     """The files of an output: its shards of ``fmt``, or the file itself where it exists."""
-    return shard_files(path, fmt) if shard_folder else [path] if storage.exists(path) else []
+    return shard_files(path, fmt) if shard_folder else [path] if exists(path) else []
 
 
 def drop_errors(path: str, fmt: str, shard_folder: bool) -> int:
@@ -50,13 +50,13 @@ def drop_errors(path: str, fmt: str, shard_folder: bool) -> int:
 
 def rewrite(path: str, chunks: Iterable[bytes]) -> None:
     """``path`` replaced by ``chunks``, whole or not at all (a temporary beside it, moved over it)."""
-    folder, name = storage.split(path)
-    temporary = storage.join(folder, f".{name}.retry")
-    local = storage.local_path(temporary)
-    with open(local, "wb") if local is not None else storage.open_write(temporary) as handle:
+    folder, name = split(path)
+    temporary = join(folder, f".{name}.retry")
+    local = local_path(temporary)
+    with open(local, "wb") if local is not None else open_write(temporary) as handle:
         for chunk in chunks:
             handle.write(chunk)
-    storage.move(temporary, path)
+    move(temporary, path)
 
 
 def jsonl_drop_errors(path: str) -> int:
@@ -97,10 +97,10 @@ def csv_drop_errors(path: str) -> int:
 
 def _lines(path: str) -> Iterator[str]:
     """The whole lines of a text output, its torn tail (a killed writer's) cut off a local file."""
-    local = storage.local_path(path)
+    local = local_path(path)
     if local is not None:
         _cut_torn_tail(local)
-    with storage.open_read(path) as handle:
+    with open_read(path) as handle:
         yield from (line.decode("utf-8", errors="replace") for line in _whole_lines(handle))
 
 

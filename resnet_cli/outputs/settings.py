@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from .. import storage
+from ..storage import join, local_path, open_write, read_bytes, split, write_atomic
 
 NAME = "settings.json"
 KEY = "resnet_classify"  # Parquet key-value metadata
@@ -41,16 +41,16 @@ def describe(config, top_k: int) -> dict:
 
 def sidecar(output: str, shard_folder: bool) -> str:
     if shard_folder:
-        return storage.join(output, NAME)
-    folder, name = storage.split(output)
-    return storage.join(folder, f"{name}.{NAME}")
+        return join(output, NAME)
+    folder, name = split(output)
+    return join(folder, f"{name}.{NAME}")
 
 
 def read(output: str, shard_folder: bool) -> dict | None:
     """The settings an output was made with; None when it has none (a new output, or one
     written before outputs recorded them)."""
     try:
-        return json.loads(storage.read_bytes(sidecar(output, shard_folder)))
+        return json.loads(read_bytes(sidecar(output, shard_folder)))
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
@@ -61,13 +61,13 @@ def write(output: str, shard_folder: bool, settings: dict) -> None:
     """Whole or not at all: a temporary moved over it (an object appears whole when closed)."""
     target = sidecar(output, shard_folder)
     data = json.dumps(settings, indent=1, sort_keys=True).encode()
-    local = storage.local_path(target)
+    local = local_path(target)
     if local is not None:
         from pathlib import Path
 
-        storage.write_atomic(Path(local), data)
+        write_atomic(Path(local), data)
         return
-    with storage.open_write(target) as handle:
+    with open_write(target) as handle:
         handle.write(data)
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 import io
 
-from .. import storage
 from ..records import Record, path_display, path_text
+from ..storage import exists, local_path, open_write, read_bytes
 from .formats import BY_NAME, CSV_COLUMNS
 
 
@@ -125,7 +125,7 @@ def file_sink(fmt: str, path: str, appending: bool = False, report=None) -> Sink
     object store; a CSV appended to keeps its one header."""
     if BY_NAME[fmt].binary:
         return BY_NAME[fmt].sink()(path, appending=appending, settings=getattr(report, "settings", None))
-    local = storage.local_path(path)
+    local = local_path(path)
     if local is None:
         return uri_sink(fmt, path, appending, report)
     stream = open(local, "a" if appending else "w", encoding="utf-8", newline="")
@@ -138,10 +138,10 @@ def uri_sink(fmt: str, path: str, appending: bool, report=None) -> Sink:
     """A sink on a new object at ``path``; resuming rewrites the whole records already there
     first (object stores cannot append)."""
     kept = b""
-    if appending and storage.exists(path):
-        data = storage.read_bytes(path)
+    if appending and exists(path):
+        data = read_bytes(path)
         kept = data[: data.rfind(b"\n") + 1]
-    raw = storage.open_write(path)
+    raw = open_write(path)
     raw.write(kept)
     stream = io.TextIOWrapper(raw, encoding="utf-8", newline="")
     sink = make_sink(fmt, stream, appending=bool(kept), report=report)

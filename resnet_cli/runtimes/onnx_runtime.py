@@ -20,6 +20,7 @@ from .base import Runtime
 
 class OnnxRuntime(Runtime):
     name = "onnx"
+    any_batch = True
 
     def __init__(self, session, batch_size: int):
         self.session = session

@@ -27,6 +27,7 @@ PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
 class OpenVinoRuntime(Runtime):
     name = "openvino"
+    any_batch = True
 
     def __init__(self, compiled, batch_size: int):
         self.request = compiled.create_infer_request()

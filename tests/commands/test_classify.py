@@ -181,12 +181,12 @@ def test_no_images_found_is_exit_1(classic_file, tmp_path):
 
 @pytest.mark.keras
 def test_runtime_auto_without_onnxruntime_is_keras(classic_file, monkeypatch):
-    from resnet_cli import backend, config
+    from resnet_cli import config, machine
     from resnet_cli.request import ModelRequest
 
     keras_run = invoke("--weights", classic_file, "--runtime", "keras", "-f", "jsonl", CAT, ELEPHANT)
-    monkeypatch.setattr(backend, "onnxruntime_available", lambda: False)
-    monkeypatch.setattr(backend, "openvino_available", lambda: False)
+    monkeypatch.setattr(machine, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(machine, "openvino_available", lambda: False)
     assert config.resolve(ModelRequest(weights=str(classic_file))).runtime == "keras"
     auto = invoke("--weights", classic_file, "-f", "jsonl", CAT, ELEPHANT)
     assert auto.exit_code == 0 and auto.stdout == keras_run.stdout
