@@ -34,7 +34,7 @@ from .cli_options import (
     weights_options,
 )
 from .errors import ExitStatus
-from .request import FORMATS, PROGRESS
+from .request import FORMATS, PROGRESS, EngineOptions
 
 
 def _call(command, *args, **kwargs) -> None:
@@ -358,3 +358,93 @@ def cache(action, fmt):
     from .commands.cache import cache as command
 
     _call(command, clear=action == "clear", fmt=fmt)
+
+
+@main.command()
+@weights_options
+@numerics_options
+@runtime_options
+@decode_options
+@head_option
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (any but loopback needs --token)."
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free one).")
+@click.option(
+    "--token",
+    envvar="RESNET_CLASSIFY_TOKEN",
+    help="Clients must send Authorization: Bearer TOKEN (default: $RESNET_CLASSIFY_TOKEN; needed off loopback).",
+)
+@click.option(
+    "-k", "--top-k", type=click.IntRange(1, 1000), default=5, show_default=True, help="Classes per image by default."
+)
+@click.option(
+    "-b",
+    "--batch-size",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="Most images per model call (default: 32 on a CPU, 256 on a GPU).",
+)
+@click.option("--workers", type=click.IntRange(0, 64), default=0, help="Decode threads (0 = one per core, at least 2).")
+@click.option(
+    "--max-wait-ms",
+    type=click.FloatRange(0, 1000),
+    default=2.0,
+    show_default=True,
+    help="How long a batch waits for more requests once it has one.",
+)
+@click.option(
+    "--max-queue", type=click.IntRange(1), default=256, show_default=True, help="Images waiting at most; then 503."
+)
+@click.option(
+    "--max-body-mb",
+    type=click.FloatRange(0, min_open=True),
+    default=32.0,
+    show_default=True,
+    help="Largest request body; beyond it 413.",
+)
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds for a whole request body; beyond it 408.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    default=512,
+    show_default=True,
+    help="Concurrent connections; beyond them 503.",
+)
+@click.option(
+    "--allow-urls", is_flag=True, help='Fetch the URLs and URIs a JSON body names ({"inputs": [...]}): an SSRF risk.'
+)
+@click.option(
+    "--allow-dir",
+    "allow_dirs",
+    multiple=True,
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False),
+    help="A server folder whose files a JSON body may name (repeatable).",
+)
+@click.option("--access-log", is_flag=True, help="One line on stderr per request.")
+def serve(**kwargs):
+    """Keep the model loaded and classify over HTTP: POST /v1/classify (an image body or
+    multipart files), with dynamic batching; GET /healthz, /readyz, /v1/models, /metrics."""
+    from .request import ServeOptions
+    from .server.app import is_loopback
+
+    request = model_request(kwargs)
+    asked = EngineOptions(batch_size=kwargs.pop("batch_size"), workers=kwargs.pop("workers"))
+    top_k = kwargs.pop("top_k")
+    kwargs["max_body"] = int(kwargs.pop("max_body_mb") * 2**20)
+    kwargs["allow_dirs"] = tuple(kwargs["allow_dirs"])
+    options = ServeOptions(**kwargs)
+    if not options.token and not is_loopback(options.host):
+        raise click.UsageError(
+            f"--host {options.host} is reachable from other machines: give a token (--token or RESNET_CLASSIFY_TOKEN)."
+        )
+    from .commands.serve import serve as command
+
+    _call(command, request, asked, options, top_k)

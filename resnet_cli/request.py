@@ -95,3 +95,20 @@ class OutputOptions:
     retry_errors: bool = True  # --resume runs the inputs whose record is an error again
     overwrite: bool = False
     top_k: int = 5
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How ``serve`` listens and what it accepts."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str | None = None  # needed for any bind but loopback
+    max_wait_ms: float = 2.0  # how long a batch waits for more requests once it has one
+    max_queue: int = 256  # images waiting at once; beyond: 503
+    max_body: int = 32 * 2**20  # bytes; beyond: 413
+    read_timeout: float = 30.0  # seconds for a whole request body; beyond: 408
+    max_connections: int = 512  # concurrent connections and requests; beyond: 503 (uvicorn)
+    allow_urls: bool = False  # fetch URLs and URIs named in a JSON body (an SSRF risk)
+    allow_dirs: tuple[str, ...] = ()  # server folders a JSON body may name files in
+    access_log: bool = False
