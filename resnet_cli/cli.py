@@ -215,16 +215,26 @@ def evaluate(**kwargs):
     "-o",
     "--output",
     required=True,
-    metavar="FILE",
-    type=click.Path(dir_okay=False),
-    callback=suffix(".npz", ".npy"),
-    help="features.npz (features + paths), or features.npy with features.txt of paths.",
+    metavar="FILE|DIR/",
+    type=click.Path(),
+    callback=suffix(".parquet", ".jsonl", "/", ".npz", ".npy"),
+    help="vectors.parquet (path, model, vector; also a URI, or DIR/ for part-N.parquet shards) or .jsonl: written as "
+    "they come, --resume continues them; features.npz (features + paths) or features.npy with features.txt of paths: "
+    "written at the end.",
 )
 @click.option("--normalize", is_flag=True, help="L2-normalise each vector.")
+@click.option("--resume", is_flag=True, help="With -o .parquet, .jsonl or DIR/: skip the inputs already there.")
+@click.option("--overwrite", is_flag=True, help="With -o .parquet, .jsonl or DIR/: replace the vectors already there.")
 @engine_options
 def embed(**kwargs):
     """2048-d pooled ResNet features of images, for search and clustering."""
     request, inputs, asked = model_request(kwargs), input_request(kwargs), engine_request(kwargs)
+    at_end = kwargs["output"].endswith((".npz", ".npy"))
+    for flag in ("resume", "overwrite"):
+        if kwargs[flag] and at_end:
+            raise click.UsageError(f"--{flag} is for -o .parquet, .jsonl or DIR/ (written as they come)")
+    if kwargs["resume"] and kwargs["overwrite"]:
+        raise click.UsageError("--resume adds to the vectors there, --overwrite replaces them: choose one.")
     from .commands.embed import embed as command
 
     _call(command, request, inputs, asked, **kwargs)

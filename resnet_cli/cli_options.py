@@ -251,6 +251,15 @@ tree_inputs = [
     click.option(
         "-0", "--null", is_flag=True, help="Paths on stdin (-) are NUL-separated, as find -print0 writes them."
     ),
+    click.option(
+        "--image-column",
+        metavar="NAME",
+        help="Parquet inputs: the column of images — bytes, a Hugging Face Image struct, or paths/URLs (default: the "
+        "first of those kinds).",
+    ),
+    click.option(
+        "--key-column", metavar="NAME", help="Parquet inputs: the column that names each record (default: FILE#ROW)."
+    ),
     stream_options,
 ]
 tree_input_options = _options(tree_inputs)  # folders are searched recursively: no -r to offer
@@ -309,7 +318,17 @@ MODEL_OPTIONS = (
     "calibration",
     "head",
 )
-INPUT_OPTIONS = ("inputs", "recursive", "null", "include_hidden", "quiet", "verbose", "progress")
+INPUT_OPTIONS = (
+    "inputs",
+    "recursive",
+    "null",
+    "include_hidden",
+    "quiet",
+    "verbose",
+    "progress",
+    "image_column",
+    "key_column",
+)
 ENGINE_OPTIONS = ("engine", "batch_size", "workers", "ray_address", "ray_actors")
 OUTPUT_OPTIONS = ("format", "output", "resume", "retry_errors", "overwrite", "top_k")
 SHARED_GROUPS = (

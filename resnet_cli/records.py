@@ -1,7 +1,8 @@
 """The one record schema: the outcome for one input, as every engine produces it and every
 sink (and the Ray engine) writes it.
 
-JSON: ``{"path", "predictions": [{rank, index, wnid, label, score}]}`` or ``{"path", "error"}``.
+JSON: ``{"path", "predictions": [{rank, index, wnid, label, score}]}`` or ``{"path", "error"}``
+(``embed``'s: ``{"path", "vector": [floats]}``).
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ class Record:
         """The stable JSON schema (see the module's docstring)."""
         if self.error is not None:
             return {"path": self.path, "error": self.error}
+        if self.vector is not None:  # embed's: the pooled features
+            return {"path": self.path, "vector": [float(v) for v in self.vector]}
         return {"path": self.path, "predictions": [p.as_dict() for p in self.predictions]}
 
     def as_json(self) -> str:

@@ -72,6 +72,8 @@ class InputOptions:
     quiet: bool = False
     verbose: bool = False  # name each skipped (non-image) file on stderr
     progress: Progress = "auto"
+    image_column: str | None = None  # Parquet inputs: the column of images (None: by its type)
+    key_column: str | None = None  # Parquet inputs: the column of the records' paths (None: FILE#ROW)
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,23 @@ from ..plan import make_plan
 from ..progress import progress_display
 from ..request import EngineOptions, InputOptions, ModelRequest, OutputOptions
 from ..signals import graceful_stop
-from .stream import count_in_background, counted, skipper, sources
+from .stream import count_in_background, counted, normalized, skipper, sources
 
 
-def classify(request: ModelRequest, inputs: InputOptions, asked: EngineOptions, output: OutputOptions) -> ExitStatus:
+def classify(
+    request: ModelRequest,
+    inputs: InputOptions,
+    asked: EngineOptions,
+    output: OutputOptions,
+    features: bool = False,
+    normalize: bool = False,
+) -> ExitStatus:
+    """``features``: pooled feature vectors instead of classes (``embed -o vectors.parquet``;
+    ``normalize``: L2-normalised), with every promise about the output the same."""
     destination = settle(output.output, output.format, output.resume, output.overwrite)
     completed = False
     try:
-        report = _classify(request, inputs, asked, output, destination)
+        report = _classify(request, inputs, asked, output, destination, features, normalize)
         completed = not report.interrupted
     finally:
         note = destination.finish(completed)
@@ -39,11 +48,19 @@ def classify(request: ModelRequest, inputs: InputOptions, asked: EngineOptions, 
 
 
 def _classify(
-    request: ModelRequest, inputs: InputOptions, asked: EngineOptions, output: OutputOptions, destination: Destination
+    request: ModelRequest,
+    inputs: InputOptions,
+    asked: EngineOptions,
+    output: OutputOptions,
+    destination: Destination,
+    features: bool = False,
+    normalize: bool = False,
 ) -> Report:
-    report = Report()
-    config = resolve(request, local=asked.engine != "ray")
-    report.settings = describe(config, output.top_k)
+    report = Report(verb="embedded" if features else "classified")
+    config = resolve(
+        request, include_top=not features, pooling="avg" if features else None, local=asked.engine != "ray"
+    )
+    report.settings = describe(config, None, normalize) if features else describe(config, output.top_k)
     destination.adopt(report.settings)  # --resume on records made otherwise: exit 2
     report.model = f"{architecture(config.model).title}, {len(config.labels)} classes" + (
         f" of the head {config.head.path}" if config.head else " (ImageNet)"
@@ -73,7 +90,7 @@ def _classify(
             plan = make_plan(config, inputs, asked, top_k=output.top_k, thumbnails=destination.format == "html")
             engine = stack.enter_context(engines.open(plan))
             found = engine.records(sources(inputs, done), skipper(inputs, report))
-            results = counted(engine, found, report, echo_errors)
+            results = counted(engine, normalized(found) if normalize else found, report, echo_errors)
             stack.callback(results.close)
             first = [next(results)]  # opens the runtime: model errors surface before any output
         except StopIteration:

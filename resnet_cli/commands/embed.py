@@ -1,5 +1,6 @@
-"""embed: the 2048-d pooled features of photos, as .npz (features + paths) or .npy with a .txt
-of paths beside it."""
+"""embed: the 2048-d pooled features of photos — as Parquet or JSON lines (a file, a URI, a
+shard folder) with everything classify promises about outputs (--resume, one writer, nothing
+lost), or as .npz (features + paths) / .npy with a .txt of paths beside it, written at the end."""
 
 from __future__ import annotations
 
@@ -16,14 +17,26 @@ from ..model.spec import FEATURES
 from ..outputs.destination import prepare_output
 from ..outputs.report import Report
 from ..plan import make_plan
-from ..request import EngineOptions, InputOptions, ModelRequest
+from ..request import EngineOptions, InputOptions, ModelRequest, OutputOptions
 from ..storage import write_atomic
 from .stream import counted, skipper, sources
 
 
 def embed(
-    request: ModelRequest, inputs: InputOptions, asked: EngineOptions, output: str, normalize: bool = False
+    request: ModelRequest,
+    inputs: InputOptions,
+    asked: EngineOptions,
+    output: str,
+    normalize: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> ExitStatus:
+    if not output.endswith((".npz", ".npy")):
+        from .classify import classify
+
+        fmt = "parquet" if output.endswith(("/", ".parquet")) else None
+        asked_output = OutputOptions(format=fmt, output=output, resume=resume, overwrite=overwrite)
+        return classify(request, inputs, asked, asked_output, features=True, normalize=normalize)
     paths_file = Path(output).with_suffix(".txt") if output.endswith(".npy") else None
     prepare_output(output)
     if paths_file:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..console import stderr_line
+from ..inputs.datasets import Columns, is_dataset
 from ..inputs.discover import discover
 from ..records import Record, path_display
 from ..request import InputOptions
@@ -18,9 +19,17 @@ if TYPE_CHECKING:
     from ..outputs.report import Report
 
 
-def sources(inputs: InputOptions, skip: PathSet | None = None):
-    """The inputs as Sources, lazily, without those ``skip`` holds."""
-    found = discover(inputs.inputs, recursive=inputs.recursive, include_hidden=inputs.include_hidden, null=inputs.null)
+def sources(inputs: InputOptions, skip: PathSet | None = None, open_datasets: bool = True):
+    """The inputs as Sources, lazily, without those ``skip`` holds; tar shards and Parquet
+    files as their images (unless ``open_datasets`` is False)."""
+    found = discover(
+        inputs.inputs,
+        recursive=inputs.recursive,
+        include_hidden=inputs.include_hidden,
+        null=inputs.null,
+        columns=Columns(inputs.image_column, inputs.key_column),
+        open_datasets=open_datasets,
+    )
     return skip.without(found, lambda source: source.path) if skip else found
 
 
@@ -31,7 +40,11 @@ def count_in_background(inputs: InputOptions, progress, task, skip: PathSet | No
         return
 
     def count():
-        total = sum(1 for _ in sources(inputs, skip))
+        total = 0
+        for source in sources(inputs, skip, open_datasets=False):
+            if is_dataset(source.path):
+                return  # its images are counted only by reading it: the total stays unknown
+            total += 1
         progress.update(task, total=total)
 
     threading.Thread(target=count, daemon=True, name="count").start()
@@ -60,3 +73,14 @@ def skipper(inputs: InputOptions, report: Report):
             stderr_line(f"skipped: {path_display(source.path)} (not an image)")
 
     return skip
+
+
+def normalized(records: Iterator[Record]) -> Iterator[Record]:
+    """Feature records with each vector scaled to unit length (L2)."""
+    import numpy as np
+
+    for record in records:
+        if record.vector is not None:
+            vector = np.asarray(record.vector, dtype=np.float32)
+            record.vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        yield record

@@ -40,7 +40,7 @@ def decode_source(source: Source, options: DecodeOptions):
         return ImageError(source.error)
     try:
         if source.data is not None:
-            return decode_held(source.data, options, source.path)
+            return decode_held(source.data, options, source.path, source.explicit)
         return decode(source.path, options, explicit=source.explicit)
     except NotAnImage:
         return Skipped

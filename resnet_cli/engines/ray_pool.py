@@ -158,6 +158,7 @@ def _records(
                 "location": [_absolute(s.path) for s in block],
                 "explicit": [s.explicit for s in block],
                 "known_error": [_known_error(s) for s in block],
+                "data": [s.data for s in block],  # a shard's or a Parquet row's bytes, read by the driver
             }
             pool.add(block, decode.remote(rows, config.decode, thumbnails))
             if len(pool) >= plan.window:

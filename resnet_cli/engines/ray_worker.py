@@ -86,7 +86,8 @@ def decode_batch(block: dict, decode_options: DecodeOptions, thumbnails: bool = 
     images = np.zeros((len(locations), size, size, 3), dtype=np.uint8)
     status = np.full(len(locations), OK, dtype=np.int8)
     errors = [""] * len(locations)
-    for row, source in enumerate(map(Source, locations, block["explicit"], block["known_error"])):
+    held = block.get("data") or [None] * len(locations)
+    for row, source in enumerate(map(Source, locations, block["explicit"], block["known_error"], held)):
         item = decode_source(source, decode_options)
         if item is Skipped:
             status[row] = SKIPPED

@@ -244,14 +244,15 @@ def _decoded(handle, path: str, options: DecodeOptions, explicit: bool) -> np.nd
     return array
 
 
-def decode_held(data, options: DecodeOptions = DecodeOptions(), path: str = "-") -> np.ndarray:
+def decode_held(data, options: DecodeOptions = DecodeOptions(), path: str = "-", explicit: bool = True) -> np.ndarray:
     """An image already in memory, decoded as a file of it would be: encoded bytes (a file's
     whole content), a Pillow image (its EXIF orientation applied, the caller's object left as
-    it is) or a uint8 array, (H, W, 3) RGB or (H, W) grey. Raises ImageError only."""
+    it is) or a uint8 array, (H, W, 3) RGB or (H, W) grey. Raises ImageError (NotAnImage for
+    bytes that are no image, not ``explicit`` and not named like one: a shard's metadata)."""
     import io
 
     if isinstance(data, (bytes, bytearray, memoryview)):
-        return _decoded(io.BytesIO(bytes(data)), path, options, explicit=True)
+        return _decoded(io.BytesIO(bytes(data)), path, options, explicit)
     from PIL import Image, ImageOps
 
     if isinstance(data, np.ndarray):

@@ -6,25 +6,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..storage import entries, is_uri, is_url, kind
+from .datasets import Columns, dataset_sources, is_dataset
 from .decode import sniff
 from .fetch import STDIN, hold_stdin_image, open_error
-
-
-@dataclass(frozen=True)
-class Source:
-    """One input: its path as the user will see it, whether the user named it, and the reason
-    it cannot be read when discovery already knows (a folder that cannot be listed). ``data``:
-    an image already in memory (encoded bytes, a Pillow image, a uint8 array — the Python API's
-    and the server's inputs), decoded in place of reading ``path``."""
-
-    path: str
-    explicit: bool = True
-    error: str | None = None
-    data: object = field(default=None, compare=False, repr=False)
+from .source import Source
 
 
 def _is_hidden(name: str) -> bool:
@@ -100,6 +88,9 @@ def discover(
     include_hidden: bool = False,
     stdin=None,
     null: bool = False,
+    columns: Columns | None = None,
+    timeout: float = 30.0,
+    open_datasets: bool = True,
 ) -> Iterator[Source]:
     """Expand files, folders and ``-`` (paths on stdin, one a line, or NUL-separated with
     ``null``) lazily, in a fixed order. Named files that do not exist still come out (they
@@ -109,28 +100,45 @@ def discover(
     reached again (named twice, nested, or through a link) and a file named on the command line
     that a named folder also holds — with memory that grows with the arguments and folders,
     never with the file count. Paths on stdin are taken as given, one input each, as xargs
-    takes them (``sort -u`` drops repeats): 100 million of them cost no more memory than one."""
+    takes them (``sort -u`` drops repeats): 100 million of them cost no more memory than one.
+
+    A tar shard or a Parquet file — named, found in a folder, or a brace pattern of them
+    (``shards-{000..099}.tar``) — is its images (``datasets``), read as they are reached
+    (``open_datasets=False``: the file itself, for a count that must not read them)."""
     inputs = list(inputs)  # the arguments: read twice
     seen_dirs: set = set()
     named_files = _named_files(inputs)  # realpaths of the files named as arguments
+
+    def opened(sources: Iterable[Source]) -> Iterator[Source]:
+        for source in sources:
+            if open_datasets and source.error is None and is_dataset(source.path):
+                yield from dataset_sources(source.path, columns or Columns(), timeout)
+            else:
+                yield source
 
     def expand(raw: str, explicit: bool) -> Iterator[Source]:
         if "\0" in raw:
             reason = "the path holds a NUL byte, which no file name can (NUL-separated paths on stdin need -0)"
             yield Source(raw.replace("\0", "\\0"), explicit=explicit, error=reason)
             return
+        if "{" in raw and not os.path.lexists(raw) and len(patterns := _braces(raw)) > 1:
+            for each in patterns:
+                yield from expand(each, explicit)
+            return
         if is_url(raw):
-            yield Source(raw, explicit=explicit)
+            yield from opened([Source(raw, explicit=explicit)])
             return
         if is_uri(raw):
-            yield from _walk_uri(raw, recursive, include_hidden)
+            yield from opened(_walk_uri(raw, recursive, include_hidden))
             return
         path = Path(raw)
         if path.is_dir():
             walked = _walk(path, recursive, include_hidden, seen_dirs)
-            yield from (s for s in walked if os.path.realpath(s.path) not in named_files) if named_files else walked
+            yield from opened(
+                (s for s in walked if os.path.realpath(s.path) not in named_files) if named_files else walked
+            )
         else:
-            yield Source(raw, explicit=explicit)
+            yield from opened([Source(raw, explicit=explicit)])
 
     argument_files: set[str] = set()
     for raw in inputs:
@@ -150,6 +158,16 @@ def discover(
                     continue
                 argument_files.add(key)
             yield source
+
+
+def _braces(pattern: str) -> list[str]:
+    """``a-{000..002}.tar`` → its three names (the shell's and WebDataset's brace patterns)."""
+    from braceexpand import braceexpand
+
+    try:
+        return list(braceexpand(pattern))
+    except Exception:  # noqa: BLE001 - an unbalanced brace: the name as written
+        return [pattern]
 
 
 def _named_files(inputs: Iterable[str]) -> set[str]:

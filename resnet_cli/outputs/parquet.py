@@ -26,8 +26,23 @@ from .pathset import PathSet
 ROWS_PER_GROUP = 10_000
 
 
-def parquet_schema():
+def parquet_schema(settings: dict | None = None):
+    """Classes: ``path``, ``predictions`` (a list of structs), ``error``. Feature vectors (the
+    settings of an ``embed`` run): ``path``, ``model``, ``vector`` (a fixed-size float32 list,
+    what pandas, DuckDB, FAISS and LanceDB load as is), ``error``."""
     import pyarrow as pa
+
+    if settings and settings.get("features"):
+        from ..model.spec import FEATURES
+
+        return pa.schema(
+            [
+                ("path", pa.string()),
+                ("model", pa.string()),
+                ("vector", pa.list_(pa.float32(), FEATURES)),
+                ("error", pa.string()),
+            ]
+        )
 
     prediction = pa.struct(
         [
@@ -107,8 +122,9 @@ def fold(path: str, keep: bool = True, settings: dict | None = None) -> bool:
     journal = journal_of(path)
     if not os.path.exists(journal):
         return False
-    partial, schema = partial_of(path), parquet_schema()
+    partial = partial_of(path)
     settings = settings or run_settings.read(path, False) or run_settings.read(split(path)[0], True)
+    schema = parquet_schema(settings)
     if settings:
         schema = schema.with_metadata({run_settings.KEY: json.dumps(settings, sort_keys=True)})
     filesystem, where = parquet_target(partial)
@@ -120,16 +136,17 @@ def fold(path: str, keep: bool = True, settings: dict | None = None) -> bool:
                     table = existing.read_row_group(group).cast(schema)
                     there.add_all(p for p in table.column("path").to_pylist() if p is not None)
                     writer.write_table(table)
-        for rows in _journal_rows(journal, there):
+        for rows in _journal_rows(journal, there, (settings or {}).get("model") if "vector" in schema.names else None):
             writer.write_table(pa.Table.from_pylist(rows, schema=schema))
     move(partial, path)
     os.unlink(journal)
     return True
 
 
-def _journal_rows(journal: str, there: PathSet) -> Iterator[list[dict]]:
+def _journal_rows(journal: str, there: PathSet, model: str | None = None) -> Iterator[list[dict]]:
     """The journal's whole records as Parquet rows, ROWS_PER_GROUP at a time, leaving out a torn
-    last line (the kill came mid-write) and paths the file already holds (a fold cut short)."""
+    last line (the kill came mid-write) and paths the file already holds (a fold cut short).
+    ``model``: the rows are feature vectors, of this model."""
     rows: list[dict] = []
     with open(journal, "rb") as handle:
         for line in io.TextIOWrapper(handle, encoding="utf-8", errors="surrogateescape", newline="\n"):
@@ -142,7 +159,12 @@ def _journal_rows(journal: str, there: PathSet) -> Iterator[list[dict]]:
             text = path_text(record["path"])
             if text in there:
                 continue
-            rows.append({"path": text, "predictions": record.get("predictions", []), "error": record.get("error")})
+            if model is None:
+                rows.append({"path": text, "predictions": record.get("predictions", []), "error": record.get("error")})
+            else:
+                rows.append(
+                    {"path": text, "model": model, "vector": record.get("vector"), "error": record.get("error")}
+                )
             if len(rows) >= ROWS_PER_GROUP:
                 yield rows
                 rows = []
@@ -171,7 +193,7 @@ def parquet_drop_errors(path: str) -> int:
     if not dropped:
         return 0
     with open_read(path) as handle:
-        schema = parquet_schema().with_metadata(pq.ParquetFile(handle).schema_arrow.metadata or {})
+        schema = pq.ParquetFile(handle).schema_arrow  # its own: classes or feature vectors
     partial = partial_of(path)
     filesystem, where = parquet_target(partial)
     with open_read(path) as handle, pq.ParquetWriter(where, schema, filesystem=filesystem) as writer:

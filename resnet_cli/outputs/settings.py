@@ -18,9 +18,10 @@ NAME = "settings.json"
 KEY = "resnet_classify"  # Parquet key-value metadata
 
 
-def describe(config, top_k: int) -> dict:
-    """The settings of a run of the resolved ``config`` that a record depends on."""
-    return {
+def describe(config, top_k: int | None, normalized: bool = False) -> dict:
+    """The settings of a run of the resolved ``config`` that a record depends on (feature
+    vectors — ``embed`` — also say their pooling and whether they were L2-normalised)."""
+    described = {
         "model": config.model,
         "weights_md5": config.weights_md5,
         "head_sha256": config.head.sha256 if config.head is not None else None,
@@ -37,6 +38,9 @@ def describe(config, top_k: int) -> dict:
         "fast_decode": config.fast_decode,
         "top_k": top_k,
     }
+    if not config.include_top:
+        described.update(features=config.pooling, normalized=normalized)
+    return described
 
 
 def sidecar(output: str, shard_folder: bool) -> str:
