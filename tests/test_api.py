@@ -101,6 +101,7 @@ def test_a_bad_input_is_its_error_record_or_raises(classifier, bad, reason):
     assert isinstance(raised.value, ValueError)
 
 
+@pytest.mark.slow
 def test_stream_reads_its_input_lazily_and_keeps_the_order(classic_file):
     from resnet_cli import Classifier
 
@@ -121,6 +122,7 @@ def test_stream_reads_its_input_lazily_and_keeps_the_order(classic_file):
     assert labels[:3] * 13 + labels[:1] == labels
 
 
+@pytest.mark.slow
 def test_embed_equals_the_embed_command(classifier, classic_file, tmp_path):
     out = tmp_path / "features.npz"
     assert invoke("--weights", classic_file, "embed", "-o", out, *PHOTOS).exit_code == 0
@@ -131,6 +133,7 @@ def test_embed_equals_the_embed_command(classifier, classic_file, tmp_path):
     assert classifier.embed(PHOTOS[0]).vector.shape == (2048,)
 
 
+@pytest.mark.slow
 def test_threads_share_one_classifier(classifier):
     expected = _dicts(classifier.classify(PHOTOS))
     results, failures = [], []
@@ -187,6 +190,7 @@ def test_the_package_names_its_api_without_importing_numpy():
     assert (ROOT / "resnet_cli" / "py.typed").exists()
 
 
+@pytest.mark.slow
 def test_the_documented_example_runs(classic_file, tmp_path):
     """docs/python-api.md's first example, as a user would run it, next to elephant.jpg."""
     text = (ROOT / "docs" / "python-api.md").read_text()

@@ -60,7 +60,10 @@ def test_user_errors_are_one_line(classic_file, tmp_path):
         (("--offline", "--precision", "bf16", "--runtime", "onnx", CAT), "Received: --runtime onnx"),
         (("--offline", "--calibration", SAMPLES, CAT), "--calibration is for --precision int8"),
         (("--offline", "-k", "0", CAT), "0 is not in the range 1<=x<=1000"),
-        (("embed", "--offline", "-o", "features.txt", CAT), "must end in .npz or .npy. Received: features.txt"),
+        (
+            ("embed", "--offline", "-o", "features.txt", CAT),
+            "must end in .parquet or .jsonl or / or .npz or .npy. Received: features.txt",
+        ),
         (("--offline", "--ray-actors", "3", CAT), "--ray-actors is for --engine ray"),
         (("--offline", "--ray-address", "nonsense", CAT), "--ray-address is for --engine ray"),
         (("--offline", "-f", "json", "-o", "shards/", CAT), "a folder of shards needs --format jsonl, csv, parquet"),
@@ -251,3 +254,17 @@ def test_an_option_and_a_field_that_disagree_stop_the_import(monkeypatch):
     monkeypatch.setattr(cli_options, "SHARED_GROUPS", (*cli_options.SHARED_GROUPS, cli_options.report_page_option))
     with pytest.raises(ImportError, match=r"options \['report'\] feed no request field"):
         cli_options._check_the_tables()
+
+
+def test_serves_options_are_its_request_fields():
+    """serve's own options (beyond the model's and the engine's) build its ServeOptions by name."""
+    import dataclasses
+
+    from resnet_cli import cli_options
+    from resnet_cli.cli import main
+    from resnet_cli.request import ServeOptions
+
+    own = {param.name for param in main.commands["serve"].params} - set(cli_options.MODEL_OPTIONS)
+    own -= {"batch_size", "workers", "top_k"}
+    fields = {field.name for field in dataclasses.fields(ServeOptions)}
+    assert own == fields - {"max_body"} | {"max_body_mb"}

@@ -25,7 +25,11 @@ from ..signals import graceful_stop
 from .stream import count_in_background, counted, normalized, skipper, sources
 
 
-def classify(
+def classify(request: ModelRequest, inputs: InputOptions, asked: EngineOptions, output: OutputOptions) -> ExitStatus:
+    return write_records(request, inputs, asked, output)
+
+
+def write_records(
     request: ModelRequest,
     inputs: InputOptions,
     asked: EngineOptions,
@@ -33,8 +37,9 @@ def classify(
     features: bool = False,
     normalize: bool = False,
 ) -> ExitStatus:
-    """``features``: pooled feature vectors instead of classes (``embed -o vectors.parquet``;
-    ``normalize``: L2-normalised), with every promise about the output the same."""
+    """The inputs' records into the output. ``features``: pooled feature vectors instead of
+    classes (``embed -o vectors.parquet``; ``normalize``: L2-normalised), with every promise
+    about the output the same."""
     destination = settle(output.output, output.format, output.resume, output.overwrite)
     completed = False
     try:

@@ -32,11 +32,11 @@ def embed(
     overwrite: bool = False,
 ) -> ExitStatus:
     if not output.endswith((".npz", ".npy")):
-        from .classify import classify
+        from .classify import write_records
 
         fmt = "parquet" if output.endswith(("/", ".parquet")) else None
         asked_output = OutputOptions(format=fmt, output=output, resume=resume, overwrite=overwrite)
-        return classify(request, inputs, asked, asked_output, features=True, normalize=normalize)
+        return write_records(request, inputs, asked, asked_output, features=True, normalize=normalize)
     paths_file = Path(output).with_suffix(".txt") if output.endswith(".npy") else None
     prepare_output(output)
     if paths_file:

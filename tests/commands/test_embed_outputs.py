@@ -82,6 +82,7 @@ def test_what_an_output_cannot_do_is_a_usage_error(args, message, tmp_path):
     assert result.exit_code == 2 and message in result.stderr
 
 
+@pytest.mark.slow
 def test_an_existing_parquet_is_not_replaced_without_being_asked(classic_file, tmp_path):
     out = tmp_path / "vectors.parquet"
     assert invoke("embed", "--weights", classic_file, "-o", out, PHOTOS[0]).exit_code == 0

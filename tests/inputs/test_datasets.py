@@ -152,6 +152,7 @@ def test_a_gzipped_shard_a_brace_pattern_and_a_folder_of_shards(classic_file, tm
     assert result.exit_code == 0 and [r["path"] for r in records] == by_folder
 
 
+@pytest.mark.slow
 def test_a_shard_over_file_uri_and_http(classic_file, shard):
     _, local = cli_records(classic_file, shard)
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(shard.parent), **k)  # noqa: E731
