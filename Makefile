@@ -53,6 +53,7 @@ bench: install-test
 	$(BIN)/python benchmarks/html_memory.py
 	$(BIN)/python benchmarks/models.py
 	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/datasets.py
 
 # The GPU check (issue #16). On a machine with a GPU and the gpu extra: make gpu-check.
 # Here, on the CPU, the same script at small sizes runs in the tests (tests/test_gpu_check.py).

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..inputs.decode import DecodeOptions, ImageError, NotAnImage, decode, decode_held, thumbnail
-from ..inputs.discover import Source
+from ..inputs.source import Source, without_skips
 from ..records import Record
 
 if TYPE_CHECKING:
@@ -176,7 +176,8 @@ class LocalEngine:
         self, sources: Iterable[Source], on_skip: Callable[[Source], None] | None = None, top_k: int | None = None
     ) -> Iterator[Record]:
         plan, config = self.plan, self.plan.config
-        sources = iter(sources)
+        on_skip = on_skip or (lambda source: None)
+        sources = without_skips(sources, on_skip)
         if self.runtime is None:
             head = list(itertools.islice(sources, plan.batch_size + 1))
             sources = itertools.chain(head, sources)
@@ -190,7 +191,7 @@ class LocalEngine:
             config.decode,
             self.runtime.batch_size,
             plan.decode_workers,
-            on_skip or (lambda source: None),
+            on_skip,
             thumbnails=plan.thumbnails,
             decode_ahead=plan.decode_ahead,
         )

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 from ..config import ModelConfig
 from ..errors import UserError
-from ..inputs.discover import Source
 from ..inputs.fetch import STDIN
+from ..inputs.source import Source, without_skips
 from ..plan import RunPlan, batch_size
 from ..records import Record
 from ..storage import is_uri
@@ -98,12 +98,12 @@ class RayEngine:
     def records(
         self, sources: Iterable[Source], on_skip: Callable[[Source], None] | None = None, top_k: int | None = None
     ) -> Iterator[Record]:
-        import dataclasses
         import time
 
         import_ray()  # "how to install" before anything else
         plan = dataclasses.replace(self.plan, top_k=top_k) if top_k else self.plan
-        results = records(plan, sources, on_skip or (lambda source: None))
+        on_skip = on_skip or (lambda source: None)
+        results = records(plan, without_skips(sources, on_skip), on_skip)
         for record in results:  # start-up ends with the first result (Ray, actors, their model)
             self.started = time.perf_counter()
             yield record

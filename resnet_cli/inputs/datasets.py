@@ -84,7 +84,7 @@ def _tar_sources(shard: str, timeout: float) -> Iterator[Source]:
                 last = member.name
                 path = f"{shard}#{member.name}"
                 if PurePosixPath(member.name).suffix.lower() not in IMAGE_EXTENSIONS:
-                    yield Source(path, explicit=False, data=b"")  # skipped: no image by its name
+                    yield Source(path, explicit=False, skip=True)  # no image by its name: not read
                     continue
                 handle = archive.extractfile(member)
                 yield Source(path, explicit=False, data=handle.read() if handle else b"")

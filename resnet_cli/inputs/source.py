@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -16,3 +17,14 @@ class Source:
     explicit: bool = True
     error: str | None = None
     data: object = field(default=None, compare=False, repr=False)
+    skip: bool = False  # no image by its name (a shard's .json): counted as skipped, never read or batched
+
+
+def without_skips(sources: Iterable[Source], on_skip: Callable[[Source], None]) -> Iterator[Source]:
+    """The sources an engine reads; those known to be skipped go to ``on_skip`` instead of
+    taking a place in a batch."""
+    for source in sources:
+        if source.skip:
+            on_skip(source)
+        else:
+            yield source
