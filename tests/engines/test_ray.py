@@ -501,3 +501,29 @@ def test_openvino_on_the_ray_engine_gives_the_local_records(ray_cluster, folder,
     assert (local.exit_code, remote.exit_code) == (1, 1), remote.stderr
     assert_same_records([json.loads(line) for line in remote.stdout.splitlines()], local_records)
     assert "Ray (openvino fp32" in remote.stderr  # the summary: what the actors were opened with
+
+
+def test_tar_shards_and_parquet_on_the_ray_engine_give_the_local_records(ray_cluster, folder, classic_file, tmp_path):
+    """The driver reads the shards and the Parquet rows; their bytes travel in the blocks."""
+    import io
+    import tarfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+    shard = tmp_path / "000000.tar"
+    with tarfile.open(shard, "w") as archive:
+        for photo in photos:
+            archive.add(photo, photo.name)
+            info = tarfile.TarInfo(f"{photo.stem}.json")
+            info.size = 2
+            archive.addfile(info, io.BytesIO(b"{}"))
+    table = tmp_path / "photos.parquet"
+    pq.write_table(pa.table({"image": [p.read_bytes() for p in photos]}), table)
+    for inputs in ([shard], [table]):
+        local_result, local = classify("--weights", classic_file, *inputs)
+        ray_result, ours = classify("--engine", "ray", "--weights", classic_file, *inputs)
+        assert ray_result.exit_code == local_result.exit_code == 1, ray_result.stderr  # the bad files among them
+        assert len(ours) == len(photos)
+        assert_same_records(ours, local)
