@@ -19,7 +19,7 @@ from ..outputs.report import Report
 from ..plan import make_plan
 from ..request import EngineOptions, InputOptions, ModelRequest, OutputOptions
 from ..storage import write_atomic
-from .stream import counted, skipper, sources
+from .stream import counted, normalized, skipper, sources
 
 
 def embed(
@@ -45,13 +45,12 @@ def embed(
     report = Report(verb="embedded")
     paths, vectors = [], []
     with engines.open(make_plan(config, inputs, asked)) as engine:
-        for record in counted(engine, engine.records(sources(inputs), skipper(inputs, report)), report):
+        found = engine.records(sources(inputs), skipper(inputs, report))
+        for record in counted(engine, normalized(found) if normalize else found, report):
             if record.ok:
                 paths.append(record.path)
                 vectors.append(np.asarray(record.vector, dtype=np.float32))
     features = np.stack(vectors) if vectors else np.zeros((0, FEATURES), np.float32)
-    if normalize and len(features):
-        features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     buffer = io.BytesIO()
     with user_file(output):
         if paths_file is None:
