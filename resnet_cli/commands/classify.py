@@ -12,6 +12,7 @@ from .. import engines
 from ..config import resolve
 from ..console import records_only_stdout, stderr_line
 from ..errors import ExitStatus, user_file
+from ..inputs.datasets import dataset_of
 from ..inputs.fetch import abort_downloads
 from ..model.spec import architecture
 from ..outputs.destination import Destination, settle
@@ -75,7 +76,9 @@ def _classify(
         with user_file(destination.output):
             if output.retry_errors:
                 report.retried = drop_errors(destination.output, destination.format, destination.shard_folder)
-            done = recorded_paths(destination.output, destination.format, destination.shard_folder)
+            # The Ray engine's workers read a shard whole: they skip its members by this grouping.
+            group = dataset_of if asked.engine == "ray" else None
+            done = recorded_paths(destination.output, destination.format, destination.shard_folder, group)
     if done is not None:
         report.resumed = len(done)
     # A table on a terminal shows the error in its row; anywhere else stdout may be a file or
@@ -94,7 +97,7 @@ def _classify(
         try:
             plan = make_plan(config, inputs, asked, top_k=output.top_k, thumbnails=destination.format == "html")
             engine = stack.enter_context(engines.open(plan))
-            found = engine.records(sources(inputs, done), skipper(inputs, report))
+            found = engine.records(sources(inputs, done, whole=plan.engine == "ray"), skipper(inputs, report))
             results = counted(engine, normalized(found) if normalize else found, report, echo_errors)
             stack.callback(results.close)
             first = [next(results)]  # opens the runtime: model errors surface before any output

@@ -45,7 +45,7 @@ def embed(
     report = Report(verb="embedded")
     paths, vectors = [], []
     with engines.open(make_plan(config, inputs, asked)) as engine:
-        found = engine.records(sources(inputs), skipper(inputs, report))
+        found = engine.records(sources(inputs, whole=asked.engine == "ray"), skipper(inputs, report))
         for record in counted(engine, normalized(found) if normalize else found, report):
             if record.ok:
                 paths.append(record.path)

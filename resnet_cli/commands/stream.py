@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ..console import stderr_line
 from ..inputs.datasets import Columns, is_dataset
 from ..inputs.discover import discover
+from ..inputs.source import Source
 from ..records import Record, path_display
 from ..request import InputOptions
 
@@ -19,17 +20,24 @@ if TYPE_CHECKING:
     from ..outputs.report import Report
 
 
-def sources(inputs: InputOptions, skip: PathSet | None = None, open_datasets: bool = True):
+def sources(inputs: InputOptions, skip: PathSet | None = None, open_datasets: bool = True, whole: bool = False):
     """The inputs as Sources, lazily, without those ``skip`` holds; tar shards and Parquet
-    files as their images (unless ``open_datasets`` is False)."""
+    files as their images (unless ``open_datasets`` is False), or ``whole``: each as one Source
+    that the engine's workers read (with ``skip``, to leave out its members already recorded)."""
+    columns = Columns(inputs.image_column, inputs.key_column)
     found = discover(
         inputs.inputs,
         recursive=inputs.recursive,
         include_hidden=inputs.include_hidden,
         null=inputs.null,
-        columns=Columns(inputs.image_column, inputs.key_column),
-        open_datasets=open_datasets,
+        columns=columns,
+        open_datasets=open_datasets and not whole,
     )
+    if whole:
+        found = (
+            Source(s.path, s.explicit, dataset=columns, done=skip) if s.error is None and is_dataset(s.path) else s
+            for s in found
+        )
     return skip.without(found, lambda source: source.path) if skip else found
 
 

@@ -4,12 +4,15 @@ the window of blocks in flight, the block sizes, and a pool the cluster can plac
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from ..config import ModelConfig
 from ..console import stderr_line
-from ..errors import UsageProblem
-from ..inputs.discover import Source
+from ..errors import UsageProblem, UserError
+from ..inputs.source import Source
+from ..plan import RunPlan, batch_size
 from .local import chunks
 
 # Memory reserved per decode task (a block of camera photos in flight) and per model actor
@@ -102,7 +105,27 @@ def fit(plan: Plan, resources: dict, cpus: int, asked: bool) -> Plan:
     return dataclasses.replace(plan, actors=fits)
 
 
-def blocks_of(sources: Iterable[Source], plan: Plan) -> Iterator[list[Source]]:
-    """The inputs a block at a time, read a window ahead (the last window split finer)."""
-    for ahead in chunks(sources, plan.window * ROWS_PER_TASK):
-        yield from chunks(ahead, -(-len(ahead) // plan.blocks(len(ahead))))
+def for_cluster(ray, run: RunPlan) -> tuple[ModelConfig, Plan]:
+    """The run's config with the cluster's device settled once (its GPUs, unless --device cpu),
+    and the pool the cluster can place; the actors' batch is the run's, unless the cluster's GPUs
+    decide it (no -b given)."""
+    config = run.config
+    node_cpus = [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
+    gpus = 0 if config.device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
+    if config.device == "gpu" and not gpus:
+        raise UserError("--device gpu: the Ray cluster has no GPUs.")
+    config = dataclasses.replace(config, device="gpu" if gpus else "cpu")
+    batch = run.batch_size if run.batch_asked else batch_size(None, "gpu" if gpus else "cpu")
+    cluster = Plan.for_cluster(node_cpus, batch, run.ray_actors, config.threads, gpus)
+    return config, fit(cluster, ray.cluster_resources(), sum(node_cpus), asked=run.ray_actors is not None)
+
+
+def blocks_of(sources: Iterable[Source], plan: Plan) -> Iterator[list[Source] | Source]:
+    """The inputs a block at a time, read a window ahead (the last window split finer); a tar
+    shard or Parquet file left whole (``Source.dataset``) as itself: a task of its own reads it."""
+    for whole, run in itertools.groupby(sources, key=lambda source: source.dataset is not None):
+        if whole:
+            yield from run
+            continue
+        for ahead in chunks(run, plan.window * ROWS_PER_TASK):
+            yield from chunks(ahead, -(-len(ahead) // plan.blocks(len(ahead))))

@@ -4,7 +4,9 @@ Plan: the driver lists the inputs (the project's own discovery: folders, ``-``, 
 pyarrow.fs reads) a block at a time → a CPU task per block reads and decodes it with the
 project's own decoder (so pixels and error messages are the local engine's) → one pool of model
 actors, started once for the whole input, one runtime each → top-k rows back to the driver in
-input order, which writes every record whole through the same sinks as the local engine.
+input order, which writes every record whole through the same sinks as the local engine. A tar
+shard or a Parquet row group is one task: it reads the shard where it runs (one GET) and gives
+back its decoded blocks with their paths, so the driver lists shards, never their photos.
 
 Flat driver memory: the driver holds a bounded window of blocks in flight, whatever the input
 count, and turns off Ray's per-task event records for these tasks (observability data the
@@ -29,14 +31,15 @@ from dataclasses import dataclass
 
 from ..config import ModelConfig
 from ..errors import UserError
+from ..inputs.datasets import row_groups
 from ..inputs.fetch import STDIN
 from ..inputs.source import Source, without_skips
-from ..plan import RunPlan, batch_size
+from ..plan import RunPlan
 from ..records import Record
 from ..storage import is_uri
 from .ray_cluster import Watchdog, connect, import_ray
-from .ray_plan import ACTOR_MEMORY, DECODE_MEMORY, Plan, blocks_of, fit
-from .ray_worker import FAILED, SKIPPED, Predictor, WorkerSetupError, decode_batch, versions, worker_settings
+from .ray_plan import ACTOR_MEMORY, DECODE_MEMORY, ROWS_PER_TASK, Plan, blocks_of, for_cluster
+from .ray_worker import FAILED, SKIPPED, Predictor, WorkerSetupError, decode_unit, versions, worker_settings
 
 # A batch that has killed its actor this many times more fails the run (a poison input must
 # not restart actors for ever); the actor itself is restarted as often as it dies.
@@ -56,18 +59,10 @@ def records(
     """The ray engine's records for ``sources``, in input order (as ``engines.local.run``'s).
     The resolved config travels to the actors whole (absolute weights path and md5 included).
     The actors' batch is the plan's, unless the cluster's GPUs decide it (no -b given)."""
-    config = plan.config
     connected_here = not import_ray().is_initialized()
     ray = connect(plan.ray_address, quiet=plan.quiet)
     try:
-        node_cpus = [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
-        gpus = 0 if config.device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
-        if config.device == "gpu" and not gpus:
-            raise UserError("--device gpu: the Ray cluster has no GPUs.")
-        config = dataclasses.replace(config, device="gpu" if gpus else "cpu")  # the cluster's, settled once
-        batch = plan.batch_size if plan.batch_asked else batch_size(None, "gpu" if gpus else "cpu")
-        cluster = Plan.for_cluster(node_cpus, batch, plan.ray_actors, config.threads, gpus)
-        cluster = fit(cluster, ray.cluster_resources(), sum(node_cpus), asked=plan.ray_actors is not None)
+        config, cluster = for_cluster(ray, plan)
         with Watchdog(ray) as watchdog:
             yield from _records(
                 ray, config, sources, cluster, plan.top_k, on_skip, predictor, watchdog, plan.thumbnails
@@ -125,15 +120,22 @@ def _records(
 ) -> Iterator[Record]:
     """One actor pool for the whole input, a window of blocks in flight (``ActorPool``):
     records keep the input order and the driver holds ``plan.window`` blocks, whatever the
-    input count."""
+    input count. A tar shard or Parquet row group is one task that reads it where it runs."""
     from ..model.imagenet import predictions
 
     pool = ActorPool(ray, _start_actors(ray, config, plan, top_k, predictor))
-    decode = ray.remote(decode_batch).options(num_cpus=1, memory=DECODE_MEMORY, **QUIET_TASKS)
+    decode = ray.remote(decode_unit).options(
+        num_cpus=1, memory=DECODE_MEMORY, _generator_backpressure_num_objects=ActorPool.QUEUE, **QUIET_TASKS
+    )
 
     def oldest_records() -> Iterator[Record]:
-        block, scored = pool.next_scored()
+        unit, scored = pool.next_scored()
         watchdog.beat()
+        block = unit.sources
+        if block is None:  # a dataset's block: its paths came with it
+            for path in scored["skipped"]:
+                on_skip(Source(path, explicit=False))
+            block = [Source(path, explicit=False) for path in scored["path"]]
         outcomes = (
             predictions(scored["index"], scored["score"], config.labels) if config.include_top else scored["vector"]
         )
@@ -141,6 +143,8 @@ def _records(
         for source, status, error, outcome, picture in zip(
             block, scored["status"], scored["error"], outcomes, pictures
         ):
+            if unit.done is not None and source.path in unit.done:
+                continue  # a keyed Parquet row a resumed run has (its worker could not tell)
             if status == SKIPPED:
                 on_skip(Source(source.path, explicit=False))
             elif status == FAILED:
@@ -150,18 +154,25 @@ def _records(
             else:
                 yield Record(source.path, vector=outcome)
 
-    try:
+    def units(sources) -> Iterator[tuple[list[Source] | None, dict, object]]:
         for block in blocks_of(sources, plan):
+            if isinstance(block, Source):
+                yield from ((None, {"part": part}, block.done) for part in _parts(block, plan))
+                continue
             # Workers may run in another folder (or on another node with the same mounts): they
             # read absolute paths, while records keep the path as the user gave it, as locally.
             rows = {
                 "location": [_absolute(s.path) for s in block],
                 "explicit": [s.explicit for s in block],
                 "known_error": [_known_error(s) for s in block],
-                "data": [s.data for s in block],  # a shard's or a Parquet row's bytes, read by the driver
+                "data": [s.data for s in block],  # bytes in memory (the Python API's inputs)
             }
-            pool.add(block, decode.remote(rows, config.decode, thumbnails))
-            if len(pool) >= plan.window:
+            yield block, rows, None
+
+    try:
+        for block, unit, done in units(sources):
+            pool.add(block, decode.remote(unit, config.decode, thumbnails), done)
+            while len(pool) >= plan.window:
                 yield from oldest_records()
         while len(pool):
             yield from oldest_records()
@@ -169,11 +180,31 @@ def _records(
         pool.kill()
 
 
+def _parts(dataset: Source, plan: Plan) -> Iterator[dict]:
+    """A tar shard whole, a Parquet file a row group at a time (its footer read here), each
+    with the members of it a resumed run has recorded."""
+    location = _absolute(dataset.path)
+    done = dataset.done.members(dataset.path) if dataset.done is not None else frozenset()
+    for row_group in row_groups(location) or [None]:
+        yield {
+            "location": location,
+            "name": dataset.path,
+            "columns": dataset.dataset,
+            "timeout": 30.0,
+            "row_group": row_group,
+            "done": done,
+            "rows": max(plan.batch_size, ROWS_PER_TASK),
+        }
+
+
 class ActorPool:
-    """The model actors and the blocks in flight. Each block goes, oldest first, to a ready
-    actor with fewer than two blocks pending (one scored, one waiting), the least busy first:
-    an actor still starting — or one the cluster cannot place yet (an autoscaler adding nodes)
-    — holds no block, and a slow one holds at most two. Results leave oldest first."""
+    """The model actors and the units in flight, oldest first: a decode task each (a Ray
+    streaming generator: one block for a block of listed inputs, a block at a time for a
+    dataset). Each decoded block goes, oldest first, to a ready actor with fewer than two blocks
+    pending (one scored, one waiting), the least busy first: an actor still starting — or one the
+    cluster cannot place yet (an autoscaler adding nodes) — holds no block, and a slow one holds
+    at most two. A unit holds at most two decoded blocks not yet given back (the task waits for
+    them: Ray's generator backpressure). Results leave oldest first."""
 
     QUEUE = 2
 
@@ -183,26 +214,32 @@ class ActorPool:
         self.ready: list[int] = []
         self.pending = [0] * len(actors)
         self.running: dict = {}  # result → actor, for results not yet seen finished
-        self.blocks: collections.deque[_InFlight] = collections.deque()  # oldest first
+        self.units: collections.deque[_Unit] = collections.deque()  # oldest first
 
     def __len__(self) -> int:
-        return len(self.blocks)
+        """Blocks in flight: a unit's decoded ones, or one for a unit still decoding its first."""
+        return sum(max(len(unit.blocks), 0 if unit.finished else 1) for unit in self.units)
 
-    def add(self, sources: list[Source], decoded) -> None:
-        self.blocks.append(_InFlight(sources, decoded))
+    def add(self, sources: list[Source] | None, generator, done=None) -> None:
+        self.units.append(_Unit(sources, generator, done))
+        self._pull()
         self._assign()
 
-    def next_scored(self) -> tuple[list[Source], dict]:
-        """The oldest block's sources and scores, waiting for them (and handing out blocks to
+    def next_scored(self) -> tuple[_Unit, dict]:
+        """The oldest block's unit and scores, waiting for them (and handing out blocks to
         actors as they become ready or free while it waits)."""
         while True:
             self._poll()
+            self._pull()
             self._assign()
-            oldest = self.blocks[0]
-            if oldest.result is not None and oldest.result not in self.running:
-                self.blocks.popleft()
-                return oldest.sources, _result(self.ray, oldest.result)
-            self.ray.wait([*self.starting, *self.running], num_returns=1)
+            head = self.units[0]
+            if head.blocks and head.blocks[0].result is not None and head.blocks[0].result not in self.running:
+                return head, _result(self.ray, head.blocks.popleft().result)
+            decoding = [unit for unit in self.units if not unit.finished and len(unit.blocks) < self.QUEUE]
+            waiting = [*self.starting, *self.running]
+            for unit in decoding:
+                waiting += [unit.generator, unit.generator.completed()]
+            self.ray.wait(waiting, num_returns=1, timeout=1.0)
 
     def kill(self) -> None:
         for actor in self.actors:
@@ -220,27 +257,58 @@ class ActorPool:
             else:
                 self.pending[self.running.pop(ref)] -= 1
 
+    def _pull(self) -> None:
+        """Decoded blocks out of the units' tasks, up to two per unit; units done and given back
+        leave."""
+        for unit in self.units:
+            while not unit.finished and len(unit.blocks) < self.QUEUE:
+                if unit.generator.next_ready():  # at the stream's end too, at times: next() says which
+                    decoded = next(unit.generator, None)
+                    if decoded is None:
+                        unit.finished = True
+                    else:
+                        unit.blocks.append(_InFlight(decoded))
+                elif unit.generator.is_finished():
+                    unit.finished = True
+                else:
+                    break
+        while self.units and self.units[0].finished and not self.units[0].blocks:
+            self.units.popleft()
+
     def _assign(self) -> None:
-        for block in self.blocks:
-            if block.result is not None:
-                continue
-            free = [index for index in self.ready if self.pending[index] < self.QUEUE]
-            if not free:
-                return
-            index = min(free, key=self.pending.__getitem__)
-            block.result = self.actors[index].score.remote(block.decoded)
-            self.running[block.result] = index
-            self.pending[index] += 1
+        for unit in self.units:
+            for block in unit.blocks:
+                if block.result is not None:
+                    continue
+                free = [index for index in self.ready if self.pending[index] < self.QUEUE]
+                if not free:
+                    return
+                index = min(free, key=self.pending.__getitem__)
+                block.result = self.actors[index].score.remote(block.decoded)
+                self.running[block.result] = index
+                self.pending[index] += 1
 
 
 @dataclass
 class _InFlight:
-    """One block in flight: its sources (kept on the driver), the decode task's output, and
-    the actor call scoring it once the pool has given it to an actor."""
+    """One decoded block (a ref to it), and the actor call scoring it once the pool has given it
+    to an actor."""
 
-    sources: list[Source]
     decoded: object
     result: object = None
+
+
+@dataclass
+class _Unit:
+    """One decode task in flight: the sources it decodes (kept on the driver; None for a
+    dataset, whose blocks name their own), its generator, its decoded blocks not yet given back,
+    and a resumed run's recorded paths (a dataset's)."""
+
+    sources: list[Source] | None
+    generator: object
+    done: object = None
+    blocks: collections.deque = dataclasses.field(default_factory=collections.deque)
+    finished: bool = False
 
 
 def _start_actors(ray, config: ModelConfig, plan: Plan, top_k: int, predictor: type) -> list:

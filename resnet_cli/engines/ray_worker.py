@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import platform
 import socket
+from collections.abc import Iterator
 
 import numpy as np
 
 from ..config import ModelConfig, for_this_node
+from ..inputs.datasets import dataset_sources
 from ..inputs.decode import DecodeOptions, ImageError, thumbnail
-from ..inputs.discover import Source
+from ..inputs.source import Source
 from ..model.spec import FEATURES
 from .local import Skipped, decode_source
 
@@ -78,16 +80,60 @@ def check_worker(config: ModelConfig, settings: dict[str, str], driver_versions:
             )
 
 
+def decode_unit(unit: dict, decode_options: DecodeOptions, thumbnails: bool = False) -> Iterator[dict]:
+    """Ray task, a streaming generator (one function, so Ray queues every unit first in, first
+    out): a block of inputs the driver listed → one decoded block; a tar shard or a Parquet row
+    group → its decoded blocks, read here."""
+    if "part" in unit:
+        yield from read_dataset(unit["part"], decode_options, thumbnails)
+    else:
+        yield decode_batch(unit, decode_options, thumbnails)
+
+
 def decode_batch(block: dict, decode_options: DecodeOptions, thumbnails: bool = False) -> dict:
-    """Ray task: a block's locations → uint8 images plus a status and an error message per row
-    (the paths stay with the driver; what discovery already knows is wrong stays the reason)."""
+    """A block's locations → uint8 images plus a status and an error message per row (the
+    paths stay with the driver; what discovery already knows is wrong stays the reason)."""
     locations = block["location"]
-    size = decode_options.size
-    images = np.zeros((len(locations), size, size, 3), dtype=np.uint8)
-    status = np.full(len(locations), OK, dtype=np.int8)
-    errors = [""] * len(locations)
     held = block.get("data") or [None] * len(locations)
-    for row, source in enumerate(map(Source, locations, block["explicit"], block["known_error"], held)):
+    sources = list(map(Source, locations, block["explicit"], block["known_error"], held))
+    return _decoded(sources, decode_options, thumbnails)
+
+
+def read_dataset(part: dict, decode_options: DecodeOptions, thumbnails: bool = False) -> Iterator[dict]:
+    """One tar shard, or one row group of a Parquet file, read where this task runs — one
+    sequential GET, never one per photo — and decoded ``rows`` at a time. Each block carries its
+    records' paths (the driver never lists the members) and the members skipped as no image;
+    members a resumed run recorded (``done``) are left out."""
+    members = dataset_sources(
+        part["location"], part["columns"], part["timeout"], name=part["name"], row_group=part["row_group"]
+    )
+    done = part["done"]
+    block: list[Source] = []
+    skipped: list[str] = []
+    for member in members:
+        if member.path in done:
+            continue
+        if member.skip:
+            skipped.append(member.path)
+        else:
+            block.append(member)
+        if len(block) >= part["rows"]:
+            yield _block(block, skipped, decode_options, thumbnails)
+            block, skipped = [], []
+    if block or skipped:
+        yield _block(block, skipped, decode_options, thumbnails)
+
+
+def _block(block: list[Source], skipped: list[str], decode_options: DecodeOptions, thumbnails: bool) -> dict:
+    return {"path": [s.path for s in block], "skipped": skipped, **_decoded(block, decode_options, thumbnails)}
+
+
+def _decoded(sources: list[Source], decode_options: DecodeOptions, thumbnails: bool) -> dict:
+    size = decode_options.size
+    images = np.zeros((len(sources), size, size, 3), dtype=np.uint8)
+    status = np.full(len(sources), OK, dtype=np.int8)
+    errors = [""] * len(sources)
+    for row, source in enumerate(sources):
         item = decode_source(source, decode_options)
         if item is Skipped:
             status[row] = SKIPPED
@@ -135,7 +181,7 @@ class Predictor:
         from ..model.imagenet import top_k
 
         good = batch["status"] == OK
-        rows = {key: batch[key] for key in ("status", "error", "thumbnail") if key in batch}
+        rows = {key: batch[key] for key in ("status", "error", "thumbnail", "path", "skipped") if key in batch}
         if not self.include_top:
             vectors = np.zeros((len(good), FEATURES), dtype=np.float32)
             if good.any():

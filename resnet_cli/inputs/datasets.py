@@ -39,12 +39,46 @@ def is_dataset(path: str) -> bool:
     return name.endswith(TAR_SUFFIXES + PARQUET_SUFFIXES)
 
 
-def dataset_sources(path: str, columns: Columns = Columns(), timeout: float = 30.0) -> Iterator[Source]:
-    """The Sources a tar shard or a Parquet file holds, lazily, in stored order."""
+def dataset_of(path: str) -> str | None:
+    """The tar shard or Parquet file that a record's ``SHARD#MEMBER`` / ``FILE#ROW`` path names
+    (None for any other path): what a resumed run groups its recorded paths by."""
+    at = path.find("#")
+    while at > 0:
+        if is_dataset(path[:at]):
+            return path[:at]
+        at = path.find("#", at + 1)
+    return None
+
+
+def dataset_sources(
+    path: str,
+    columns: Columns = Columns(),
+    timeout: float = 30.0,
+    name: str | None = None,
+    row_group: int | None = None,
+) -> Iterator[Source]:
+    """The Sources a tar shard or a Parquet file holds (or one row group of it), lazily, in
+    stored order. ``name``: the file as the user named it, which the records' paths start with
+    (the Ray engine's workers read ``path``, its absolute form)."""
     if path.split("?", 1)[0].lower().endswith(PARQUET_SUFFIXES):
-        yield from _parquet_sources(path, columns)
+        yield from _parquet_sources(path, columns, name or path, row_group)
     else:
-        yield from _tar_sources(path, timeout)
+        yield from _tar_sources(path, timeout, name or path)
+
+
+def row_groups(path: str) -> list[int] | None:
+    """A Parquet file's row groups (its footer read, no rows), or None for a tar shard or a file
+    whose footer cannot be read (its reader then says why, in a record)."""
+    if not path.split("?", 1)[0].lower().endswith(PARQUET_SUFFIXES):
+        return None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with open_read(path) as handle:
+            return list(range(pq.ParquetFile(handle).metadata.num_row_groups)) or None
+    except (pa.ArrowException, OSError, ValueError):
+        return None
 
 
 def _open_stream(path: str, timeout: float):
@@ -66,7 +100,7 @@ def _open_stream(path: str, timeout: float):
     return open(path, "rb")
 
 
-def _tar_sources(shard: str, timeout: float) -> Iterator[Source]:
+def _tar_sources(shard: str, timeout: float, name: str) -> Iterator[Source]:
     """Each member file of the shard: an image-named one with its bytes (a broken one becomes
     its error record), any other (.json, .cls, .txt: a WebDataset's metadata) skipped and
     counted without being read. A shard that ends early is one error record naming the last
@@ -82,7 +116,7 @@ def _tar_sources(shard: str, timeout: float) -> Iterator[Source]:
                     continue
                 read += 1
                 last = member.name
-                path = f"{shard}#{member.name}"
+                path = f"{name}#{member.name}"
                 if PurePosixPath(member.name).suffix.lower() not in IMAGE_EXTENSIONS:
                     yield Source(path, explicit=False, skip=True)  # no image by its name: not read
                     continue
@@ -91,12 +125,12 @@ def _tar_sources(shard: str, timeout: float) -> Iterator[Source]:
     except (tarfile.TarError, EOFError, OSError, zlib.error, ValueError) as error:
         reason = _reason(error)
         if read == 0:
-            yield Source(shard, error=f"not a readable tar shard ({reason})")
+            yield Source(name, error=f"not a readable tar shard ({reason})")
         else:
-            yield Source(f"{shard}#{last}", error=f"the shard breaks after this member (file {read} of it; {reason})")
+            yield Source(f"{name}#{last}", error=f"the shard breaks after this member (file {read} of it; {reason})")
         return
     if read == 0:
-        yield Source(shard, error="an empty tar shard (no files in it)")
+        yield Source(name, error="an empty tar shard (no files in it)")
 
 
 def _reason(error: BaseException) -> str:
@@ -108,9 +142,10 @@ def _reason(error: BaseException) -> str:
     return text
 
 
-def _parquet_sources(path: str, columns: Columns) -> Iterator[Source]:
+def _parquet_sources(path: str, columns: Columns, name: str, row_group: int | None) -> Iterator[Source]:
     """Each row's image: bytes, a Hugging Face Image struct ({bytes, path}) or a path/URL,
-    read ``ROWS_AT_ONCE`` rows at a time."""
+    read ``ROWS_AT_ONCE`` rows at a time (of one row group only, with ``row_group``). Paths in
+    it are relative to the file's folder."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -118,42 +153,48 @@ def _parquet_sources(path: str, columns: Columns) -> Iterator[Source]:
         handle = open_read(path)
         table = pq.ParquetFile(handle)
     except FileNotFoundError:
-        yield Source(path, error="no such file")
+        yield Source(name, error="no such file")
         return
     except (pa.ArrowException, OSError, ValueError) as error:
-        yield Source(path, error=f"not a readable Parquet file ({error})")
+        yield Source(name, error=f"not a readable Parquet file ({error})")
         return
     schema = table.schema_arrow
     image, problem = _image_column(schema, columns.image)
     if problem:
-        yield Source(path, error=problem)
+        yield Source(name, error=problem)
         return
     if columns.key is not None and columns.key not in schema.names:
-        yield Source(path, error=f"no column {columns.key!r} (--key-column) in it: {', '.join(schema.names)}")
+        yield Source(name, error=f"no column {columns.key!r} (--key-column) in it: {', '.join(schema.names)}")
         return
     if table.metadata.num_rows == 0:
-        yield Source(path, error="no rows in it")
+        yield Source(name, error="no rows in it")
         return
     wanted = [image] + ([columns.key] if columns.key and columns.key != image else [])
-    folder = os.path.dirname(path) if not is_uri(path) else path.rsplit("/", 1)[0]
-    row = 0
+    folders = (_folder(name), _folder(path))
+    groups = None if row_group is None else [row_group]
+    row = sum(table.metadata.row_group(group).num_rows for group in range(row_group or 0))
     try:
-        for batch in table.iter_batches(batch_size=ROWS_AT_ONCE, columns=wanted):
+        for batch in table.iter_batches(batch_size=ROWS_AT_ONCE, columns=wanted, row_groups=groups):
             values = batch.column(image).to_pylist()
             keys = batch.column(columns.key).to_pylist() if columns.key else [None] * len(values)
             for value, key in zip(values, keys):
-                name = str(key) if key is not None else f"{path}#{row}"
-                yield _row_source(name, key is not None, value, folder)
+                label = str(key) if key is not None else f"{name}#{row}"
+                yield _row_source(label, key is not None, value, folders)
                 row += 1
     except (pa.ArrowException, OSError) as error:
-        yield Source(f"{path}#{row}", error=f"the Parquet file breaks at this row ({error})")
+        yield Source(f"{name}#{row}", error=f"the Parquet file breaks at this row ({error})")
     finally:
         handle.close()
 
 
-def _row_source(name: str, keyed: bool, value, folder: str) -> Source:
+def _folder(path: str) -> str:
+    return os.path.dirname(path) if not is_uri(path) else path.rsplit("/", 1)[0]
+
+
+def _row_source(name: str, keyed: bool, value, folders: tuple[str, str]) -> Source:
     """A row's image: its bytes, or the file or URL it names (relative to the Parquet file's
-    folder) — read by the engine's decoders, under that name unless a key column names it."""
+    folder: ``folders`` as the user named it and as read here) — read by the engine's decoders,
+    under that name unless a key column names it."""
     if isinstance(value, dict):  # a Hugging Face Image: {"bytes": …, "path": …}
         if value.get("bytes"):
             return Source(name, data=value["bytes"])
@@ -161,16 +202,18 @@ def _row_source(name: str, keyed: bool, value, folder: str) -> Source:
     if isinstance(value, (bytes, bytearray)):
         return Source(name, data=bytes(value)) if value else Source(name, error="empty file (0 bytes)")
     if isinstance(value, str) and value:
-        located = value if is_uri(value) or os.path.isabs(value) else os.path.join(folder, value)
-        if not keyed:
+        shown, located = (
+            (value, value) if is_uri(value) or os.path.isabs(value) else (os.path.join(f, value) for f in folders)
+        )
+        if not keyed and shown == located:
             return Source(located)
         from .fetch import ImageError, open_input
 
         try:
             with open_input(located, True) as opened:
-                return Source(name, data=opened.read())
+                return Source(shown if not keyed else name, data=opened.read())
         except ImageError as error:
-            return Source(name, error=str(error))
+            return Source(shown if not keyed else name, error=str(error))
     return Source(name, error="no image in this row")
 
 

@@ -18,6 +18,10 @@ class Source:
     error: str | None = None
     data: object = field(default=None, compare=False, repr=False)
     skip: bool = False  # no image by its name (a shard's .json): counted as skipped, never read or batched
+    # A tar shard or Parquet file left whole for the engine to read where it decodes (the Ray
+    # engine's workers): the Columns to read it with, and a resumed run's recorded paths.
+    dataset: object = field(default=None, compare=False, repr=False)
+    done: object = field(default=None, compare=False, repr=False)
 
 
 def without_skips(sources: Iterable[Source], on_skip: Callable[[Source], None]) -> Iterator[Source]:

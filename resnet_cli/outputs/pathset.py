@@ -16,7 +16,7 @@ import hashlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 INSERT_BATCH = 50_000  # paths sorted and inserted together (sorted: the B-tree pages stay hot)
 LOOKUP_BATCH = 500  # paths per SELECT … IN (…)
@@ -29,28 +29,35 @@ def _key(path: str) -> bytes:
 
 class PathSet:
     """``add_all`` paths, then ``path in paths`` / ``len(paths)``; safe to query from two
-    threads (the progress counter reads it beside the run)."""
+    threads (the progress counter reads it beside the run). ``group``: a path's group (a tar
+    shard of ``SHARD#MEMBER``, say) or None; ``members(group)`` gives a group's paths whole —
+    what a worker that reads a shard itself must skip."""
 
-    def __init__(self, paths: Iterable[str] = ()):
+    def __init__(self, paths: Iterable[str] = (), group: Callable[[str], str | None] | None = None):
         self._db = sqlite3.connect("", check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self._db.execute("CREATE TABLE seen (key BLOB PRIMARY KEY) WITHOUT ROWID")
+        self._db.execute("CREATE TABLE grouped (grp BLOB, path BLOB, PRIMARY KEY (grp, path)) WITHOUT ROWID")
         self._lock = threading.Lock()
         self._count = 0
+        self._group = group
         self.add_all(paths)
 
     def add_all(self, paths: Iterable[str]) -> None:
         batch: list[tuple[bytes]] = []
+        grouped: list[tuple[bytes, bytes]] = []
         for path in paths:
             batch.append((_key(path),))
+            if self._group is not None and (group := self._group(path)) is not None:
+                grouped.append((_key(group), os.fsencode(path)))
             if len(batch) >= INSERT_BATCH:
-                self._insert(batch)
-                batch = []
-        self._insert(batch)
+                self._insert(batch, grouped)
+                batch, grouped = [], []
+        self._insert(batch, grouped)
 
-    def _insert(self, batch: list[tuple[bytes]]) -> None:
+    def _insert(self, batch: list[tuple[bytes]], grouped: list[tuple[bytes, bytes]]) -> None:
         if not batch:
             return
         batch.sort()
@@ -58,6 +65,13 @@ class PathSet:
             before = self._db.total_changes
             self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", batch)
             self._count += self._db.total_changes - before
+            self._db.executemany("INSERT OR IGNORE INTO grouped VALUES (?, ?)", sorted(grouped))
+
+    def members(self, group: str) -> frozenset[str]:
+        """The paths added whose ``group`` is ``group`` (empty without a ``group`` function)."""
+        with self._lock:
+            rows = self._db.execute("SELECT path FROM grouped WHERE grp = ?", (_key(group),))
+            return frozenset(os.fsdecode(row[0]) for row in rows)
 
     def __contains__(self, path: str) -> bool:
         if not self._count:

@@ -17,18 +17,18 @@ from .pathset import PathSet
 from .shards import is_shard_folder, shard_files
 
 
-def recorded_paths(path: str, fmt: str, shard_folder: bool | None = None) -> PathSet:
+def recorded_paths(path: str, fmt: str, shard_folder: bool | None = None, group=None) -> PathSet:
     """Paths already recorded in an output file (or shard folder), read as a stream into an
     on-disk set (flat memory for any count) by the format's reader (``formats.TABLE``). A torn
     last line (a killed writer) does not count; in a local file it is cut off so the appended
-    records start on a clean line."""
+    records start on a clean line. ``group``: as ``PathSet``'s."""
     row = formats.BY_NAME[fmt]
     if not row.resumes:
         raise ValueError(formats.needs("--resume", fmt))
     if shard_folder is None:
         shard_folder = is_shard_folder(path)
     files = _files(path, fmt, shard_folder)
-    done = PathSet()
+    done = PathSet(group=group)
     for file in files:
         done.add_all(row.paths()(file))
     return done

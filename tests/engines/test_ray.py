@@ -503,8 +503,9 @@ def test_openvino_on_the_ray_engine_gives_the_local_records(ray_cluster, folder,
     assert "Ray (openvino fp32" in remote.stderr  # the summary: what the actors were opened with
 
 
-def test_tar_shards_and_parquet_on_the_ray_engine_give_the_local_records(ray_cluster, folder, classic_file, tmp_path):
-    """The driver reads the shards and the Parquet rows; their bytes travel in the blocks."""
+def _datasets(folder, tmp_path):
+    """The folder's photos as a tar shard (a .json beside each, and a broken member) and as a
+    Parquet file of three row groups (an image-bytes column and a key column)."""
     import io
     import tarfile
 
@@ -520,10 +521,68 @@ def test_tar_shards_and_parquet_on_the_ray_engine_give_the_local_records(ray_clu
             info.size = 2
             archive.addfile(info, io.BytesIO(b"{}"))
     table = tmp_path / "photos.parquet"
-    pq.write_table(pa.table({"image": [p.read_bytes() for p in photos]}), table)
-    for inputs in ([shard], [table]):
-        local_result, local = classify("--weights", classic_file, *inputs)
-        ray_result, ours = classify("--engine", "ray", "--weights", classic_file, *inputs)
+    rows = {"key": [p.stem for p in photos], "image": [p.read_bytes() for p in photos]}
+    pq.write_table(pa.table(rows), table, row_group_size=-(-len(photos) // 3))
+    assert pq.ParquetFile(table).metadata.num_row_groups == 3
+    return photos, shard, table
+
+
+def test_tar_shards_and_parquet_are_read_by_the_workers_and_give_the_local_records(
+    ray_cluster, folder, classic_file, tmp_path, monkeypatch
+):
+    """A shard, and each Parquet row group, is read by one task on a worker: the driver never
+    opens one (its readers fail here), and the records equal the local engine's, in order, the
+    .json members skipped, the broken photos one error record each."""
+    from resnet_cli.inputs import datasets
+
+    photos, shard, table = _datasets(folder, tmp_path)
+    runs = ([shard], [table], [table, "--key-column", "key"])
+    local = [classify("-v", "--weights", classic_file, *inputs) for inputs in runs]
+
+    def not_on_the_driver(*args, **kwargs):
+        raise AssertionError("the driver read a dataset")
+
+    monkeypatch.setattr(datasets, "_tar_sources", not_on_the_driver)
+    monkeypatch.setattr(datasets, "_parquet_sources", not_on_the_driver)
+    for inputs, (local_result, expected) in zip(runs, local):
+        ray_result, ours = classify("-v", "--engine", "ray", "--weights", classic_file, *inputs)
         assert ray_result.exit_code == local_result.exit_code == 1, ray_result.stderr  # the bad files among them
         assert len(ours) == len(photos)
-        assert_same_records(ours, local)
+        assert_same_records(ours, expected)
+        skipped = ray_result.stderr.count(".json (not an image)")
+        assert skipped == local_result.stderr.count(".json (not an image)") == (len(photos) if inputs == [shard] else 0)
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_resume_on_shards_gives_each_member_once(ray_cluster, folder, classic_file, tmp_path, keyed):
+    """A run that ended in the middle of a shard (its first records kept), then --resume on the
+    ray engine: every member exactly once, equal to the local records; the members already
+    recorded are left out by the task that reads the shard (or, by key, by the driver)."""
+    photos, shard, table = _datasets(folder, tmp_path)
+    inputs = [str(table), "--key-column", "key"] if keyed else [str(shard), str(table)]
+    _, expected = classify("--weights", classic_file, *inputs)
+    out = tmp_path / "records.jsonl"
+    cut = len(expected) // 2 + 1  # inside the tar shard (or the Parquet file's second row group)
+    out.write_text("".join(json.dumps(r) + "\n" for r in expected[:cut]))
+    result = CliRunner().invoke(
+        main,
+        [
+            "-q",
+            "-f",
+            "jsonl",
+            "-b",
+            "4",
+            "--engine",
+            "ray",
+            "--weights",
+            str(classic_file),
+            "-o",
+            str(out),
+            "--resume",
+            *inputs,
+        ],
+    )
+    assert result.exit_code == 1, result.stderr
+    records = {r["path"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert len(records) == len(out.read_text().splitlines()) == len(expected)  # none twice, none lost
+    assert_same_records([records[r["path"]] for r in expected], expected)  # error records run again, at the end

@@ -194,6 +194,50 @@ def test_a_hugging_face_image_column_and_a_column_of_paths(classic_file, tmp_pat
     assert [r["predictions"] for r in keyed] == [r["predictions"] for r in files]
 
 
+def test_a_parquet_file_read_a_row_group_at_a_time_under_the_users_name(tmp_path, monkeypatch):
+    """What each Ray task reads: one row group, its rows numbered as in the whole file, under
+    the name the user gave (the worker reads the absolute path); a row's relative path shown
+    relative to that name and read from the file's real folder."""
+    from resnet_cli.inputs.datasets import dataset_of, dataset_sources, row_groups
+
+    for photo in PHOTOS:
+        shutil.copy(photo, tmp_path)
+    table = _parquet(tmp_path / "mixed.parquet", {"path": [PHOTOS[0].name, PHOTOS[1].name, None]})
+    monkeypatch.chdir(tmp_path.parent)
+    name = f"{tmp_path.name}/mixed.parquet"
+    whole = list(dataset_sources(str(table), name=name))
+    assert row_groups(str(table)) == [0, 1] and row_groups(str(tmp_path / "x.tar")) is None
+    parts = [s for group in row_groups(str(table)) for s in dataset_sources(str(table), name=name, row_group=group)]
+    assert (
+        [s.path for s in parts]
+        == [s.path for s in whole]
+        == [f"{tmp_path.name}/{PHOTOS[0].name}", f"{tmp_path.name}/{PHOTOS[1].name}", f"{name}#2"]
+    )
+    assert [s.data for s in parts] == [s.data for s in whole] == [p.read_bytes() for p in PHOTOS[:2]] + [None]
+    assert whole[2].error == "no image in this row"
+    assert dataset_of(f"{name}#7") == name and dataset_of("s3://b/a#1.tar#x#1.jpg") == "s3://b/a#1.tar"
+    assert dataset_of("photo#1.jpg") is None and dataset_of("a.tar") is None
+
+
+def test_the_ray_workers_reader_leaves_out_recorded_members_and_names_the_skipped(shard):
+    """A Ray task over a shard: blocks of ``rows`` decoded members with their paths, the .json
+    listed as skipped, the members a resumed run recorded left out before decoding."""
+    from resnet_cli.engines.ray_worker import FAILED, OK, read_dataset
+    from resnet_cli.inputs.datasets import Columns
+    from resnet_cli.inputs.decode import DecodeOptions
+
+    part = {"location": str(shard), "name": "000000.tar", "columns": Columns(), "timeout": 5.0, "row_group": None}
+    done = frozenset({"000000.tar#000000001.jpg"})
+    blocks = list(read_dataset({**part, "done": done, "rows": 2}, DecodeOptions()))
+    assert [b["path"] for b in blocks] == [
+        ["000000.tar#000000002.png", "000000.tar#000000003.jpg"],
+        ["000000.tar#000000004.jpg"],
+    ]
+    assert [b["skipped"] for b in blocks] == [["000000.tar#000000001.json"], []]
+    assert [list(b["status"]) for b in blocks] == [[OK, FAILED], [OK]]
+    assert blocks[0]["image"].shape == (2, 224, 224, 3) and blocks[1]["image"].any()
+
+
 def test_a_parquet_file_that_is_none_empty_or_without_the_column_is_one_line(classic_file, tmp_path):
     import pyarrow as pa
 

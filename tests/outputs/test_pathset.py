@@ -38,3 +38,18 @@ def test_two_threads_at_once():
     for thread in threads:
         thread.join()
     assert results == [5000, 5000]
+
+
+def test_members_of_a_group_whole_and_only_theirs():
+    """With a ``group`` (a record path's tar shard), a group's paths come back whole — odd
+    names too — and a path of no group is only in the set."""
+
+    def shard(path):
+        return path.split("#")[0] if "#" in path else None
+
+    paths = [f"a.tar#{i:05d}.jpg" for i in range(60_000)] + ["b.tar#caf\u00e9\n.jpg", "b.tar#bad\udcff.jpg", "c.jpg"]
+    done = PathSet(paths, group=shard)
+    assert len(done) == len(paths) and "c.jpg" in done
+    assert done.members("a.tar") == frozenset(paths[:60_000])
+    assert done.members("b.tar") == {"b.tar#caf\u00e9\n.jpg", "b.tar#bad\udcff.jpg"}
+    assert done.members("c.jpg") == frozenset() == PathSet(paths).members("a.tar")
