@@ -34,7 +34,7 @@ from .cli_options import (
     weights_options,
 )
 from .errors import ExitStatus
-from .request import FORMATS, PROGRESS, EngineOptions
+from .request import FORMATS, PROGRESS
 
 
 def _call(command, *args, **kwargs) -> None:
@@ -439,14 +439,16 @@ def cache(action, fmt):
     help="A server folder whose files a JSON body may name (repeatable).",
 )
 @click.option("--access-log", is_flag=True, help="One line on stderr per request.")
+@engine_options
 def serve(**kwargs):
     """Keep the model loaded and classify over HTTP: POST /v1/classify (an image body or
-    multipart files), with dynamic batching; GET /healthz, /readyz, /v1/models, /metrics."""
+    multipart files), with dynamic batching; GET /healthz, /readyz, /v1/models, /metrics.
+    With --engine ray the model runs on Ray Serve replicas across the cluster."""
     from .request import ServeOptions
     from .server.app import is_loopback
 
     request = model_request(kwargs)
-    asked = EngineOptions(batch_size=kwargs.pop("batch_size"), workers=kwargs.pop("workers"))
+    asked = engine_request(kwargs)
     top_k = kwargs.pop("top_k")
     kwargs["max_body"] = int(kwargs.pop("max_body_mb") * 2**20)
     kwargs["allow_dirs"] = tuple(kwargs["allow_dirs"])

@@ -273,7 +273,8 @@ engine_options = _options(
             type=click.Choice(ENGINES),
             default="local",
             show_default=True,
-            help="ray: run on a Ray cluster, decode tasks feeding a pool of model actors (needs the ray extra).",
+            help="ray: run on a Ray cluster, decode tasks feeding a pool of model actors (serve: Ray Serve "
+            "replicas; needs the ray extra).",
         ),
         click.option(
             "--ray-address",

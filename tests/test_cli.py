@@ -265,6 +265,6 @@ def test_serves_options_are_its_request_fields():
     from resnet_cli.request import ServeOptions
 
     own = {param.name for param in main.commands["serve"].params} - set(cli_options.MODEL_OPTIONS)
-    own -= {"batch_size", "workers", "top_k"}
+    own -= {*cli_options.ENGINE_OPTIONS, "top_k"}
     fields = {field.name for field in dataclasses.fields(ServeOptions)}
     assert own == fields - {"max_body"} | {"max_body_mb"}

@@ -20,10 +20,11 @@ def serve(request: ModelRequest, asked: EngineOptions, options: ServeOptions, to
 
     from ..server.app import State, build_app
 
-    config = resolve(request)
+    config = resolve(request, local=asked.engine != "ray")
     plan = make_plan(config, InputOptions(quiet=True), asked, top_k=top_k, variable_batch=True)
+    engine = _ray_serve(plan, options) if asked.engine == "ray" else open_engine(plan)
     listening = _listen(options.host, options.port)
-    state = State(open_engine(plan), plan, options, describe(config, top_k))
+    state = State(engine, plan, options, describe(config, top_k))
     server = uvicorn.Server(
         uvicorn.Config(
             build_app(state),
@@ -58,6 +59,18 @@ def serve(request: ModelRequest, asked: EngineOptions, options: ServeOptions, to
         signal.signal(signal.SIGTERM, previous)
     stderr_line(f"stopped ({status.meaning})")
     return status
+
+
+def _ray_serve(plan, options: ServeOptions):
+    """The engine on Ray Serve, or how to install it."""
+    from ..engines.ray_cluster import import_ray
+
+    import_ray()
+    try:
+        from ..engines.ray_serve import RayServeEngine
+    except ImportError:
+        raise UserError('serve --engine ray needs Ray Serve: pip install "resnet-cli[ray]"') from None
+    return RayServeEngine(plan, options.max_wait_ms / 1000)
 
 
 class _Terminated(Exception):

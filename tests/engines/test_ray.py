@@ -280,6 +280,7 @@ def test_ray_only_flags_need_the_ray_engine_on_every_command(tinted, tmp_path):
         ["embed", str(tinted), "-o", str(tmp_path / "f.npz")],
         ["evaluate", str(tinted)],
         ["train", str(tinted / "train"), "-o", str(tmp_path / "h.npz")],
+        ["serve", "--port", "0"],
     ):
         result = CliRunner().invoke(main, [*args, "--ray-actors", "2"])
         assert result.exit_code == 2 and "--ray-actors is for --engine ray" in result.stderr, args
