@@ -15,7 +15,7 @@ from bench import WORK, photo_folder, run_cli, weights_file
 from table import machine, print_table, record, say
 
 PHOTOS = int(os.environ.get("BENCH_DATASET_PHOTOS", "5000"))
-RUNS = 2
+RUNS = int(os.environ.get("BENCH_DATASET_RUNS", "3"))
 
 
 def shards(folder, count: int, name: str) -> list[str]:
