@@ -1,8 +1,9 @@
 """Dynamic batching: the images of concurrent requests gathered into the engine's batches.
 
 Each image waits in one bounded queue; a batch takes what is queued (up to the batch size),
-waiting at most ``max_wait`` for more, and runs ``engine.records`` in a thread: decoding and
-the model stay off the event loop. Two batches are in flight, so one decodes while the other
+waiting at most ``max_wait`` for more — and, while both batches in flight are busy, what comes
+until one is done — and runs ``engine.records`` in a thread: decoding and the model stay off
+the event loop. Two batches are in flight, so one decodes while the other
 is at the model (the engine gives the model to one at a time).
 """
 
@@ -83,6 +84,9 @@ class Batcher:
                 except asyncio.TimeoutError:
                     break
             await slots.acquire()
+            # What came while both batches in flight held their slots joins this one.
+            while len(batch) < self.batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             loop.create_task(self._run(batch, slots))
 
     async def _run(self, batch: list[_Waiting], slots: asyncio.Semaphore) -> None:

@@ -102,3 +102,35 @@ def test_an_engine_failure_fails_its_requests_and_the_batcher_goes_on():
         return records
 
     assert [r.path for r in run(main())] == ["y"]
+
+
+def test_requests_that_come_while_the_model_is_busy_join_the_waiting_batch():
+    """Two batches hold the model; requests trickling in meanwhile (further apart than the
+    wait) run together in the next batch once one is done, not one batch each."""
+    import time
+
+    class SlowEngine(CountingEngine):
+        def records(self, sources, on_skip=None, top_k=None):
+            time.sleep(0.6)
+            return super().records(sources, on_skip, top_k)
+
+    engine = SlowEngine()
+
+    async def main():
+        batcher = Batcher(engine, batch_size=8, max_wait=0.001, max_queue=100)
+        batcher.start()
+        busy = []
+        for i in range(2):
+            busy.append(asyncio.ensure_future(batcher.records([Source(f"busy{i}")], top_k=1)))
+            await asyncio.sleep(0.05)
+        later = []
+        for i in range(5):
+            later.append(asyncio.ensure_future(batcher.records([Source(f"later{i}")], top_k=1)))
+            await asyncio.sleep(0.03)
+        answers = await asyncio.gather(*busy, *later)
+        await batcher.stop()
+        return answers
+
+    answers = run(main())
+    assert [records[0].path for records in answers] == ["busy0", "busy1"] + [f"later{i}" for i in range(5)]
+    assert [size for size, _ in engine.batches] == [1, 1, 5]
