@@ -259,6 +259,24 @@ def invoke(*args, input=None):
     return CliRunner().invoke(main, [str(a) for a in args], input=input, prog_name="resnet-classify")
 
 
+def cli_command(classic_file, *args, command: str | None = None) -> list:
+    """The CLI as a subprocess runs it (signals, kill -9, pipes): ONNX Runtime, batches of 2."""
+    words = [command] if command else []
+    return [
+        sys.executable,
+        "-m",
+        "resnet_cli",
+        *words,
+        "--weights",
+        str(classic_file),
+        "--runtime",
+        "onnx",
+        "-b",
+        "2",
+        *args,
+    ]
+
+
 def make_folder(folder: Path, count: int, size=(64, 48)) -> list[Path]:
     """``count`` small PNGs of the elephant photo, each turned a degree further."""
     from PIL import Image

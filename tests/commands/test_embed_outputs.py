@@ -6,13 +6,12 @@ import io
 import json
 import signal
 import subprocess
-import sys
 import tarfile
 import time
 
 import numpy as np
 import pytest
-from conftest import SAMPLES, invoke, make_folder
+from conftest import SAMPLES, cli_command, invoke, make_folder
 
 PHOTOS = [str(SAMPLES / name) for name in ("elephant.jpg", "cat.jpg", "coffee.jpg")]
 
@@ -101,8 +100,7 @@ def test_kill_9_then_resume_embeds_every_input_once(classic_file, tmp_path):
 
     photos = make_folder(tmp_path / "photos", 40, size=(40, 30))
     out = tmp_path / "vectors.parquet"
-    command = [sys.executable, "-m", "resnet_cli", "embed", "--weights", str(classic_file), "--runtime", "onnx"]
-    command += ["-b", "2", "-o", str(out)]
+    command = cli_command(classic_file, "-o", str(out), command="embed")
     journal = tmp_path / ".vectors.parquet.journal"
     run = subprocess.Popen([*command, str(tmp_path / "photos")], stderr=subprocess.PIPE)
     deadline = time.time() + 120

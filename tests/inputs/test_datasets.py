@@ -9,14 +9,13 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import tarfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, invoke, make_folder
+from conftest import SAMPLES, cli_command, invoke, make_folder
 
 from resnet_cli.inputs.discover import discover
 
@@ -261,19 +260,7 @@ def test_kill_9_in_the_middle_of_a_shard_then_resume_gives_every_member_once(cla
     photos = make_folder(tmp_path / "photos", 40, size=(40, 30))
     shard = write_shard(tmp_path / "000000.tar", [(p.name, p.read_bytes()) for p in photos])
     out = tmp_path / "out.jsonl"
-    command = [
-        sys.executable,
-        "-m",
-        "resnet_cli",
-        "--weights",
-        str(classic_file),
-        "--runtime",
-        "onnx",
-        "-b",
-        "2",
-        "-k",
-        "1",
-    ]
+    command = cli_command(classic_file, "-k", "1")
     run = subprocess.Popen([*command, "-q", "-o", str(out), str(shard)], stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 6) and run.poll() is None:

@@ -8,18 +8,13 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import make_folder
+from conftest import cli_command, make_folder
 
 LEFTOVERS = (".journal", ".partial", ".lock", ".overwrite")
-
-
-def _command(classic_file, *args):
-    return [sys.executable, "-m", "resnet_cli", "--weights", str(classic_file), "--runtime", "onnx", "-b", "2", *args]
 
 
 def _target(tmp_path: Path, fmt: str, kind: str) -> tuple[str, Path]:
@@ -65,7 +60,7 @@ def _paths(target: str, folder: Path, fmt: str) -> list[str]:
 def test_kill_9_then_resume_gives_every_input_once(classic_file, tmp_path, fmt, kind):
     photos = [str(p) for p in make_folder(tmp_path / "photos", 30, size=(40, 30))]
     target, folder = _target(tmp_path, fmt, kind)
-    command = _command(classic_file, "-q", "-k", "1", "-f", fmt, "-o", target, str(tmp_path / "photos"))
+    command = cli_command(classic_file, "-q", "-k", "1", "-f", fmt, "-o", target, str(tmp_path / "photos"))
     kill_after = random.Random(f"{fmt}-{kind}").randint(2, 20)
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
@@ -77,7 +72,7 @@ def test_kill_9_then_resume_gives_every_input_once(classic_file, tmp_path, fmt, 
     assert kept >= kill_after, (kept, kill_after)
 
     resumed = subprocess.run(
-        _command(classic_file, "-k", "1", "-f", fmt, "-o", target, "--resume", str(tmp_path / "photos")),
+        cli_command(classic_file, "-k", "1", "-f", fmt, "-o", target, "--resume", str(tmp_path / "photos")),
         capture_output=True,
         text=True,
         timeout=300,
@@ -93,12 +88,12 @@ def test_kill_9_then_resume_gives_every_input_once(classic_file, tmp_path, fmt, 
 def test_two_runs_on_one_output_the_second_is_refused(classic_file, tmp_path):
     photos = make_folder(tmp_path / "photos", 40, size=(40, 30))
     out = tmp_path / "out.jsonl"
-    first = subprocess.Popen(_command(classic_file, "-q", "-o", out, tmp_path / "photos"), stderr=subprocess.PIPE)
+    first = subprocess.Popen(cli_command(classic_file, "-q", "-o", out, tmp_path / "photos"), stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 2):
         time.sleep(0.01)
     second = subprocess.run(
-        _command(classic_file, "-q", "-o", out, "--resume", tmp_path / "photos"), capture_output=True, text=True
+        cli_command(classic_file, "-q", "-o", out, "--resume", tmp_path / "photos"), capture_output=True, text=True
     )
     assert second.returncode == 1 and second.stdout == ""
     assert second.stderr == (
@@ -115,18 +110,20 @@ def test_two_runs_on_one_output_the_second_is_refused(classic_file, tmp_path):
 def test_a_rerun_never_replaces_records_without_being_asked(classic_file, tmp_path, fmt):
     make_folder(tmp_path / "photos", 6, size=(40, 30))
     out = tmp_path / f"out.{fmt}"
-    first = subprocess.run(_command(classic_file, "-q", "-o", out, tmp_path / "photos"), capture_output=True, text=True)
+    first = subprocess.run(
+        cli_command(classic_file, "-q", "-o", out, tmp_path / "photos"), capture_output=True, text=True
+    )
     assert first.returncode == 0, first.stderr
     before = out.read_bytes()
     rerun = subprocess.run(
-        _command(classic_file, "-q", "-o", out, tmp_path / "photos" / "img00000.png"), capture_output=True, text=True
+        cli_command(classic_file, "-q", "-o", out, tmp_path / "photos" / "img00000.png"), capture_output=True, text=True
     )
     assert rerun.returncode == 2 and "already holds records: add --resume" in rerun.stderr
     assert "--overwrite" in rerun.stderr and out.read_bytes() == before
     # --overwrite interrupted: the old records stay; completed: replaced.
     many = make_folder(tmp_path / "many", 40, size=(40, 30))
     interrupted = subprocess.Popen(
-        _command(classic_file, "-q", "-o", out, "--overwrite", tmp_path / "many"), stderr=subprocess.PIPE, text=True
+        cli_command(classic_file, "-q", "-o", out, "--overwrite", tmp_path / "many"), stderr=subprocess.PIPE, text=True
     )
     staging = [tmp_path / f".out.{fmt}.overwrite", tmp_path / f"..out.{fmt}.overwrite.journal"]
     deadline = time.time() + 120
@@ -137,7 +134,7 @@ def test_a_rerun_never_replaces_records_without_being_asked(classic_file, tmp_pa
     assert interrupted.returncode == 130 and f"{out} was left as it was" in stderr, stderr
     assert out.read_bytes() == before and not [p for p in staging if p.exists()]
     replaced = subprocess.run(
-        _command(classic_file, "-q", "-o", out, "--overwrite", *many[:3]), capture_output=True, text=True
+        cli_command(classic_file, "-q", "-o", out, "--overwrite", *many[:3]), capture_output=True, text=True
     )
     assert replaced.returncode == 0, replaced.stderr
     assert sorted(_paths(str(out), tmp_path, fmt)) == sorted(map(str, many[:3]))
@@ -151,12 +148,12 @@ def test_a_non_utf8_name_goes_into_parquet_and_csv_as_valid_utf8_and_resumes(cla
     os.link(os.path.join(os.fsencode(folder), b"img00000.png"), odd)
     for fmt in ("parquet", "csv"):
         out = tmp_path / f"out.{fmt}"
-        run = subprocess.run(_command(classic_file, "-q", "-o", out, folder), capture_output=True)
+        run = subprocess.run(cli_command(classic_file, "-q", "-o", out, folder), capture_output=True)
         assert run.returncode == 0, run.stderr
         out.read_bytes().decode("utf-8") if fmt == "csv" else None  # valid UTF-8
         paths = _paths(str(out), tmp_path, fmt)
         assert f"{folder}/bad\\udcff.png" in paths  # the byte, as JSON escapes it
-        again = subprocess.run(_command(classic_file, "-o", out, "--resume", folder), capture_output=True, text=True)
+        again = subprocess.run(cli_command(classic_file, "-o", out, "--resume", folder), capture_output=True, text=True)
         assert again.returncode == 0 and "3 already done" in again.stderr, again.stderr
 
 
@@ -166,7 +163,7 @@ def test_a_full_disk_is_one_line_and_the_records_before_stay_whole(classic_file,
     import resource
 
     photos = make_folder(tmp_path / "photos", 30, size=(40, 30))
-    warm = subprocess.run(_command(classic_file, "-q", "-f", "jsonl", photos[0]), capture_output=True)
+    warm = subprocess.run(cli_command(classic_file, "-q", "-f", "jsonl", photos[0]), capture_output=True)
     assert warm.returncode == 0  # the model is cached: the run below writes only its records
 
     def small_disk():
@@ -175,7 +172,7 @@ def test_a_full_disk_is_one_line_and_the_records_before_stay_whole(classic_file,
 
     out = tmp_path / f"out.{fmt}"
     full = subprocess.run(
-        _command(classic_file, "-q", "-o", out, tmp_path / "photos"),
+        cli_command(classic_file, "-q", "-o", out, tmp_path / "photos"),
         capture_output=True,
         text=True,
         preexec_fn=small_disk,
@@ -187,7 +184,7 @@ def test_a_full_disk_is_one_line_and_the_records_before_stay_whole(classic_file,
     kept = [json.loads(line)["path"] for line in journal.read_text().splitlines(keepends=True) if line.endswith("\n")]
     assert 3 <= len(kept) < 30
     resumed = subprocess.run(
-        _command(classic_file, "-o", out, "--resume", tmp_path / "photos"), capture_output=True, text=True
+        cli_command(classic_file, "-o", out, "--resume", tmp_path / "photos"), capture_output=True, text=True
     )
     assert resumed.returncode == 0 and f"{len(kept)} already done" in resumed.stderr, resumed.stderr
     assert sorted(_paths(str(out), tmp_path, fmt)) == sorted(map(str, photos))
