@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, make_folder
+from conftest import SAMPLES, cli_command, make_folder
 
 ELEPHANT = SAMPLES / "elephant.jpg"
 
@@ -20,24 +20,7 @@ def test_sigint_then_resume_gives_every_file_exactly_once(classic_file, tmp_path
         pytest.importorskip("ray", reason="the ray extra is not installed")
     paths = make_folder(tmp_path / "photos", count)
     out = tmp_path / "out.jsonl"
-    command = [
-        sys.executable,
-        "-m",
-        "resnet_cli",
-        "--engine",
-        engine,
-        "--weights",
-        str(classic_file),
-        "--runtime",
-        "onnx",
-        "-b",
-        "2",
-        "-f",
-        "jsonl",
-        "-o",
-        str(out),
-        str(tmp_path / "photos"),
-    ]
+    command = cli_command(classic_file, "--engine", engine, "-f", "jsonl", "-o", str(out), str(tmp_path / "photos"))
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 6):
