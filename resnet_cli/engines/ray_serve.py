@@ -18,17 +18,15 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 from ray import serve
 
-from ..config import ModelConfig, for_this_node
+from ..config import ModelConfig
 from ..console import stderr_line
 from ..errors import UserError
-from ..inputs.decode import ImageError
 from ..inputs.source import Source
 from ..plan import RunPlan
 from ..records import Record
-from .local import Skipped, decode_source
 from .ray_cluster import connect, import_ray
 from .ray_plan import ACTOR_MEMORY, for_cluster
-from .ray_worker import check_worker, versions, worker_settings
+from .ray_worker import FAILED, OK, Predictor, decoded_rows, versions, worker_settings
 
 APP = "resnet-classify"
 DELETE_SECONDS = 30
@@ -36,15 +34,13 @@ DELETE_SECONDS = 30
 
 @serve.deployment(name="classifier")
 class Replica:
-    """One runtime, opened once; ``classify`` is called once per image and answers from
-    batches of up to the run's batch size, gathered within its wait."""
+    """The ray engine's model actor (``Predictor``: the checks on arrival, one runtime opened
+    once); ``classify`` is called once per image and answers from batches of up to the run's
+    batch size, gathered within its wait, each image with its own top k."""
 
     def __init__(self, config: ModelConfig, batch_size: int, max_wait: float, settings: dict, driver_versions: dict):
-        from ..runtimes.factory import open_runtime
-
-        check_worker(config, settings, driver_versions)
-        self.runtime = open_runtime(for_this_node(config), batch_size=batch_size)
-        self.decode_options, self.classes = config.decode, len(config.labels)
+        self.predictor = Predictor(config, batch_size, len(config.labels), settings, driver_versions)
+        self.decode_options = config.decode
         self.classify.set_max_batch_size(batch_size)
         self.classify.set_batch_wait_timeout_s(max_wait)
 
@@ -53,25 +49,18 @@ class Replica:
         return await asyncio.to_thread(self._classify, items)
 
     def _classify(self, items: list[tuple[str, object, int]]) -> list[dict]:
-        """Decode each image, score the good ones as one batch; each its own top k."""
-        from ..model.imagenet import top_k
-
-        decoded = [decode_source(Source(path, data=data), self.decode_options) for path, data, _ in items]
-        answers: list[dict] = [{"batch": len(items)} for _ in items]  # what @serve.batch gathered
-        good = []
-        for row, item in enumerate(decoded):
-            if isinstance(item, ImageError):
-                answers[row]["error"] = str(item)
-            elif item is Skipped:
-                answers[row]["error"] = "not an image"
+        rows = decoded_rows([Source(path, data=data) for path, data, _ in items], self.decode_options)
+        scored = self.predictor(rows, top_k=max(wanted for *_, wanted in items))
+        answers = []
+        for status, error, index, score, (*_, wanted) in zip(
+            scored["status"], scored["error"], scored["index"], scored["score"], items
+        ):
+            answer = {"batch": len(items)}  # what @serve.batch gathered
+            if status == OK:
+                answer.update(index=index[:wanted].tolist(), score=score[:wanted].tolist())
             else:
-                good.append(row)
-        if good:
-            k = min(max(items[row][2] for row in good), self.classes)
-            index, score = top_k(self.runtime.predict(np.stack([decoded[row] for row in good])), k, self.classes)
-            for row, row_index, row_score in zip(good, index, score):
-                wanted = items[row][2]
-                answers[row].update(index=row_index[:wanted].tolist(), score=row_score[:wanted].tolist())
+                answer["error"] = error if status == FAILED else "not an image"
+            answers.append(answer)
         return answers
 
 

@@ -96,7 +96,7 @@ def decode_batch(block: dict, decode_options: DecodeOptions, thumbnails: bool = 
     locations = block["location"]
     held = block.get("data") or [None] * len(locations)
     sources = list(map(Source, locations, block["explicit"], block["known_error"], held))
-    return _decoded(sources, decode_options, thumbnails)
+    return decoded_rows(sources, decode_options, thumbnails)
 
 
 def read_dataset(part: dict, decode_options: DecodeOptions, thumbnails: bool = False) -> Iterator[dict]:
@@ -125,10 +125,12 @@ def read_dataset(part: dict, decode_options: DecodeOptions, thumbnails: bool = F
 
 
 def _block(block: list[Source], skipped: list[str], decode_options: DecodeOptions, thumbnails: bool) -> dict:
-    return {"path": [s.path for s in block], "skipped": skipped, **_decoded(block, decode_options, thumbnails)}
+    return {"path": [s.path for s in block], "skipped": skipped, **decoded_rows(block, decode_options, thumbnails)}
 
 
-def _decoded(sources: list[Source], decode_options: DecodeOptions, thumbnails: bool) -> dict:
+def decoded_rows(sources: list[Source], decode_options: DecodeOptions, thumbnails: bool = False) -> dict:
+    """Each source's uint8 image (zeros where it failed), its status (OK, FAILED, SKIPPED) and
+    error message: what the model actor (and a Serve replica) scores."""
     size = decode_options.size
     images = np.zeros((len(sources), size, size, 3), dtype=np.uint8)
     status = np.full(len(sources), OK, dtype=np.int8)
@@ -177,9 +179,11 @@ class Predictor:
         local side (tests change ``__call__`` to make an actor die)."""
         return self(block)
 
-    def __call__(self, batch: dict) -> dict:
-        from ..model.imagenet import top_k
+    def __call__(self, batch: dict, top_k: int | None = None) -> dict:
+        """``top_k``: this batch's classes per row, in place of the actor's."""
+        from ..model.imagenet import top_k as best
 
+        k = min(top_k, self.classes) if top_k else self.top_k
         good = batch["status"] == OK
         rows = {key: batch[key] for key in ("status", "error", "thumbnail", "path", "skipped") if key in batch}
         if not self.include_top:
@@ -187,8 +191,8 @@ class Predictor:
             if good.any():
                 vectors[good] = self.runtime.predict(batch["image"][good])
             return {**rows, "vector": vectors}
-        indices = np.zeros((len(good), self.top_k), dtype=np.int64)
-        scores = np.zeros((len(good), self.top_k), dtype=np.float32)
+        indices = np.zeros((len(good), k), dtype=np.int64)
+        scores = np.zeros((len(good), k), dtype=np.float32)
         if good.any():
-            indices[good], scores[good] = top_k(self.runtime.predict(batch["image"][good]), self.top_k, self.classes)
+            indices[good], scores[good] = best(self.runtime.predict(batch["image"][good]), k, self.classes)
         return {**rows, "index": indices, "score": scores}
