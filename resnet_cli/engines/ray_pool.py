@@ -129,7 +129,10 @@ def _records(
     )
 
     def oldest_records() -> Iterator[Record]:
-        unit, scored = pool.next_scored()
+        oldest = pool.next_scored()
+        if oldest is None:
+            return
+        unit, scored = oldest
         watchdog.beat()
         block = unit.sources
         if block is None:  # a dataset's block: its paths came with it
@@ -225,13 +228,16 @@ class ActorPool:
         self._pull()
         self._assign()
 
-    def next_scored(self) -> tuple[_Unit, dict]:
+    def next_scored(self) -> tuple[_Unit, dict] | None:
         """The oldest block's unit and scores, waiting for them (and handing out blocks to
-        actors as they become ready or free while it waits)."""
+        actors as they become ready or free while it waits); None when the units still in
+        flight end without another block (a task's end can be seen after its last block)."""
         while True:
             self._poll()
             self._pull()
             self._assign()
+            if not self.units:
+                return None
             head = self.units[0]
             if head.blocks and head.blocks[0].result is not None and head.blocks[0].result not in self.running:
                 return head, _result(self.ray, head.blocks.popleft().result)
