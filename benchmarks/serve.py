@@ -23,6 +23,7 @@ from table import machine, print_table, record, say
 REQUESTS = int(os.environ.get("BENCH_SERVE_REQUESTS", "10000"))  # the memory row: RSS after these ÷ after 1,000
 CLIENTS = 16
 ROUNDS = 3  # interleaved rounds per ratio
+PEER_ROUNDS = 5  # ours and LitServe, who goes first alternating
 BATCH, WAIT_MS = 32, 2.0
 
 
@@ -219,7 +220,7 @@ def main() -> None:
 
 def peer_rows(weights: Path, photo: Path) -> None:
     """Ours and LitServe on the same graph and runtime (ONNX Runtime), the same multipart load,
-    one after the other in each of ROUNDS rounds (one server up at a time)."""
+    one after the other in each of PEER_ROUNDS rounds (one server up at a time)."""
     try:
         import litserve  # noqa: F401
     except ImportError:
@@ -228,16 +229,20 @@ def peer_rows(weights: Path, photo: Path) -> None:
     body, content_type = multipart(photo)
     seconds = float(os.environ.get("BENCH_SECONDS", "6")) * 2
     rounds = []
-    for _ in range(ROUNDS):
-        rounds.append(
-            (ours_rate(weights, body, content_type, seconds), litserve_rate(weights, body, content_type, seconds))
-        )
+    for turn in range(PEER_ROUNDS):  # who goes first alternates: neither gains from the machine's drift
+        if turn % 2:
+            theirs = litserve_rate(weights, body, content_type, seconds)
+            rounds.append((ours_rate(weights, body, content_type, seconds), theirs))
+        else:
+            rounds.append(
+                (ours_rate(weights, body, content_type, seconds), litserve_rate(weights, body, content_type, seconds))
+            )
     ratios = [mine / theirs for mine, theirs in rounds]
-    middle = sorted(range(ROUNDS), key=ratios.__getitem__)[ROUNDS // 2]
+    middle = sorted(range(PEER_ROUNDS), key=ratios.__getitem__)[PEER_ROUNDS // 2]
     record(
         f"{CLIENTS} clients, multipart, onnx runtime: ours ÷ LitServe",
         f"{ratios[middle]:.2f}",
-        f"{rounds[middle][0]:.1f} ÷ {rounds[middle][1]:.1f} img/s (goal ≥ 1.0; median of {ROUNDS} rounds: "
+        f"{rounds[middle][0]:.1f} ÷ {rounds[middle][1]:.1f} img/s (goal ≥ 1.0; median of {PEER_ROUNDS} rounds: "
         f"{', '.join(f'{r:.2f}' for r in ratios)})",
     )
 
@@ -275,6 +280,20 @@ def litserve_rate(weights: Path, body: Path, content_type: str, seconds: float) 
     finally:
         os.killpg(peer.pid, 15)
         peer.wait(60)
+        gone(peer.pid)
+
+
+def gone(group: int, seconds: float = 60) -> None:
+    """Wait until every process of the group has ended: LitServe's workers outlive its main
+    process for a while, polling (~a quarter of a core), which would slow whatever runs next."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.killpg(group, 9)
 
 
 if __name__ == "__main__":
