@@ -285,7 +285,7 @@ def litserve_rate(weights: Path, body: Path, content_type: str, seconds: float) 
 
 def gone(group: int, seconds: float = 60) -> None:
     """Wait until every process of the group has ended: LitServe's workers outlive its main
-    process for a while, polling (~a quarter of a core), which would slow whatever runs next."""
+    process (by ~1.6 s here), and would take CPU from whatever the bench measures next."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
