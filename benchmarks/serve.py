@@ -7,6 +7,7 @@ saying why). Photos: a 500×375 JPEG made from a sample image.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -228,15 +229,11 @@ def peer_rows(weights: Path, photo: Path) -> None:
         return
     body, content_type = multipart(photo)
     seconds = float(os.environ.get("BENCH_SECONDS", "6")) * 2
+    sides = (ours_rate, litserve_rate)
     rounds = []
     for turn in range(PEER_ROUNDS):  # who goes first alternates: neither gains from the machine's drift
-        if turn % 2:
-            theirs = litserve_rate(weights, body, content_type, seconds)
-            rounds.append((ours_rate(weights, body, content_type, seconds), theirs))
-        else:
-            rounds.append(
-                (ours_rate(weights, body, content_type, seconds), litserve_rate(weights, body, content_type, seconds))
-            )
+        rate = {side: side(weights, body, content_type, seconds) for side in sides[:: -1 if turn % 2 else 1]}
+        rounds.append((rate[ours_rate], rate[litserve_rate]))
     ratios = [mine / theirs for mine, theirs in rounds]
     middle = sorted(range(PEER_ROUNDS), key=ratios.__getitem__)[PEER_ROUNDS // 2]
     record(
@@ -293,7 +290,8 @@ def gone(group: int, seconds: float = 60) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.1)
-    os.killpg(group, 9)
+    with contextlib.suppress(ProcessLookupError):  # it may end between the last look and now
+        os.killpg(group, 9)
 
 
 if __name__ == "__main__":

@@ -33,9 +33,6 @@ class Generator:
     def next_ready(self) -> bool:
         return bool(self.blocks) or self.ended
 
-    def __iter__(self):
-        return self
-
     def __next__(self):
         if self.blocks:
             return self.blocks.pop(0)
